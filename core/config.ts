@@ -1,0 +1,141 @@
+/**
+ * ACBA's configuration, read once from the environment at the entry point into
+ * one validated, typed object. Modules receive the parts they need; nothing
+ * else reads process.env.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { badInput } from './errors.ts';
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3978),
+  DATA_DIR: z.string().default('./data'),
+  DATABASE_URL: optionalString,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ACBA_PUBLIC_URL: optionalString,
+  ACBA_SIGNING_KEY: optionalString,
+  ACBA_REPOSITORY_KEK: optionalString,
+  ACBA_REPOSITORY_CONNECTION_STRING: optionalString,
+  ACBA_REPOSITORY_CONTAINER: z.string().default('acba-repository'),
+  ACBA_PROVIDER_TENANT_ID: optionalString,
+  ACBA_APPROVERS_CONVERSATION_ID: optionalString,
+  ACBA_APPROVERS_SERVICE_URL: optionalString,
+  ACBA_DOWNLOAD_LINK_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(60),
+  ACBA_BACKUP_ON_START: z.enum(['0', '1', 'true', 'false']).optional(),
+  ACBA_SANDBOX: z.enum(['0', '1', 'true', 'false']).optional(),
+  ACBA_SANDBOX_ARM_PORT: z.coerce.number().int().min(0).max(65535).default(3979),
+  ACBA_SANDBOX_BLOB_PORT: z.coerce.number().int().min(0).max(65535).default(10000),
+  MICROSOFT_APP_ID: optionalString,
+  MICROSOFT_APP_PASSWORD: optionalString,
+  MICROSOFT_APP_TENANT_ID: optionalString,
+  MICROSOFT_APP_TYPE: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI']).optional(),
+  AZURE_TENANT_ID: optionalString,
+  AZURE_CLIENT_ID: optionalString,
+  AZURE_CLIENT_SECRET: optionalString,
+  AZURE_AUTHORITY_HOST: optionalString,
+  AZURE_RESOURCE_MANAGER_URL: optionalString,
+});
+
+export interface BotConfig {
+  /** Microsoft app id of the bot registration; unset means local mode (Bot Framework Emulator, sandbox chat). */
+  appId?: string;
+  appPassword?: string;
+  appTenantId?: string;
+  appType: 'MultiTenant' | 'SingleTenant' | 'UserAssignedMSI';
+  /** Teams conversation (the provider's approvers channel) that receives approval cards. */
+  approversConversationId?: string;
+  /** Service URL for the approvers' conversation; learned from its stored reference when unset. */
+  approversServiceUrl?: string;
+}
+
+export interface AzureConfig {
+  tenantId?: string;
+  clientId?: string;
+  clientSecret?: string;
+  authorityHost?: string;
+  /** Azure Resource Manager endpoint, https://management.azure.com by default. */
+  resourceManagerUrl: string;
+}
+
+export interface RepositoryConfig {
+  /** Blob storage connection string of the provider's repository account. */
+  connectionString?: string;
+  container: string;
+  /** Key-encryption key (32 bytes, base64) that wraps the repository's data keys. */
+  kek?: string;
+}
+
+export interface Config {
+  port: number;
+  dataDir: string;
+  databaseUrl?: string;
+  logLevel: string;
+  /** The address people reach ACBA on; download links point here. */
+  publicUrl: string;
+  /** Secret for signed links and sessions; generated under the data folder when unset. */
+  signingKey?: string;
+  providerTenantId?: string;
+  downloadLinkMinutes: number;
+  /** Back up every protected VM once at start-up. */
+  backupOnStart: boolean;
+  /** Run against the built-in sandbox instead of Azure. */
+  sandbox: { enabled: boolean; armPort: number; blobPort: number };
+  bot: BotConfig;
+  azure: AzureConfig;
+  repository: RepositoryConfig;
+}
+
+const truthy = (value: string | undefined) => value === '1' || value === 'true';
+
+/** Reads and validates the configuration; throws a bad_input error naming each wrong variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((issue) => `${issue.path.join('.')}: ${issue.message}`)
+      .join('; ');
+    throw badInput(`Configuration is invalid (${problems}). Fix these environment variables and start again.`);
+  }
+  const e = parsed.data;
+
+  const azureConfigured = e.AZURE_CLIENT_ID !== undefined || e.AZURE_RESOURCE_MANAGER_URL !== undefined;
+  const sandboxEnabled = e.ACBA_SANDBOX === undefined ? !azureConfigured : truthy(e.ACBA_SANDBOX);
+
+  return {
+    port: e.PORT,
+    dataDir: path.resolve(e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    logLevel: e.LOG_LEVEL,
+    publicUrl: (e.ACBA_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    signingKey: e.ACBA_SIGNING_KEY,
+    providerTenantId: e.ACBA_PROVIDER_TENANT_ID,
+    downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,
+    backupOnStart: e.ACBA_BACKUP_ON_START === undefined ? sandboxEnabled : truthy(e.ACBA_BACKUP_ON_START),
+    sandbox: { enabled: sandboxEnabled, armPort: e.ACBA_SANDBOX_ARM_PORT, blobPort: e.ACBA_SANDBOX_BLOB_PORT },
+    bot: {
+      appId: e.MICROSOFT_APP_ID,
+      appPassword: e.MICROSOFT_APP_PASSWORD,
+      appTenantId: e.MICROSOFT_APP_TENANT_ID,
+      appType: e.MICROSOFT_APP_TYPE ?? 'MultiTenant',
+      approversConversationId: e.ACBA_APPROVERS_CONVERSATION_ID,
+      approversServiceUrl: e.ACBA_APPROVERS_SERVICE_URL,
+    },
+    azure: {
+      tenantId: e.AZURE_TENANT_ID,
+      clientId: e.AZURE_CLIENT_ID,
+      clientSecret: e.AZURE_CLIENT_SECRET,
+      authorityHost: e.AZURE_AUTHORITY_HOST,
+      resourceManagerUrl: e.AZURE_RESOURCE_MANAGER_URL ?? 'https://management.azure.com',
+    },
+    repository: {
+      connectionString: e.ACBA_REPOSITORY_CONNECTION_STRING,
+      container: e.ACBA_REPOSITORY_CONTAINER,
+      kek: e.ACBA_REPOSITORY_KEK,
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Opens ACBA's database: an embedded PostgreSQL (PGlite) under the data folder
+ * when no DATABASE_URL is set, a real PostgreSQL server through `pg` when one
+ * is. Both run the same migrations and the same SQL.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, Migrator, PostgresDialect, type Migration, type MigrationProvider } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+import * as m001 from './migrations/001_initial.ts';
+
+export type Db = Kysely<Database>;
+
+/** Runs raw SQL, as pg-boss needs it: several statements at once when there are no parameters. */
+export type ExecuteSql = (text: string, values?: unknown[]) => Promise<{ rows: any[] }>;
+
+export interface DatabaseHandle {
+  db: Db;
+  executeSql: ExecuteSql;
+  /** 'pglite' or 'postgres', for health reports. */
+  engine: 'pglite' | 'postgres';
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres:// URL; embedded PGlite when unset. */
+  url?: string;
+  /** Folder for the embedded database's files. */
+  dataDir: string;
+}
+
+const migrations: Record<string, Migration> = {
+  '001_initial': m001,
+};
+
+const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const handle = options.url ? openPostgres(options.url) : await openPglite(options.dataDir);
+  await migrate(handle.db);
+  return handle;
+}
+
+/** Applies every pending migration; throws with the failing migration's name. */
+export async function migrate(db: Db): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`Database migration ${failed} failed: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function openPostgres(url: string): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    engine: 'postgres',
+    executeSql: async (text, values) => {
+      const result = await pool.query(text, values as any[]);
+      return { rows: result.rows };
+    },
+    close: () => db.destroy(),
+  };
+}
+
+async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+  const dir = path.join(dataDir, 'pglite');
+  await fs.mkdir(dir, { recursive: true });
+  const pglite = await PGlite.create(dir);
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  return {
+    db,
+    engine: 'pglite',
+    executeSql: async (text, values) => {
+      if (!values || values.length === 0) {
+        const results = await pglite.exec(text);
+        return { rows: results.at(-1)?.rows ?? [] };
+      }
+      const result = await pglite.query(text, values);
+      return { rows: result.rows as any[] };
+    },
+    // Destroying kysely closes PGlite through the dialect's driver.
+    close: async () => {
+      await db.destroy();
+      if (!pglite.closed) await pglite.close();
+    },
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The handful of error kinds ACBA uses everywhere. Each kind maps once to an
+ * HTTP status (portal and API), to a bot reply, and to a job outcome, so that
+ * code deep in a pipeline only says what went wrong and never how to show it.
+ */
+
+export type ErrorKind =
+  | 'not_found'
+  | 'bad_input'
+  | 'conflict'
+  | 'forbidden'
+  | 'limit_reached'
+  | 'unavailable';
+
+/** An error meant for the person who caused it: the message names the object and the next step. */
+export class AcbaError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'AcbaError';
+  }
+}
+
+export const notFound = (message: string, details?: Record<string, unknown>) =>
+  new AcbaError('not_found', message, details);
+export const badInput = (message: string, details?: Record<string, unknown>) =>
+  new AcbaError('bad_input', message, details);
+export const conflict = (message: string, details?: Record<string, unknown>) =>
+  new AcbaError('conflict', message, details);
+export const forbidden = (message: string, details?: Record<string, unknown>) =>
+  new AcbaError('forbidden', message, details);
+export const limitReached = (message: string, details?: Record<string, unknown>) =>
+  new AcbaError('limit_reached', message, details);
+export const unavailable = (message: string, details?: Record<string, unknown>) =>
+  new AcbaError('unavailable', message, details);
+
+const httpStatusByKind: Record<ErrorKind, number> = {
+  not_found: 404,
+  bad_input: 400,
+  conflict: 409,
+  forbidden: 403,
+  limit_reached: 429,
+  unavailable: 503,
+};
+
+/** The HTTP status for an error; anything that is not an AcbaError is a 500. */
+export function httpStatusOf(error: unknown): number {
+  return error instanceof AcbaError ? httpStatusByKind[error.kind] : 500;
+}
+
+/** A message safe to show a person: ours verbatim, anything else generic. */
+export function publicMessageOf(error: unknown): string {
+  if (error instanceof AcbaError) return error.message;
+  return 'Something went wrong on our side. The operators have the details in the service log.';
+}
+
+export function isAcbaError(error: unknown, kind?: ErrorKind): error is AcbaError {
+  return error instanceof AcbaError && (kind === undefined || error.kind === kind);
+}

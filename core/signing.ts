@@ -1,0 +1,48 @@
+/**
+ * Signed, expiring tokens for links that leave the service (file downloads,
+ * the disk resource libguestfs reads). A token carries its purpose, the object
+ * it grants and an expiry, all covered by an HMAC-SHA256 with the service's
+ * signing key; nothing else in the URL is trusted.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { forbidden } from './errors.ts';
+
+export interface SignedGrant {
+  /** What the token may be used for, e.g. 'download' or 'disk'. */
+  purpose: string;
+  /** The object it grants access to. */
+  subject: string;
+  /** Expiry, in milliseconds since the epoch. */
+  expiresAt: number;
+}
+
+export class LinkSigner {
+  constructor(private readonly key: Buffer) {
+    if (key.length < 32) throw new Error('The signing key must be at least 32 bytes.');
+  }
+
+  /** A URL-safe token for the grant. */
+  sign(grant: SignedGrant): string {
+    const body = Buffer.from(JSON.stringify([grant.purpose, grant.subject, grant.expiresAt])).toString('base64url');
+    return `${body}.${this.mac(body)}`;
+  }
+
+  /** Checks a token for the given purpose and returns its grant; throws forbidden when forged, mismatched or expired. */
+  verify(token: string, purpose: string, now = Date.now()): SignedGrant {
+    const [body, mac] = token.split('.');
+    if (!body || !mac) throw forbidden('This link is malformed. Ask for a new one.');
+    const expected = Buffer.from(this.mac(body));
+    const given = Buffer.from(mac);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+      throw forbidden('This link is not valid. Ask for a new one.');
+    }
+    const [p, subject, expiresAt] = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as [string, string, number];
+    if (p !== purpose) throw forbidden('This link is not valid here. Ask for a new one.');
+    if (expiresAt <= now) throw forbidden('This link has expired. Ask for a new one.');
+    return { purpose: p, subject, expiresAt };
+  }
+
+  private mac(body: string): string {
+    return createHmac('sha256', this.key).update(body).digest('base64url');
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Read-only queries over what the engine has protected: items and their
+ * restore points. The bot and the portal use these to find what a person asks for.
+ */
+import type { Db } from '../core/db/database.ts';
+import type { ProtectedItem, RestorePoint } from '../core/db/schema.ts';
+
+/** The customer's protected item with this name (VM names compare case-insensitively, as Azure does). */
+export async function findItemByName(db: Db, customerId: string, name: string): Promise<ProtectedItem | undefined> {
+  return db
+    .selectFrom('protected_items')
+    .selectAll()
+    .where('customer_id', '=', customerId)
+    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()))
+    .executeTakeFirst();
+}
+
+/** The newest restore point of the item taken at or before `at` (the newest of all when `at` is unset). */
+export async function findRestorePoint(db: Db, itemId: string, at?: Date): Promise<RestorePoint | undefined> {
+  let query = db.selectFrom('restore_points').selectAll().where('item_id', '=', itemId);
+  if (at) query = query.where('created_at', '<=', at);
+  return query.orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+}
+
+export async function getRestorePoint(db: Db, id: string): Promise<RestorePoint | undefined> {
+  return db.selectFrom('restore_points').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export interface RestorePointListing extends RestorePoint {
+  item_name: string;
+}
+
+/** Restore points, newest first, optionally of one customer or one item. */
+export async function listRestorePoints(
+  db: Db,
+  filter: { customerId?: string; itemId?: string; limit?: number } = {},
+): Promise<RestorePointListing[]> {
+  let query = db
+    .selectFrom('restore_points')
+    .innerJoin('protected_items', 'protected_items.id', 'restore_points.item_id')
+    .selectAll('restore_points')
+    .select('protected_items.name as item_name');
+  if (filter.customerId) query = query.where('restore_points.customer_id', '=', filter.customerId);
+  if (filter.itemId) query = query.where('restore_points.item_id', '=', filter.itemId);
+  return query.orderBy('restore_points.created_at', 'desc').limit(filter.limit ?? 200).execute();
+}

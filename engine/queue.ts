@@ -1,0 +1,22 @@
+/**
+ * The engine's job queue interface. Approvals hand approved work to the engine
+ * through it; the engine's workers take jobs from it. The implementation keeps
+ * jobs as durable rows in PostgreSQL (pg-boss), see ./job-queue.ts.
+ */
+
+/** Recover the files of an approved file-restore request. */
+export interface FileRestoreJob {
+  requestId: string;
+}
+
+/** Back up one protected VM now. */
+export interface BackupJob {
+  itemId: string;
+  /** Who or what asked: 'startup', 'operator', 'schedule'. */
+  trigger: string;
+}
+
+export interface JobQueue {
+  enqueueFileRestore(job: FileRestoreJob): Promise<void>;
+  enqueueBackup(job: BackupJob): Promise<void>;
+}
