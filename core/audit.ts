@@ -1,0 +1,168 @@
+/**
+ * The audit trail: an append-only log in which every entry carries the hash
+ * of the entry before it. Anyone holding the entries can recompute the chain
+ * and find the first place where an entry was altered, removed or inserted.
+ *
+ * Appends are serialized with a transaction-scoped advisory lock, so two
+ * writers at once never fork the chain. PostgreSQL triggers (see the initial
+ * migration) refuse UPDATE, DELETE and TRUNCATE on the table.
+ */
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
+import { canonicalJson } from './canonical-json.ts';
+import type { Db } from './db/database.ts';
+import type { AuditChannel, AuditEntry, AuditOutcome } from './db/schema.ts';
+
+/** Who did something: a person (Entra object id and tenant) or the service itself. */
+export interface AuditActor {
+  objectId: string;
+  tenantId: string;
+  name: string;
+  role: string;
+}
+
+/** The service acting on its own (scheduler, engine workers). */
+export const serviceActor: AuditActor = { objectId: 'acba-service', tenantId: 'acba', name: 'ACBA service', role: 'service' };
+
+export interface AuditEvent {
+  actor: AuditActor;
+  channel: AuditChannel;
+  /** What happened, as a dotted verb: 'request.create', 'request.approve', 'restore.refuse', ... */
+  action: string;
+  /** The object acted on, e.g. 'request/4c1e...' or 'vm/contoso/web-01'. */
+  resource: string;
+  outcome: AuditOutcome;
+  /** Further facts; include customerId when the event concerns a customer. Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+/** The hash that starts the chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+// Any fixed 64-bit number: the advisory lock that serializes appends.
+const APPEND_LOCK = 0x41434241;
+
+/** The fields an entry's hash covers, in a stable form. */
+export function auditEntryHash(entry: {
+  prevHash: string;
+  at: Date | string;
+  actorObjectId: string;
+  actorTenantId: string;
+  actorName: string;
+  actorRole: string;
+  channel: string;
+  action: string;
+  resource: string;
+  outcome: string;
+  details: unknown;
+}): string {
+  const at = entry.at instanceof Date ? entry.at.toISOString() : new Date(entry.at).toISOString();
+  return createHash('sha256').update(canonicalJson({ ...entry, at })).digest('hex');
+}
+
+/** Appends one event to the chain and returns the stored entry. */
+export async function appendAudit(db: Db, event: AuditEvent): Promise<AuditEntry> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${APPEND_LOCK})`.execute(trx);
+
+    const last = await trx.selectFrom('audit_log').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const prevHash = last?.hash ?? GENESIS_HASH;
+    // Millisecond precision, as PostgreSQL's timestamptz keeps microseconds and JS Dates keep milliseconds.
+    const at = new Date();
+    const details = event.details ?? {};
+    const fields = {
+      prevHash,
+      at,
+      actorObjectId: event.actor.objectId,
+      actorTenantId: event.actor.tenantId,
+      actorName: event.actor.name,
+      actorRole: event.actor.role,
+      channel: event.channel,
+      action: event.action,
+      resource: event.resource,
+      outcome: event.outcome,
+      details,
+    };
+
+    return trx
+      .insertInto('audit_log')
+      .values({
+        at,
+        actor_object_id: fields.actorObjectId,
+        actor_tenant_id: fields.actorTenantId,
+        actor_name: fields.actorName,
+        actor_role: fields.actorRole,
+        channel: fields.channel,
+        action: fields.action,
+        resource: fields.resource,
+        outcome: fields.outcome,
+        details: JSON.stringify(details),
+        prev_hash: prevHash,
+        hash: auditEntryHash(fields),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+}
+
+export interface ChainVerification {
+  ok: boolean;
+  checked: number;
+  /** The first entry where the chain breaks, and what is wrong there. */
+  firstBroken?: { seq: string; problem: string };
+}
+
+/** Recomputes the chain over entries in sequence order and reports the first broken link. */
+export function verifyAuditEntries(entries: Iterable<AuditEntry>, startHash = GENESIS_HASH): ChainVerification {
+  let prevHash = startHash;
+  let checked = 0;
+  for (const entry of entries) {
+    const seq = String(entry.seq);
+    if (entry.prev_hash !== prevHash) {
+      return { ok: false, checked, firstBroken: { seq, problem: `entry ${seq} does not follow the entry before it (an entry was removed, inserted or reordered)` } };
+    }
+    const expected = auditEntryHash({
+      prevHash: entry.prev_hash,
+      at: entry.at,
+      actorObjectId: entry.actor_object_id,
+      actorTenantId: entry.actor_tenant_id,
+      actorName: entry.actor_name,
+      actorRole: entry.actor_role,
+      channel: entry.channel,
+      action: entry.action,
+      resource: entry.resource,
+      outcome: entry.outcome,
+      details: entry.details,
+    });
+    if (expected !== entry.hash) {
+      return { ok: false, checked, firstBroken: { seq, problem: `entry ${seq} was altered: its content no longer matches its hash` } };
+    }
+    prevHash = entry.hash;
+    checked += 1;
+  }
+  return { ok: true, checked };
+}
+
+/** Verifies the whole chain in the database, reading it in pages. */
+export async function verifyAuditChain(db: Db, pageSize = 5000): Promise<ChainVerification> {
+  let after = '0';
+  let total = 0;
+  let prevHash = GENESIS_HASH;
+  for (;;) {
+    const page = await db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('seq', '>', after as never)
+      .orderBy('seq', 'asc')
+      .limit(pageSize)
+      .execute();
+    if (page.length === 0) return { ok: true, checked: total };
+
+    const result = verifyAuditEntries(page, prevHash);
+    if (!result.ok) return { ...result, checked: total + result.checked };
+
+    total += page.length;
+    prevHash = page[page.length - 1]!.hash;
+    after = String(page[page.length - 1]!.seq);
+  }
+}
