@@ -1,0 +1,86 @@
+/**
+ * The web portal: restore points, requests and their decisions, and the
+ * audit trail, rendered on the server (eta) for providers' staff, auditors and
+ * customers' staff. Mounted at /portal by the composition root.
+ *
+ * Every page sits behind the sign-in gate (./sign-in.ts) and every query is
+ * limited to the viewer's scope (./viewer.ts); errors of core/errors.ts become
+ * status pages here, in one place.
+ */
+import path from 'node:path';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Db } from '../core/db/database.ts';
+import { httpStatusOf, notFound, publicMessageOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { auditRoutes } from './audit.ts';
+import { sendPage, wantsJson, type AuditVerification, type PortalContext } from './context.ts';
+import { pageRoutes } from './pages.ts';
+import { sessionMiddleware } from './session.ts';
+import { requireViewer, signInRoutes } from './sign-in.ts';
+
+export interface PortalOptions {
+  db: Db;
+  log: Logger;
+  /** Staff of this tenant are the provider's; everyone else is a customer user. */
+  providerTenantId: string;
+  /** Signs the session cookie. */
+  sessionSecret: Buffer;
+  secureCookies: boolean;
+  /** Verifies the audit hash chain (core/audit.ts: verifyAuditChain(db)). */
+  verifyAudit: () => Promise<AuditVerification>;
+  /** Sign-in: in the sandbox, a picker of seeded users (from the principals table). */
+  signIn: { mode: 'picker' };
+}
+
+const staticDir = path.join(import.meta.dirname, 'static');
+
+export function createPortal(options: PortalOptions): express.Router {
+  const ctx: PortalContext = {
+    db: options.db,
+    log: options.log.child({ component: 'portal' }),
+    providerTenantId: options.providerTenantId,
+    verifyAudit: options.verifyAudit,
+  };
+  const router = express.Router();
+
+  router.use('/static', express.static(staticDir, { maxAge: '1h' }));
+  router.use(sessionMiddleware({ secret: options.sessionSecret, secure: options.secureCookies }));
+  router.use(express.urlencoded({ extended: false, limit: '16kb' }));
+  router.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('X-Frame-Options', 'SAMEORIGIN');
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+
+  router.use(signInRoutes(ctx));
+  router.use(requireViewer(ctx));
+  router.use(pageRoutes(ctx));
+  router.use(auditRoutes(ctx));
+
+  router.use((req: Request) => {
+    throw notFound(`There is no portal page at ${req.originalUrl}. Use the menu to find what you need.`);
+  });
+  router.use(errorPage(ctx));
+  return router;
+}
+
+/** Turns any error into a status page (or a JSON error) with a message safe to show. */
+function errorPage(ctx: PortalContext) {
+  return async (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const status = httpStatusOf(error);
+    const message = publicMessageOf(error);
+    if (status >= 500) ctx.log.error({ err: error, path: req.originalUrl }, 'portal_request_failed');
+    else ctx.log.info({ status, path: req.originalUrl, reason: message }, 'portal_request_refused');
+
+    if (wantsJson(req)) {
+      res.status(status).json({ error: status, message });
+      return;
+    }
+    await sendPage(req, res, 'error', { title: `Error ${status}`, status, message }, { status });
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * The portal's read pages: overview, restore points, requests and one
+ * request with its decisions. Every query goes through the viewer's scope.
+ */
+import express from 'express';
+import type { Db } from '../core/db/database.ts';
+import type { Decision, FileRestoreTarget, RequestRow, RestorePointDisk } from '../core/db/schema.ts';
+import { listRestorePoints, type RestorePointListing } from '../engine/catalog.ts';
+import { sendPage, viewerOf, type PortalContext } from './context.ts';
+import {
+  customerNames,
+  getRequestWithDecisions,
+  listCustomerSummaries,
+  listItems,
+  listRequests,
+} from './queries.ts';
+import { customerFilter, type Viewer } from './viewer.ts';
+
+const requestStatuses = ['pending', 'approved', 'rejected', 'running', 'completed', 'failed', 'cancelled', 'expired'];
+
+function parseJson<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+function queryString(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+interface RestorePointGroup {
+  customerName: string;
+  vms: Array<{ itemId: string; name: string; points: Array<RestorePointListing & { diskList: RestorePointDisk[] }> }>;
+}
+
+/** Groups restore points by customer, then VM, keeping the newest-first order inside each VM. */
+function groupRestorePoints(points: RestorePointListing[], names: Map<string, string>): RestorePointGroup[] {
+  const groups = new Map<string, RestorePointGroup>();
+  for (const point of points) {
+    const customerName = names.get(point.customer_id) ?? point.customer_id;
+    let group = groups.get(point.customer_id);
+    if (!group) {
+      group = { customerName, vms: [] };
+      groups.set(point.customer_id, group);
+    }
+    let vm = group.vms.find((v) => v.itemId === point.item_id);
+    if (!vm) {
+      vm = { itemId: point.item_id, name: point.item_name, points: [] };
+      group.vms.push(vm);
+    }
+    vm.points.push({ ...point, diskList: parseJson<RestorePointDisk[]>(point.disks) ?? [] });
+  }
+
+  return [...groups.values()]
+    .sort((a, b) => a.customerName.localeCompare(b.customerName))
+    .map((g) => ({ ...g, vms: g.vms.sort((a, b) => a.name.localeCompare(b.name)) }));
+}
+
+function requestView(request: RequestRow, names: Map<string, string>) {
+  return {
+    ...request,
+    customerName: names.get(request.customer_id) ?? request.customer_id,
+    targetValue: parseJson<FileRestoreTarget>(request.target),
+    resultValue: request.result === null ? null : parseJson<Record<string, unknown>>(request.result),
+  };
+}
+
+async function tenantLabels(db: Db, providerTenantId: string): Promise<Map<string, string>> {
+  const rows = await db.selectFrom('customers').select(['tenant_id', 'name']).execute();
+  const labels = new Map(rows.map((r) => [r.tenant_id, r.name]));
+  labels.set(providerTenantId, 'Provider');
+  return labels;
+}
+
+function decisionView(decision: Decision, request: RequestRow, labels: Map<string, string>) {
+  return {
+    ...decision,
+    tenantLabel: labels.get(decision.approver_tenant_id) ?? 'Unknown tenant',
+    // A decision binds to the request's content; one made on other content no longer counts.
+    current: decision.request_hash === request.content_hash,
+  };
+}
+
+export function pageRoutes(ctx: PortalContext): express.Router {
+  const router = express.Router();
+
+  router.get('/', async (req, res) => {
+    const viewer = viewerOf(res);
+    const customerId = customerFilter(viewer);
+    const [customers, recent, names] = await Promise.all([
+      listCustomerSummaries(ctx.db, customerId),
+      listRequests(ctx.db, { customerId, limit: 5 }),
+      customerNames(ctx.db),
+    ]);
+    const requests = recent.map((r) => requestView(r, names));
+    await sendPage(req, res, 'overview', { title: 'Overview', customers, requests }, { json: { customers, requests } });
+  });
+
+  router.get('/restore-points', async (req, res) => {
+    const viewer = viewerOf(res);
+    const scoped = customerFilter(viewer);
+    const customerId = scoped ?? queryString(req.query.customer);
+    const itemId = queryString(req.query.item);
+    const [points, items, names] = await Promise.all([
+      listRestorePoints(ctx.db, { customerId, itemId }),
+      listItems(ctx.db, scoped),
+      customerNames(ctx.db),
+    ]);
+    const groups = groupRestorePoints(points, names);
+    await sendPage(
+      req,
+      res,
+      'restore-points',
+      { title: 'Restore points', groups, items, itemId, count: points.length },
+      { json: { restorePoints: points } },
+    );
+  });
+
+  router.get('/requests', async (req, res) => {
+    const viewer = viewerOf(res);
+    const status = queryString(req.query.status);
+    const filterStatus = status && requestStatuses.includes(status) ? status : undefined;
+    const [rows, names] = await Promise.all([
+      listRequests(ctx.db, { customerId: customerFilter(viewer), status: filterStatus }),
+      customerNames(ctx.db),
+    ]);
+    const requests = rows.map((r) => requestView(r, names));
+    await sendPage(
+      req,
+      res,
+      'requests',
+      { title: 'Requests', requests, statuses: requestStatuses, status: filterStatus },
+      { json: { requests: rows } },
+    );
+  });
+
+  router.get('/requests/:id', async (req, res) => {
+    const viewer: Viewer = viewerOf(res);
+    const { request, decisions } = await getRequestWithDecisions(ctx.db, req.params.id, customerFilter(viewer));
+    const [names, labels] = await Promise.all([customerNames(ctx.db), tenantLabels(ctx.db, ctx.providerTenantId)]);
+    const view = requestView(request, names);
+    const decisionViews = decisions.map((d) => decisionView(d, request, labels));
+    const approvals = decisionViews.filter((d) => d.decision === 'approve' && d.current).length;
+    await sendPage(
+      req,
+      res,
+      'request',
+      { title: `Request ${request.id}`, request: view, decisions: decisionViews, approvals },
+      { json: { request, decisions } },
+    );
+  });
+
+  return router;
+}

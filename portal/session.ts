@@ -1,0 +1,92 @@
+/**
+ * The portal's session. The signed cookie holds only who signed in (object id
+ * and tenant id), how, and when, plus a per-session form token against
+ * cross-site requests. Roles and customer scope are looked up again on every
+ * request (see ./viewer.ts), so a removed principal loses access at once.
+ *
+ * Sign-in methods only produce a `SignedInIdentity`; the sandbox picker does
+ * it from the principals table, and an Entra ID (OpenID Connect) callback can
+ * later call `startSession` with the `oid` and `tid` claims of its ID token.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import cookieSession from 'cookie-session';
+import type { Request, RequestHandler } from 'express';
+import { forbidden } from '../core/errors.ts';
+
+/** How long a sign-in lasts before the person must sign in again. */
+export const sessionMaxAgeMs = 8 * 60 * 60 * 1000;
+
+export interface SignedInIdentity {
+  objectId: string;
+  tenantId: string;
+  /** 'picker' in the sandbox; 'oidc' once Entra ID sign-in exists. */
+  method: 'picker' | 'oidc';
+}
+
+interface SessionData {
+  objectId?: string;
+  tenantId?: string;
+  method?: SignedInIdentity['method'];
+  /** Milliseconds since the epoch. */
+  signedInAt?: number;
+  formToken?: string;
+}
+
+export function sessionMiddleware(options: { secret: Buffer; secure: boolean }): RequestHandler {
+  return cookieSession({
+    name: 'acba_portal',
+    keys: [options.secret.toString('base64')],
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: options.secure,
+    maxAge: sessionMaxAgeMs,
+  });
+}
+
+function data(req: Request): SessionData {
+  return (req.session ?? {}) as SessionData;
+}
+
+/** The signed-in identity, or undefined when nobody is signed in or the sign-in has expired. */
+export function currentIdentity(req: Request, now = Date.now()): SignedInIdentity | undefined {
+  const s = data(req);
+  if (!s.objectId || !s.tenantId || !s.method || !s.signedInAt) return undefined;
+  if (s.signedInAt + sessionMaxAgeMs <= now) return undefined;
+  return { objectId: s.objectId, tenantId: s.tenantId, method: s.method };
+}
+
+/** The session's form token, created on first use; every form that changes something carries it. */
+export function formToken(req: Request): string {
+  const s = data(req);
+  if (!s.formToken) {
+    s.formToken = randomBytes(24).toString('base64url');
+    req.session = { ...s };
+  }
+  return s.formToken;
+}
+
+/** Throws forbidden unless the posted `_token` matches the session's form token. */
+export function checkFormToken(req: Request): void {
+  const expected = data(req).formToken;
+  const given = typeof req.body?._token === 'string' ? req.body._token : '';
+  const ok =
+    expected !== undefined &&
+    expected.length === given.length &&
+    timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+  if (!ok) throw forbidden('This form has expired or did not come from the portal. Reload the page and try again.');
+}
+
+/** Signs the identity in; a fresh form token replaces the one used before sign-in. */
+export function startSession(req: Request, identity: SignedInIdentity, now = Date.now()): void {
+  req.session = {
+    objectId: identity.objectId,
+    tenantId: identity.tenantId,
+    method: identity.method,
+    signedInAt: now,
+    formToken: randomBytes(24).toString('base64url'),
+  } satisfies SessionData;
+}
+
+export function endSession(req: Request): void {
+  req.session = null;
+}

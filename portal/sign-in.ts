@@ -1,0 +1,110 @@
+/**
+ * Sign-in and sign-out. In the sandbox, sign-in is a picker of the seeded
+ * principals; the session it starts is the same one an Entra ID sign-in will
+ * start, so nothing behind the gate knows which method was used.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { forbidden } from '../core/errors.ts';
+import { sendPage, wantsJson, type PortalContext } from './context.ts';
+import { checkFormToken, currentIdentity, endSession, startSession } from './session.ts';
+import { resolveViewer } from './viewer.ts';
+
+interface PickerEntry {
+  objectId: string;
+  tenantId: string;
+  name: string;
+  roles: string[];
+  tenantLabel: string;
+}
+
+/** Where to go after sign-in: only paths inside the portal, never another site. */
+function safeNext(req: Request, next: unknown): string {
+  const base = req.baseUrl || '/';
+  if (typeof next !== 'string') return base;
+  if (!next.startsWith(`${req.baseUrl}/`) && next !== req.baseUrl) return base;
+  if (next.startsWith('//') || next.includes('\\')) return base;
+  return next;
+}
+
+async function pickerEntries(ctx: PortalContext): Promise<PickerEntry[]> {
+  const [rows, names] = await Promise.all([
+    ctx.db.selectFrom('principals').selectAll().orderBy('tenant_id').orderBy('display_name').execute(),
+    ctx.db.selectFrom('customers').select(['tenant_id', 'name']).execute(),
+  ]);
+  const tenantNames = new Map(names.map((c) => [c.tenant_id, c.name]));
+  const people = new Map<string, PickerEntry>();
+  for (const row of rows) {
+    const key = `${row.tenant_id}/${row.object_id}`;
+    const entry = people.get(key);
+    if (entry) {
+      entry.roles.push(row.role);
+      continue;
+    }
+    const tenantLabel =
+      row.tenant_id === ctx.providerTenantId ? 'Provider' : (tenantNames.get(row.tenant_id) ?? 'Unknown tenant');
+    people.set(key, {
+      objectId: row.object_id,
+      tenantId: row.tenant_id,
+      name: row.display_name,
+      roles: [row.role],
+      tenantLabel,
+    });
+  }
+  return [...people.values()];
+}
+
+export function signInRoutes(ctx: PortalContext): express.Router {
+  const router = express.Router();
+
+  router.get('/sign-in', async (req, res) => {
+    await sendPage(req, res, 'sign-in', {
+      title: 'Sign in',
+      people: await pickerEntries(ctx),
+      next: safeNext(req, req.query.next),
+    });
+  });
+
+  router.post('/sign-in', async (req, res) => {
+    checkFormToken(req);
+    const objectId = String(req.body?.objectId ?? '');
+    const tenantId = String(req.body?.tenantId ?? '');
+    const principal = await ctx.db
+      .selectFrom('principals')
+      .select('object_id')
+      .where('tenant_id', '=', tenantId)
+      .where('object_id', '=', objectId)
+      .executeTakeFirst();
+    if (!principal) throw forbidden('That person is not a seeded principal. Pick someone from the list.');
+
+    startSession(req, { objectId, tenantId, method: 'picker' });
+    ctx.log.info({ objectId, tenantId, method: 'picker' }, 'portal_sign_in');
+    res.redirect(303, safeNext(req, req.body?.next));
+  });
+
+  router.post('/sign-out', (req, res) => {
+    checkFormToken(req);
+    const identity = currentIdentity(req);
+    endSession(req);
+    if (identity) ctx.log.info({ objectId: identity.objectId, tenantId: identity.tenantId }, 'portal_sign_out');
+    res.redirect(303, `${req.baseUrl}/sign-in`);
+  });
+
+  return router;
+}
+
+/** The gate: nothing behind it answers without a signed-in, known viewer. */
+export function requireViewer(ctx: PortalContext) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const identity = currentIdentity(req);
+    if (!identity) {
+      if (wantsJson(req)) {
+        res.status(401).json({ error: 'sign_in_required', message: 'Sign in to the portal first.' });
+        return;
+      }
+      res.redirect(303, `${req.baseUrl}/sign-in?next=${encodeURIComponent(req.originalUrl)}`);
+      return;
+    }
+    res.locals.viewer = await resolveViewer(ctx.db, identity, ctx.providerTenantId);
+    next();
+  };
+}
