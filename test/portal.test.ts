@@ -89,7 +89,7 @@ async function seed(h: DatabaseHandle) {
     requester_name: who,
     content_hash: `hash-${id}`,
     approvals_required: 1,
-    created_at: created,
+    created_at: new Date(created),
     expires_at: '2099-01-01T00:00:00Z',
   });
   await db
