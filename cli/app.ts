@@ -1,0 +1,272 @@
+/**
+ * The composition root: builds every part from one validated configuration and
+ * serves them on one HTTP port. Used by `acba serve` and by the end-to-end
+ * tests, which start the real thing on random ports.
+ *
+ * With no Azure settings the built-in sandbox stands in for the customer's
+ * Azure tenant (ARM over HTTPS, disk page blobs, Azurite for the repository)
+ * and for Teams (a chat page and connector under /sandbox/teams).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import express from 'express';
+import { sql } from 'kysely';
+import { createApprovals } from '../approvals/index.ts';
+import { createBot } from '../bot/index.ts';
+import { verifyAuditChain } from '../core/audit.ts';
+import type { Config } from '../core/config.ts';
+import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
+import { badInput, publicMessageOf } from '../core/errors.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { keyFromConfigOrDataDir } from '../core/secrets.ts';
+import { LinkSigner } from '../core/signing.ts';
+import { createEngine, type Engine } from '../engine/engine.ts';
+import { startJobQueue } from '../engine/job-queue.ts';
+import type { EngineNotices } from '../engine/notices.ts';
+import { createPortal } from '../portal/index.ts';
+import { startSandbox, type Sandbox } from '../sandbox/index.ts';
+import { createTeamsStandIn } from '../sandbox/teams/index.ts';
+import { seedFromSandbox } from './sandbox-seed.ts';
+
+/** The approvers' channel in the sandbox's stand-in Teams. */
+export const SANDBOX_APPROVERS_CONVERSATION = '19:acba-approvers@thread.tacv2';
+
+export interface RunningApp {
+  /** Where the HTTP server listens, e.g. http://localhost:3978. */
+  url: string;
+  config: Config;
+  database: DatabaseHandle;
+  engine: Engine;
+  sandbox?: Sandbox;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Where the sandbox caches its built disk images (tests share one cache). */
+  sandboxImageCacheDir?: string;
+  /** Run the job worker in this process (default true). */
+  worker?: boolean;
+}
+
+/** Starts ACBA: database, sandbox (when enabled), job queue, engine, approvals, bot, portal, health. */
+export async function startApp(config: Config, options: StartOptions = {}): Promise<RunningApp> {
+  const log = options.log ?? createLogger({ level: config.logLevel });
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer().catch((error) => log.warn({ err: error }, 'shutdown_step_failed'));
+  };
+
+  try {
+    // The HTTP server goes up first so that its real address (port 0 in tests)
+    // is known to the parts that build links; /healthz answers 503 until ready.
+    const app = express();
+    app.disable('x-powered-by');
+    let healthDeps: HealthDeps | undefined;
+    app.get('/healthz', async (_req, res) => {
+      const report = healthDeps ? await health(healthDeps) : starting();
+      res.status(report.status === 'ok' ? 200 : 503).json(report);
+    });
+    const server = http.createServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, resolve);
+    });
+    closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://localhost:${port}`;
+    const publicUrl = config.port === 0 ? url : config.publicUrl;
+
+    const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+    closers.push(() => database.close());
+    const { db } = database;
+
+    const signingKey = await keyFromConfigOrDataDir(config.signingKey, config.dataDir, 'signing-key');
+    const kek = await keyFromConfigOrDataDir(config.repository.kek, config.dataDir, 'repository-kek');
+    const signer = new LinkSigner(signingKey);
+
+    let sandbox: Sandbox | undefined;
+    let credential: TokenCredential;
+    let resourceManagerUrl = config.azure.resourceManagerUrl;
+    let repositoryConnectionString = config.repository.connectionString;
+    let providerTenantId = config.providerTenantId;
+    let approversConversationId = config.bot.approversConversationId;
+    let approversServiceUrl = config.bot.approversServiceUrl;
+
+    if (config.sandbox.enabled) {
+      sandbox = await startSandbox({
+        dataDir: config.dataDir,
+        armPort: config.port === 0 ? 0 : config.sandbox.armPort,
+        blobPort: config.port === 0 ? 0 : config.sandbox.blobPort,
+        imageCacheDir: options.sandboxImageCacheDir,
+        log: log.child({ part: 'sandbox' }),
+      });
+      closers.push(() => sandbox!.close());
+      await seedFromSandbox(db, sandbox.seed);
+      const sp = sandbox.servicePrincipal;
+      credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.clientSecret, {
+        authorityHost: sandbox.authorityHost,
+        disableInstanceDiscovery: true,
+      });
+      resourceManagerUrl = sandbox.armUrl;
+      repositoryConnectionString ??= sandbox.repositoryConnectionString;
+      providerTenantId ??= sandbox.seed.provider.tenantId;
+      approversConversationId ??= SANDBOX_APPROVERS_CONVERSATION;
+      approversServiceUrl ??= `${url}/sandbox/teams`;
+    } else {
+      const { tenantId, clientId, clientSecret, authorityHost } = config.azure;
+      credential = tenantId && clientId && clientSecret
+        ? new ClientSecretCredential(tenantId, clientId, clientSecret, authorityHost ? { authorityHost } : {})
+        : new DefaultAzureCredential();
+    }
+
+    if (!repositoryConnectionString) {
+      throw badInput('No repository is configured. Set ACBA_REPOSITORY_CONNECTION_STRING to the provider\'s storage account, or run without Azure settings to use the sandbox.');
+    }
+    if (!providerTenantId) {
+      throw badInput('ACBA_PROVIDER_TENANT_ID is not set. Set it to the Entra tenant id of the provider, whose staff approve requests.');
+    }
+
+    const queue = await startJobQueue({ executeSql: database.executeSql, log: log.child({ part: 'queue' }) });
+    closers.push(() => queue.stop());
+
+    // The bot is built after the engine but the engine reports to it; this
+    // forwarder closes the loop without the engine knowing about Teams.
+    let botNotices: EngineNotices | undefined;
+    const notices: EngineNotices = {
+      restoreFinished: async (event) => botNotices?.restoreFinished(event),
+    };
+
+    const engine = await createEngine({
+      db,
+      log: log.child({ part: 'engine' }),
+      credential,
+      resourceManagerUrl,
+      repository: { connectionString: repositoryConnectionString, container: config.repository.container, kek },
+      signer,
+      publicUrl,
+      diskResourceUrl: `http://127.0.0.1:${port}/engine`,
+      downloadLinkMinutes: config.downloadLinkMinutes,
+      notices,
+      workDir: path.join(config.dataDir, 'work'),
+    });
+    closers.push(() => engine.close());
+
+    const approvals = createApprovals({ db, log: log.child({ part: 'approvals' }), queue, providerTenantId });
+    const bot = createBot({
+      approvals,
+      db,
+      log: log.child({ part: 'bot' }),
+      appId: config.bot.appId,
+      appPassword: config.bot.appPassword,
+      appTenantId: config.bot.appTenantId,
+      appType: config.bot.appType,
+      approversConversationId,
+      approversServiceUrl,
+    });
+    botNotices = bot.notices;
+
+    app.use(bot.router);
+    app.use('/engine', engine.diskRouter());
+    app.use('/downloads', engine.downloadRouter());
+    app.use(
+      '/portal',
+      createPortal({
+        db,
+        log: log.child({ part: 'portal' }),
+        providerTenantId,
+        sessionSecret: signingKey,
+        secureCookies: publicUrl.startsWith('https://'),
+        verifyAudit: () => verifyAuditChain(db),
+        signIn: { mode: 'picker' },
+      }),
+    );
+    if (sandbox) {
+      const standIn = createTeamsStandIn({
+        botEndpoint: `${url}/api/messages`,
+        publicUrl: `${url}/sandbox/teams`,
+        users: sandbox.seed.users,
+        approversConversationId: approversConversationId!,
+        log: log.child({ part: 'sandbox-teams' }),
+      });
+      app.use('/sandbox/teams', standIn.router);
+    }
+    app.get('/', (_req, res) => res.redirect(sandbox ? '/sandbox/teams' : '/portal'));
+    app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      log.error({ err: error }, 'request_failed');
+      res.status(500).json({ error: publicMessageOf(error) });
+    });
+
+    if (options.worker !== false) {
+      await queue.work({
+        fileRestore: (job) => engine.runFileRestore(job.requestId),
+        backup: async (job) => {
+          await engine.backupVm(job.itemId, job.trigger);
+        },
+      });
+    }
+
+    if (config.backupOnStart) {
+      for (const customer of await db.selectFrom('customers').selectAll().execute()) {
+        const items = await engine.syncInventory(customer);
+        for (const item of items) await queue.enqueueBackup({ itemId: item.id, trigger: 'startup' });
+      }
+    }
+
+    healthDeps = { database, queue, engine };
+    log.info({ url, sandbox: Boolean(sandbox), database: database.engine }, 'acba_started');
+    return { url, config, database, engine, sandbox, log, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+interface HealthReport {
+  status: 'ok' | 'unavailable';
+  failing?: string[];
+  parts: Record<string, { ok: boolean; error?: string }>;
+}
+
+interface HealthDeps {
+  database: DatabaseHandle;
+  queue: { health(): Promise<void> };
+  engine: Engine;
+}
+
+function starting(): HealthReport {
+  return { status: 'unavailable', failing: ['startup'], parts: { startup: { ok: false, error: 'ACBA is still starting' } } };
+}
+
+/** Asks each part in turn; 200 only when all answer, else the failing parts are named. */
+async function health(deps: HealthDeps): Promise<HealthReport> {
+  const checks: Record<string, () => Promise<unknown>> = {
+    database: () => sql`select 1`.execute(deps.database.db),
+    queue: () => deps.queue.health(),
+    repository: () => deps.engine.health(),
+  };
+  const parts: HealthReport['parts'] = {};
+  await Promise.all(
+    Object.entries(checks).map(async ([name, check]) => {
+      try {
+        await withTimeout(check(), 5000, `${name} did not answer within 5 s`);
+        parts[name] = { ok: true };
+      } catch (error) {
+        parts[name] = { ok: false, error: (error as Error).message };
+      }
+    }),
+  );
+  const failing = Object.entries(parts).filter(([, p]) => !p.ok).map(([name]) => name);
+  return failing.length === 0 ? { status: 'ok', parts } : { status: 'unavailable', failing, parts };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}

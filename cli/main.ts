@@ -1,0 +1,46 @@
+/**
+ * The `acba` command line: `serve`, `worker`, `audit verify`, `audit export`.
+ * Exit code 0 on success; otherwise non-zero with a one-line reason on stderr.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../core/config.ts';
+import { isAcbaError } from '../core/errors.ts';
+import { auditCommand } from './audit-command.ts';
+import { serveCommand } from './serve-command.ts';
+
+const usage = `Usage: acba <command> [options]
+
+Commands:
+  serve                      Start the bot endpoint, portal, scheduler and a worker on PORT (default 3978)
+  audit verify [--json]      Verify the audit log's hash chain; exit 1 at the first broken link
+  audit export --format csv|json [--out FILE]
+                             Export the audit log with everything needed to verify it offline
+
+Configuration comes from the environment; see .env.example.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      process.stdout.write(`${usage}\n`);
+      return command === undefined ? 1 : 0;
+    }
+    const config = loadConfig();
+    switch (command) {
+      case 'serve':
+        parseArgs({ args: rest, options: {} });
+        return await serveCommand(config);
+      case 'audit':
+        return await auditCommand(config, rest);
+      default:
+        process.stderr.write(`acba: unknown command "${command}". Run "acba --help" for the list of commands.\n`);
+        return 2;
+    }
+  } catch (error) {
+    const message = isAcbaError(error) || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+      ? (error as Error).message
+      : `unexpected failure: ${(error as Error).message}`;
+    process.stderr.write(`acba: ${message.split('\n')[0]}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * `acba serve`: everything in one process until SIGINT or SIGTERM.
+ *
+ * In sandbox mode the process must trust the sandbox's own CA (the Azure SDK
+ * and MSAL talk HTTPS to it). Node reads NODE_EXTRA_CA_CERTS only at start-up,
+ * so when it is not set yet the command creates the CA and runs itself again
+ * with the variable set.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { Config } from '../core/config.ts';
+import { ensureSandboxCa } from '../sandbox/index.ts';
+import { startApp } from './app.ts';
+
+export async function serveCommand(config: Config): Promise<number> {
+  if (config.sandbox.enabled) {
+    const { caCertPath } = await ensureSandboxCa(path.join(config.dataDir, 'sandbox', 'tls'));
+    if (process.env.NODE_EXTRA_CA_CERTS !== caCertPath) return rerunTrusting(caCertPath);
+  }
+
+  const app = await startApp(config);
+  app.log.info({ url: app.url, portal: `${app.url}/portal`, chat: app.sandbox ? `${app.url}/sandbox/teams` : undefined }, 'acba_serving');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  app.log.info('acba_stopping');
+  await app.close();
+  return 0;
+}
+
+function rerunTrusting(caCertPath: string): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: caCertPath },
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+}

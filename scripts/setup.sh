@@ -1,0 +1,26 @@
+#!/bin/sh
+# Prepares this machine for ACBA: the Debian packages it needs (libguestfs for
+# file-level recovery, with qemu's HTTP block driver and a kernel for its
+# appliance) and the npm packages. Quick when everything is already there, so
+# `npm start` and `npm test` run it every time.
+set -eu
+cd "$(dirname "$0")/.."
+
+packages="libguestfs-tools qemu-block-extra qemu-utils linux-image-amd64 openssl"
+missing=""
+for package in $packages; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $package"
+  fi
+done
+if [ -n "$missing" ]; then
+  echo "acba setup: installing Debian packages:$missing"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "acba setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
