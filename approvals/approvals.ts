@@ -1,0 +1,426 @@
+/**
+ * The written-approval workflow over the database: requests, decisions,
+ * cancellation and expiry, each step written to the audit log, refusals
+ * included. See ./index.ts for the state machine.
+ */
+import { randomUUID } from 'node:crypto';
+import { appendAudit } from '../core/audit.ts';
+import type { Db } from '../core/db/database.ts';
+import type {
+  AuditChannel,
+  ConversationPointer,
+  Customer,
+  Decision,
+  FileRestoreTarget,
+  ProtectedItem,
+  RequestRow,
+  RequestStatus,
+  RestorePoint,
+} from '../core/db/schema.ts';
+import { AcbaError, conflict, forbidden, notFound, unavailable } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { requestContentHash } from '../core/request-hash.ts';
+import { findItemByName, findRestorePoint, getRestorePoint } from '../engine/catalog.ts';
+import type { JobQueue } from '../engine/queue.ts';
+import { checkFilePath, checkReason, checkTicket, formatUtc } from './rules.ts';
+import { assertMayDecide } from './segregation.ts';
+
+/** Who is acting, from the Teams activity or the portal session. */
+export interface Actor {
+  objectId: string;
+  tenantId: string;
+  name: string;
+  channel: AuditChannel;
+}
+
+export interface ApprovalsOptions {
+  db: Db;
+  log: Logger;
+  /** Where approved work goes (engine/queue.ts). */
+  queue: JobQueue;
+  /** The provider's Entra tenant; only its approvers decide. */
+  providerTenantId: string;
+  /** How long a request waits for a decision; 24 hours by default. */
+  requestTtlHours?: number;
+}
+
+export interface FileRestoreInput {
+  vmName: string;
+  path: string;
+  /** Restore the newest restore point taken at or before this time; the newest of all when unset. */
+  at?: Date;
+  /** The exact restore point shown to the requester (from the preview); wins over `at`. */
+  restorePointId?: string;
+  reason: string;
+  ticket?: string;
+}
+
+export interface FileRestorePreview {
+  customer: Customer;
+  item: ProtectedItem;
+  restorePoint: RestorePoint;
+}
+
+export interface RequestFilter {
+  status?: RequestStatus;
+  limit?: number;
+}
+
+export type Approvals = ReturnType<typeof createApprovals>;
+
+const KIND = 'file_restore' as const;
+
+/** The hashed content of a stored request, recomputed the same way everywhere. */
+export function contentHashOf(row: Pick<RequestRow, 'id' | 'customer_id' | 'kind' | 'target' | 'reason' | 'requester_object_id' | 'requester_tenant_id'>): string {
+  return requestContentHash({
+    id: row.id,
+    customerId: row.customer_id,
+    kind: row.kind,
+    target: row.target,
+    reason: row.reason,
+    requesterObjectId: row.requester_object_id,
+    requesterTenantId: row.requester_tenant_id,
+  });
+}
+
+export function createApprovals(o: ApprovalsOptions) {
+  const { db, queue, providerTenantId } = o;
+  const ttlMs = (o.requestTtlHours ?? 24) * 3600_000;
+  const log = o.log.child({ module: 'approvals' });
+
+  async function audit(actor: Actor, role: string, action: string, resource: string, outcome: 'success' | 'refused', details: Record<string, unknown>) {
+    await appendAudit(db, {
+      actor: { objectId: actor.objectId, tenantId: actor.tenantId, name: actor.name, role },
+      channel: actor.channel,
+      action,
+      resource,
+      outcome,
+      details,
+    });
+  }
+
+  /** Runs a step; an AcbaError it throws is audited as a refusal and rethrown. */
+  async function refusable<T>(
+    actor: Actor,
+    role: string,
+    action: string,
+    resource: string,
+    facts: Record<string, unknown>,
+    step: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      if (error instanceof AcbaError) {
+        await audit(actor, role, action, resource, 'refused', { ...facts, ...error.details, kind: error.kind, reason: error.message });
+        log.info({ action, resource, kind: error.kind, actor: actor.objectId }, 'request_refused');
+      }
+      throw error;
+    }
+  }
+
+  async function findCustomer(tenantId: string): Promise<Customer | undefined> {
+    return db.selectFrom('customers').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+  }
+
+  async function customerOf(actor: Actor): Promise<Customer> {
+    const customer = await findCustomer(actor.tenantId);
+    if (!customer) {
+      throw forbidden(`Your organization (tenant ${actor.tenantId}) is not a customer of this service. Ask your service provider to add it before asking for restores.`, { tenantId: actor.tenantId });
+    }
+    return customer;
+  }
+
+  async function assertRequester(actor: Actor, customer: Customer): Promise<void> {
+    const principal = await db
+      .selectFrom('principals')
+      .select('object_id')
+      .where('tenant_id', '=', customer.tenant_id)
+      .where('object_id', '=', actor.objectId)
+      .where('role', '=', 'requester')
+      .executeTakeFirst();
+    if (!principal) {
+      throw forbidden(`You (${actor.name}) do not hold the requester role for ${customer.name}, so you cannot ask for restores. Ask your administrator or the provider to grant it.`);
+    }
+  }
+
+  async function resolveItem(customer: Customer, vmName: string): Promise<ProtectedItem> {
+    const name = vmName.trim();
+    const item = name === '' ? undefined : await findItemByName(db, customer.id, name);
+    if (item) return item;
+
+    const names = await db.selectFrom('protected_items').select('name').where('customer_id', '=', customer.id).orderBy('name').execute();
+    const known = names.length === 0 ? `${customer.name} has no protected VMs yet.` : `Protected VMs of ${customer.name}: ${names.map((n) => n.name).join(', ')}.`;
+    throw notFound(`There is no protected VM named "${name}". ${known}`, { vmName: name });
+  }
+
+  async function resolveRestorePoint(item: ProtectedItem, at?: Date, restorePointId?: string): Promise<RestorePoint> {
+    if (restorePointId) {
+      const point = await getRestorePoint(db, restorePointId);
+      if (!point || point.item_id !== item.id) {
+        throw notFound(`Restore point ${restorePointId} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`);
+      }
+      return point;
+    }
+
+    const point = await findRestorePoint(db, item.id, at);
+    if (point) return point;
+
+    const oldest = await db.selectFrom('restore_points').select('created_at').where('item_id', '=', item.id).orderBy('created_at', 'asc').limit(1).executeTakeFirst();
+    if (!oldest) throw notFound(`${item.name} has no restore points yet. Its first backup has not completed; ask again later.`, { vmName: item.name });
+    throw notFound(`${item.name} has no restore point at or before ${formatUtc(at!)}. The oldest available is from ${formatUtc(oldest.created_at)}; ask for a time after that.`, {
+      vmName: item.name,
+      oldest: oldest.created_at.toISOString(),
+    });
+  }
+
+  async function preview(actor: Actor, input: { vmName: string; path: string; at?: Date; restorePointId?: string }): Promise<FileRestorePreview> {
+    const customer = await customerOf(actor);
+    await assertRequester(actor, customer);
+    checkFilePath(input.path);
+    if (input.at && Number.isNaN(input.at.getTime())) throw notFound('The restore time is not a valid date.');
+    const item = await resolveItem(customer, input.vmName);
+    const restorePoint = await resolveRestorePoint(item, input.at, input.restorePointId);
+    return { customer, item, restorePoint };
+  }
+
+  /** A request the actor may see: the provider's staff see all, a customer's users only their customer's. */
+  async function visibleRequest(actor: Actor, requestId: string): Promise<RequestRow> {
+    const request = await db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirst();
+    if (request && actor.tenantId === providerTenantId) return request;
+    if (request) {
+      const customer = await findCustomer(actor.tenantId);
+      if (customer && customer.id === request.customer_id) return request;
+    }
+    throw notFound(`There is no request ${requestId} that you can see. Check the id in your request list.`, { requestId });
+  }
+
+  async function markExpired(requestId: string): Promise<void> {
+    await db.updateTable('requests').set({ status: 'expired' }).where('id', '=', requestId).where('status', '=', 'pending').execute();
+  }
+
+  return {
+    /** The customer whose tenant the actor signs in to; forbidden for anyone else. */
+    customerOf,
+
+    /** What a file restore would use (customer, VM, restore point), before the requester writes a reason. */
+    async previewFileRestore(actor: Actor, input: { vmName: string; path: string; at?: Date; restorePointId?: string }): Promise<FileRestorePreview> {
+      return refusable(actor, 'requester', 'request.preview', `vm/${input.vmName}`, { tenantId: actor.tenantId }, () => preview(actor, input));
+    },
+
+    /** Creates a pending file-restore request, validated and bound to its content hash. */
+    async requestFileRestore(actor: Actor, input: FileRestoreInput): Promise<RequestRow> {
+      const facts: Record<string, unknown> = { tenantId: actor.tenantId, vmName: input.vmName, path: input.path };
+      const customer = await findCustomer(actor.tenantId);
+      if (customer) facts.customerId = customer.id;
+
+      return refusable(actor, 'requester', 'request.create', `vm/${input.vmName}`, facts, async () => {
+        const { customer, item, restorePoint } = await preview(actor, input);
+        const path = checkFilePath(input.path);
+        const ticket = checkTicket(input.ticket);
+        const written = checkReason(input.reason);
+        // The ticket has no column of its own; it travels in the reason, so the content hash covers it.
+        const reason = ticket ? `${written}\n\nTicket: ${ticket}` : written;
+
+        const id = randomUUID();
+        const target: FileRestoreTarget = {
+          itemId: item.id,
+          vmName: item.name,
+          path,
+          restorePointId: restorePoint.id,
+          restorePointTime: restorePoint.created_at.toISOString(),
+        };
+        const base = { id, customer_id: customer.id, kind: KIND, target, reason, requester_object_id: actor.objectId, requester_tenant_id: actor.tenantId };
+
+        const row = await db
+          .insertInto('requests')
+          .values({
+            ...base,
+            target: JSON.stringify(target),
+            status: 'pending',
+            requester_name: actor.name,
+            content_hash: contentHashOf(base),
+            approvals_required: 1,
+            expires_at: new Date(Date.now() + ttlMs),
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+
+        await audit(actor, 'requester', 'request.create', `request/${id}`, 'success', {
+          customerId: customer.id,
+          requestId: id,
+          kind: KIND,
+          target,
+          contentHash: row.content_hash,
+        });
+        log.info({ requestId: id, customerId: customer.id }, 'request_created');
+        return row;
+      });
+    },
+
+    /**
+     * Records an approver's written decision. Two approvers clicking at once
+     * produce one outcome: the status only changes from 'pending' in one UPDATE,
+     * and the loser's decision is rolled back and refused.
+     */
+    async decide(actor: Actor, requestId: string, decision: 'approve' | 'reject', comment: string): Promise<{ request: RequestRow; decision: Decision }> {
+      const action = decision === 'approve' ? 'request.approve' : 'request.reject';
+      const resource = `request/${requestId}`;
+      const facts: Record<string, unknown> = { requestId };
+
+      const outcome = await refusable(actor, 'approver', action, resource, facts, async () => {
+        const request = await visibleRequest(actor, requestId);
+        facts.customerId = request.customer_id;
+
+        let checked;
+        try {
+          checked = await assertMayDecide(db, providerTenantId, actor, request, comment);
+        } catch (error) {
+          if (error instanceof AcbaError && error.details.expired) await markExpired(request.id);
+          throw error;
+        }
+        if (contentHashOf(request) !== request.content_hash) {
+          throw conflict(`Request ${request.id} was changed after it was written, so it cannot be decided. Ask the requester to submit it again.`, { rule: 'content_hash' });
+        }
+
+        return db.transaction().execute(async (trx) => {
+          const stored = await trx
+            .insertInto('decisions')
+            .values({
+              id: randomUUID(),
+              request_id: request.id,
+              decision,
+              comment: checked.comment,
+              approver_object_id: actor.objectId,
+              approver_tenant_id: actor.tenantId,
+              approver_name: checked.principal.display_name || actor.name,
+              request_hash: request.content_hash,
+            })
+            .onConflict((oc) => oc.columns(['request_id', 'approver_object_id']).doNothing())
+            .returningAll()
+            .executeTakeFirst();
+          if (!stored) throw conflict(`You already decided request ${request.id}. Each approver decides once.`, { rule: 'one_decision_per_approver', sameApprover: true });
+
+          let status: RequestStatus = 'rejected';
+          if (decision === 'approve') {
+            const approvals = await trx.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).where('request_id', '=', request.id).where('decision', '=', 'approve').executeTakeFirstOrThrow();
+            status = Number(approvals.n) >= request.approvals_required ? 'approved' : 'pending';
+          }
+          if (status === 'pending') return { request, decision: stored };
+
+          const updated = await trx
+            .updateTable('requests')
+            .set({ status, decided_at: new Date() })
+            .where('id', '=', request.id)
+            .where('status', '=', 'pending')
+            .returningAll()
+            .executeTakeFirst();
+          if (!updated) {
+            // Another decision settled the request between our read and this write.
+            throw conflict(`Request ${request.id} was decided by someone else a moment ago. Refresh to see the outcome.`, { rule: 'pending_only' });
+          }
+          return { request: updated, decision: stored };
+        });
+      });
+
+      await audit(actor, 'approver', action, resource, 'success', {
+        customerId: outcome.request.customer_id,
+        requestId,
+        decisionId: outcome.decision.id,
+        comment: outcome.decision.comment,
+        requestHash: outcome.decision.request_hash,
+        status: outcome.request.status,
+      });
+      log.info({ requestId, decision, status: outcome.request.status }, 'request_decided');
+
+      if (outcome.request.status === 'approved') {
+        try {
+          await queue.enqueueFileRestore({ requestId });
+        } catch (error) {
+          log.error({ err: error, requestId }, 'enqueue_failed');
+          throw unavailable(`Request ${requestId} is approved, but its restore could not be queued. The operators have been told; it will not run until they queue it again.`, { requestId });
+        }
+      }
+      return outcome;
+    },
+
+    /** The requester withdraws their pending request. */
+    async cancel(actor: Actor, requestId: string): Promise<RequestRow> {
+      const resource = `request/${requestId}`;
+      const facts: Record<string, unknown> = { requestId };
+
+      const row = await refusable(actor, 'requester', 'request.cancel', resource, facts, async () => {
+        const request = await visibleRequest(actor, requestId);
+        facts.customerId = request.customer_id;
+        if (request.requester_object_id !== actor.objectId || request.requester_tenant_id !== actor.tenantId) {
+          throw forbidden(`Only ${request.requester_name}, who asked for request ${requestId}, can cancel it.`);
+        }
+
+        const updated = await db
+          .updateTable('requests')
+          .set({ status: 'cancelled', decided_at: new Date() })
+          .where('id', '=', requestId)
+          .where('status', '=', 'pending')
+          .returningAll()
+          .executeTakeFirst();
+        if (!updated) {
+          const now = await db.selectFrom('requests').select('status').where('id', '=', requestId).executeTakeFirstOrThrow();
+          throw conflict(`Request ${requestId} is ${now.status}, so it can no longer be cancelled.`, { status: now.status });
+        }
+        return updated;
+      });
+
+      await audit(actor, 'requester', 'request.cancel', resource, 'success', { customerId: row.customer_id, requestId });
+      return row;
+    },
+
+    /** One request; not_found (never forbidden) when the actor may not see it, so ids do not leak. */
+    async getRequest(actor: Actor, requestId: string): Promise<RequestRow> {
+      return visibleRequest(actor, requestId);
+    },
+
+    /** Requests the actor may see, newest first. */
+    async listRequests(actor: Actor, filter: RequestFilter = {}): Promise<RequestRow[]> {
+      let query = db.selectFrom('requests').selectAll();
+      if (actor.tenantId !== providerTenantId) {
+        const customer = await customerOf(actor);
+        query = query.where('customer_id', '=', customer.id);
+      }
+      if (filter.status) query = query.where('status', '=', filter.status);
+      return query.orderBy('created_at', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
+    },
+
+    /** The decisions on a request, oldest first (visibility as getRequest). */
+    async listDecisions(actor: Actor, requestId: string): Promise<Decision[]> {
+      await visibleRequest(actor, requestId);
+      return db.selectFrom('decisions').selectAll().where('request_id', '=', requestId).orderBy('created_at', 'asc').execute();
+    },
+
+    /** Marks pending requests past their expiry as expired; returns how many. For the scheduler. */
+    async expireOverdue(now = new Date()): Promise<number> {
+      const rows = await db.updateTable('requests').set({ status: 'expired' }).where('status', '=', 'pending').where('expires_at', '<=', now).returning('id').execute();
+      for (const row of rows) {
+        const request = await db.selectFrom('requests').select('customer_id').where('id', '=', row.id).executeTakeFirstOrThrow();
+        await appendAudit(db, {
+          actor: { objectId: 'acba-service', tenantId: 'acba', name: 'ACBA service', role: 'service' },
+          channel: 'scheduler',
+          action: 'request.expire',
+          resource: `request/${row.id}`,
+          outcome: 'success',
+          details: { customerId: request.customer_id, requestId: row.id },
+        });
+      }
+      return rows.length;
+    },
+
+    /** Remembers the approval card posted for the request, to update it later. */
+    async setApprovalCard(requestId: string, pointer: ConversationPointer): Promise<void> {
+      await db.updateTable('requests').set({ approval_card: JSON.stringify(pointer) }).where('id', '=', requestId).execute();
+    },
+
+    /** Remembers the requester's conversation, for notices about the request. */
+    async setRequesterConversation(requestId: string, pointer: ConversationPointer): Promise<void> {
+      await db.updateTable('requests').set({ requester_conversation: JSON.stringify(pointer) }).where('id', '=', requestId).execute();
+    },
+  };
+}
