@@ -205,6 +205,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  server?.closeAllConnections();
   await new Promise((resolve) => server?.close(resolve));
   await handle?.close();
   await fs.rm(dataDir, { recursive: true, force: true });

@@ -29,6 +29,8 @@ export interface ActivityView {
   activity: any;
   changed: number;
   deleted: boolean;
+  /** True when the user sees their own view of the card (an invoke's answer), not the bot's message. */
+  userView: boolean;
 }
 
 export class ActivityStore {
@@ -104,7 +106,7 @@ export class ActivityStore {
       .map((a) => {
         const view = a.userViews.get(objectId);
         const activity = view ? withCard(a.activity, view.card) : a.activity;
-        return { id: a.id, origin: a.origin, activity, changed: a.changed, deleted: a.deleted };
+        return { id: a.id, origin: a.origin, activity, changed: a.changed, deleted: a.deleted, userView: view !== undefined };
       });
   }
 

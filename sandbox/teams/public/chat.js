@@ -28,6 +28,13 @@
     }
     $('user').addEventListener('change', () => selectUser($('user').value));
     $('composer').addEventListener('submit', send);
+
+    // ?user=<objectId> preselects a user, for links in demos and headless checks.
+    const preset = new URLSearchParams(location.search).get('user');
+    if (preset && state.users.some((u) => u.objectId === preset)) {
+      $('user').value = preset;
+      selectUser(preset);
+    }
   }
 
   function selectUser(objectId) {
@@ -132,6 +139,8 @@
 
   // Teams refreshes a card automatically for the users its refresh section lists.
   function maybeRefresh(view, content) {
+    // A card that came back from a refresh is not refreshed again, or a bot that always adds refresh would loop.
+    if (view.userView) return;
     const refresh = content && content.refresh;
     if (!refresh || !refresh.action || !Array.isArray(refresh.userIds)) return;
     const me = state.user;
