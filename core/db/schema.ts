@@ -13,7 +13,7 @@ export interface CustomersTable {
   name: string;
   tenant_id: string;
   subscription_id: string;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export type Role = 'requester' | 'approver' | 'operator' | 'auditor';
@@ -33,7 +33,7 @@ export interface ProtectedItemsTable {
   kind: 'vm';
   name: string;
   resource_id: string;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface RestorePointDisk {
@@ -109,7 +109,7 @@ export interface RequestsTable {
   content_hash: string;
   /** How many approvals the rules require. */
   approvals_required: number;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
   expires_at: Timestamp;
   decided_at: Timestamp | null;
   finished_at: Timestamp | null;
@@ -131,7 +131,7 @@ export interface DecisionsTable {
   approver_name: string;
   /** The request content hash this decision was made on. */
   request_hash: string;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export type AuditChannel = 'bot' | 'portal' | 'api' | 'engine' | 'scheduler' | 'cli';
@@ -172,7 +172,7 @@ export interface DeliveriesTable {
   blob_path: string;
   size_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
   sha256: string;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
   expires_at: Timestamp;
 }
 
