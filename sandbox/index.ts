@@ -1,0 +1,216 @@
+/**
+ * The Azure sandbox: a local stand-in for the provider's and the customer's
+ * Azure tenants that the real SDK clients talk to unchanged.
+ *
+ * One HTTPS server (default port 3979) carries three surfaces, told apart by
+ * path: the identity stand-in (`/{tenantId}/...`, see identity.ts), Azure
+ * Resource Manager's compute API (`/subscriptions/...`, arm-compute.ts), and
+ * the disk data that access grants hand out (`/md-.../...`, page-blobs.ts).
+ * Azurite, a child process, serves the repository's blob storage over HTTP.
+ * State lives under dataDir/sandbox: disks, snapshots, Azurite's data, the
+ * token signing key and, by default, the TLS files.
+ *
+ * Trust: clients must trust the sandbox CA through NODE_EXTRA_CA_CERTS, which
+ * Node reads only at start-up. The TLS folder is chosen by one rule:
+ *   1. options.tlsDir when given;
+ *   2. else the folder of NODE_EXTRA_CA_CERTS when that names a `ca.pem`
+ *      with `ca-key.pem` beside it (a CA made by ensureSandboxCa), so the
+ *      server certificate is signed by the CA this process already trusts;
+ *   3. else dataDir/sandbox/tls (then start the clients' process with
+ *      NODE_EXTRA_CA_CERTS=<caCertPath>; a warning says so).
+ * This module is the one place in the sandbox that looks at process.env.
+ */
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import express from 'express';
+import { silentLogger, type Logger } from '../core/log.ts';
+import { armComputeRouter } from './arm-compute.ts';
+import { startAzurite, type AzuriteProcess } from './azurite.ts';
+import { ensureDiskImages } from './disk-images.ts';
+import { IdentityProvider } from './identity.ts';
+import { LongRunningOperations } from './long-running.ts';
+import { DiskBlobService } from './page-blobs.ts';
+import { ComputeResources } from './resources.ts';
+import { buildSeed, type SandboxSeed } from './seed.ts';
+import { ensureSandboxCa, ensureServerCertificate, hasCaWithKey } from './tls.ts';
+
+export type { SandboxCustomer, SandboxSeed, SandboxUser } from './seed.ts';
+export { ensureSandboxCa } from './tls.ts';
+
+export interface SandboxOptions {
+  /** Sandbox state goes under dataDir/sandbox. */
+  dataDir: string;
+  /** HTTPS port for ARM, identity and disk blobs; 0 picks a free port. Default 3979. */
+  armPort?: number;
+  /** Azurite's blob port; 0 picks a free port. Default 10000. */
+  blobPort?: number;
+  /** Where built disk images are cached (default dataDir/sandbox/images); tests share one. */
+  imageCacheDir?: string;
+  /** Folder of the CA and server certificate; see the module note for the default. */
+  tlsDir?: string;
+  /** Items per page in VM lists (default 1, so that clients really follow nextLink). */
+  listPageSize?: number;
+  log?: Logger;
+}
+
+export interface Sandbox {
+  /** e.g. https://localhost:3979; pass as `endpoint` to ComputeManagementClient. */
+  armUrl: string;
+  /** Pass as authorityHost to ClientSecretCredential (with disableInstanceDiscovery: true). */
+  authorityHost: string;
+  /** PEM of the sandbox CA. */
+  caCertPath: string;
+  /** The provider's app registration. */
+  servicePrincipal: { tenantId: string; clientId: string; clientSecret: string };
+  /** Azurite blob connection string (http, shared key) for the provider's repository. */
+  repositoryConnectionString: string;
+  seed: SandboxSeed;
+  /** The raw file behind a managed disk or snapshot resource id, for tests that compare bytes; undefined when unknown. */
+  diskFilePath(resourceId: string): string | undefined;
+  /** Stops the HTTPS server and the Azurite child process. */
+  close(): Promise<void>;
+}
+
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const log = (options.log ?? silentLogger).child({ component: 'sandbox' });
+  const stateDir = path.join(path.resolve(options.dataDir), 'sandbox');
+  await fs.mkdir(stateDir, { recursive: true });
+
+  const tlsDir = chooseTlsDir(options, stateDir);
+  const ca = ensureSandboxCa(tlsDir);
+  const serverCert = ensureServerCertificate(tlsDir);
+  warnIfUntrusted(ca.caCertPath, log);
+
+  const world = buildSeed();
+  const images = await ensureDiskImages(options.imageCacheDir ?? path.join(stateDir, 'images'), log);
+  const resources = await ComputeResources.open(stateDir, world.virtualMachines, images);
+
+  let app: express.Express | undefined;
+  const servers = await listenOnLoopback(options.armPort ?? 3979, { cert: serverCert.certPem, key: serverCert.keyPem }, (req, res) => {
+    if (app) app(req, res);
+    else res.writeHead(503).end();
+  });
+  const port = (servers[0]!.address() as AddressInfo).port;
+  const baseUrl = `https://localhost:${port}`;
+
+  try {
+    const identity = await IdentityProvider.open({
+      baseUrl,
+      stateDir,
+      tenantIds: [world.seed.provider.tenantId, ...world.seed.customers.map((c) => c.tenantId)],
+      application: world.application,
+    });
+    const blobs = new DiskBlobService(baseUrl, resources, log);
+    const operations = new LongRunningOperations(baseUrl, 1);
+    app = buildApp([
+      identity.router(),
+      blobs.router(),
+      armComputeRouter({ baseUrl, seed: world.seed, resources, identity, blobs, operations, pageSize: options.listPageSize ?? 1, log }),
+    ]);
+
+    const azurite = await startAzurite({ location: path.join(stateDir, 'azurite'), port: options.blobPort ?? 10000, log });
+    log.info({ armUrl: baseUrl, blobPort: azurite.port, stateDir }, 'sandbox_started');
+    return sandboxHandle({ baseUrl, caCertPath: ca.caCertPath, world, resources, servers, azurite, log });
+  } catch (error) {
+    await closeServers(servers);
+    throw error;
+  }
+}
+
+function sandboxHandle(parts: {
+  baseUrl: string;
+  caCertPath: string;
+  world: ReturnType<typeof buildSeed>;
+  resources: ComputeResources;
+  servers: https.Server[];
+  azurite: AzuriteProcess;
+  log: Logger;
+}): Sandbox {
+  const { application, seed } = parts.world;
+  let closing: Promise<void> | undefined;
+  return {
+    armUrl: parts.baseUrl,
+    authorityHost: parts.baseUrl,
+    caCertPath: parts.caCertPath,
+    servicePrincipal: { tenantId: application.tenantId, clientId: application.clientId, clientSecret: application.clientSecret },
+    repositoryConnectionString: parts.azurite.connectionString,
+    seed,
+    diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
+    close() {
+      closing ??= (async () => {
+        await Promise.all([closeServers(parts.servers), parts.azurite.stop()]);
+        parts.log.info('sandbox_stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function buildApp(routers: express.Router[]): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  for (const router of routers) app.use(router);
+  app.use((req, res) => {
+    res.status(404).json({ error: { code: 'NotFound', message: `The sandbox has nothing at ${req.method} ${req.path}.` } });
+  });
+  return app;
+}
+
+function chooseTlsDir(options: SandboxOptions, stateDir: string): string {
+  if (options.tlsDir) return path.resolve(options.tlsDir);
+  const trusted = process.env.NODE_EXTRA_CA_CERTS;
+  if (trusted && hasCaWithKey(path.resolve(trusted))) return path.dirname(path.resolve(trusted));
+  return path.join(stateDir, 'tls');
+}
+
+function warnIfUntrusted(caCertPath: string, log: Logger): void {
+  const trusted = process.env.NODE_EXTRA_CA_CERTS;
+  if (trusted && path.resolve(trusted) === caCertPath) return;
+  log.warn({ caCertPath }, 'sandbox_ca_not_trusted_by_this_process: start client processes with NODE_EXTRA_CA_CERTS set to caCertPath');
+}
+
+/**
+ * Listens on 127.0.0.1 and, where the host has it, on ::1 at the same port:
+ * "localhost" may resolve to either, and the sandbox should not be reachable
+ * from other machines.
+ */
+async function listenOnLoopback(port: number, tls: https.ServerOptions, handler: Parameters<typeof https.createServer>[1]): Promise<https.Server[]> {
+  const v4 = https.createServer(tls, handler);
+  v4.listen(port, '127.0.0.1');
+  await Promise.race([once(v4, 'listening'), once(v4, 'error').then(([error]) => Promise.reject(portError(error as Error, port)))]);
+  const bound = (v4.address() as AddressInfo).port;
+
+  const v6 = https.createServer(tls, handler);
+  try {
+    v6.listen(bound, '::1');
+    await Promise.race([once(v6, 'listening'), once(v6, 'error').then(([error]) => Promise.reject(error))]);
+    return [v4, v6];
+  } catch {
+    // No IPv6 loopback here (or the port is taken on it): 127.0.0.1 alone serves.
+    v6.close();
+    return [v4];
+  }
+}
+
+function portError(error: Error, port: number): Error {
+  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    return new Error(`The sandbox's HTTPS port ${port} is in use. Stop the other sandbox or choose another port (0 picks a free one).`);
+  }
+  return error;
+}
+
+async function closeServers(servers: https.Server[]): Promise<void> {
+  await Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    ),
+  );
+}

@@ -1,0 +1,109 @@
+/**
+ * Long-running operations as Azure Resource Manager reports them: the first
+ * answer is 202 with an `Azure-AsyncOperation` URL (a status document that says
+ * InProgress, then Succeeded) and a `Location` URL (202 while running, then
+ * 200 with the operation's result). The SDK's poller follows the first and
+ * fetches the final result from the second, or from the resource itself for
+ * a PUT.
+ *
+ * The work itself happens when the request arrives; an operation only counts
+ * polls, so that clients really go through their polling loop, and finishes
+ * on the poll after `pollsBeforeDone` answered "InProgress". `Retry-After: 0`
+ * keeps tests fast while still exercising the loop.
+ */
+import { randomUUID } from 'node:crypto';
+
+export interface OperationStart {
+  subscriptionId: string;
+  location: string;
+  /** Runs once, when the operation turns Succeeded (for example: mark a snapshot created). */
+  onSucceeded?: () => Promise<void>;
+  /** The body of the final 200 from the Location URL, computed when it is served. */
+  result?: () => unknown;
+  /** Included as properties.output in the status document (ARM does this for disk operations). */
+  output?: () => unknown;
+}
+
+interface Operation extends OperationStart {
+  id: string;
+  startTime: string;
+  endTime?: string;
+  pollsLeft: number;
+  status: 'InProgress' | 'Succeeded';
+  finishing?: Promise<void>;
+}
+
+export type OperationHeaders = {
+  'Azure-AsyncOperation': string;
+  Location: string;
+  'Retry-After': string;
+};
+
+export type OperationPoll =
+  | { kind: 'unknown' }
+  | { kind: 'running'; status: Record<string, unknown> }
+  | { kind: 'done'; status: Record<string, unknown>; result: unknown };
+
+/** How long finished operations stay queryable. */
+const retentionMs = 60 * 60 * 1000;
+
+export class LongRunningOperations {
+  private readonly operations = new Map<string, Operation>();
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly pollsBeforeDone: number,
+    private readonly apiVersion = '2024-03-02',
+  ) {}
+
+  /** Registers an operation and returns the headers for the 202 that announces it. */
+  start(start: OperationStart): OperationHeaders {
+    this.forgetOld();
+    const id = randomUUID();
+    this.operations.set(id, { ...start, id, startTime: new Date().toISOString(), pollsLeft: this.pollsBeforeDone, status: 'InProgress' });
+
+    const base = `${this.baseUrl}/subscriptions/${start.subscriptionId}/providers/Microsoft.Compute/locations/${start.location}`;
+    return {
+      'Azure-AsyncOperation': `${base}/DiskOperations/${id}?p=${encodeURIComponent(randomUUID())}&api-version=${this.apiVersion}`,
+      Location: `${base}/operations/${id}?monitor=true&api-version=${this.apiVersion}`,
+      'Retry-After': '0',
+    };
+  }
+
+  /** One poll: counts towards completion and reports the state after it. */
+  async poll(id: string): Promise<OperationPoll> {
+    const operation = this.operations.get(id.toLowerCase());
+    if (!operation) return { kind: 'unknown' };
+
+    if (operation.status === 'InProgress') {
+      if (operation.pollsLeft > 0) {
+        operation.pollsLeft -= 1;
+      } else {
+        // Concurrent polls share one completion, so onSucceeded runs once.
+        operation.finishing ??= this.finish(operation);
+        await operation.finishing;
+      }
+    }
+
+    const status: Record<string, unknown> = { startTime: operation.startTime, status: operation.status, name: operation.id };
+    if (operation.status === 'InProgress') return { kind: 'running', status };
+
+    status.endTime = operation.endTime;
+    const output = operation.output?.();
+    if (output !== undefined) status.properties = { output };
+    return { kind: 'done', status, result: operation.result?.() };
+  }
+
+  private async finish(operation: Operation): Promise<void> {
+    await operation.onSucceeded?.();
+    operation.status = 'Succeeded';
+    operation.endTime = new Date().toISOString();
+  }
+
+  private forgetOld(): void {
+    const cutoff = Date.now() - retentionMs;
+    for (const [id, operation] of this.operations) {
+      if (new Date(operation.startTime).getTime() < cutoff) this.operations.delete(id);
+    }
+  }
+}

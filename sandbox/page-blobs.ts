@@ -1,0 +1,357 @@
+/**
+ * Managed-disk data behind SAS URLs, the way Azure hands out disk and snapshot
+ * contents after a "grant access": a read-only page blob that the storage SDK
+ * reads with plain HTTP (properties, ranged downloads, page ranges, and the
+ * managed-disk page-range diff that Azurite does not offer).
+ *
+ * A grant gets its own random container name, so revoking it (endGetAccess)
+ * simply forgets that name and every URL issued for it stops working. The SAS
+ * signature is an HMAC over the permissions, validity and path with a key
+ * that lives only as long as the sandbox, and it is checked on every request,
+ * as are expiry and the read permission.
+ *
+ * Written pages are the non-zero 512-byte sectors of the raw file, coalesced;
+ * a diff compares sector by sector with the earlier snapshot and reports
+ * sectors that became zero as cleared ranges.
+ */
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Logger } from '../core/log.ts';
+import type { ComputeResources } from './resources.ts';
+
+const sasVersion = '2018-03-28';
+const storageVersion = '2025-01-05';
+const blobName = 'abcd';
+const sectorSize = 512;
+const scanBlockSize = 64 * 1024;
+const readChunkSize = 4 * 1024 * 1024;
+
+interface Grant {
+  resourceId: string;
+  account: string;
+  container: string;
+  expiresAt: Date;
+}
+
+export interface PageRangeEntry {
+  start: number;
+  /** Inclusive, as in the page list XML. */
+  end: number;
+  cleared: boolean;
+}
+
+class StorageError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class DiskBlobService {
+  private readonly grantsByContainer = new Map<string, Grant>();
+  private readonly key = randomBytes(32);
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly resources: ComputeResources,
+    private readonly log: Logger,
+  ) {}
+
+  /** Issues a read SAS URL for a disk or snapshot, replacing any earlier grant for it. */
+  grant(resourceId: string, durationSeconds: number): string {
+    this.revoke(resourceId);
+    const grant: Grant = {
+      resourceId,
+      account: `md-${createHash('sha256').update(resourceId.toLowerCase()).digest('hex').slice(0, 12)}`,
+      container: randomBytes(6).toString('hex'),
+      expiresAt: new Date(Date.now() + durationSeconds * 1000),
+    };
+    this.grantsByContainer.set(grant.container, grant);
+
+    const fields = {
+      sv: sasVersion,
+      sr: 'b',
+      sk: 'system-1',
+      st: isoSeconds(new Date(Date.now() - 5 * 60_000)),
+      se: isoSeconds(grant.expiresAt),
+      sp: 'r',
+    };
+    const sig = this.sign(fields, blobPath(grant));
+    const query = new URLSearchParams({ ...fields, sig });
+    return `${this.baseUrl}${blobPath(grant)}?${query.toString()}`;
+  }
+
+  /** Ends access for a resource; its SAS URLs answer 403 from now on. Returns whether a grant existed. */
+  revoke(resourceId: string): boolean {
+    let revoked = false;
+    for (const [container, grant] of this.grantsByContainer) {
+      if (grant.resourceId.toLowerCase() === resourceId.toLowerCase()) {
+        this.grantsByContainer.delete(container);
+        revoked = true;
+      }
+    }
+    return revoked;
+  }
+
+  hasActiveGrant(resourceId: string): boolean {
+    const now = Date.now();
+    return [...this.grantsByContainer.values()].some((grant) => grant.resourceId.toLowerCase() === resourceId.toLowerCase() && grant.expiresAt.getTime() > now);
+  }
+
+  /** Serves /md-.../{container}/{blob}; other paths fall through. */
+  router(): Router {
+    const router = express.Router();
+    router.all('/:account/:container/:blob', (req, res, next) => {
+      if (!String(req.params.account).startsWith('md-')) return next();
+      this.handle(req, res).catch((error: unknown) => this.fail(req, res, next, error));
+    });
+    return router;
+  }
+
+  private async handle(req: Request, res: Response): Promise<void> {
+    const grant = this.authorize(req.originalUrl);
+    const file = this.resources.fileOf(grant.resourceId);
+    if (!file) throw new StorageError(404, 'BlobNotFound', 'The specified blob does not exist.');
+    const stat = await fs.stat(file);
+    setCommonHeaders(res, stat);
+
+    const comp = typeof req.query.comp === 'string' ? req.query.comp : undefined;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      throw new StorageError(403, 'AuthorizationPermissionMismatch', 'This request is not authorized to perform this operation using this permission.');
+    }
+    if (req.method === 'HEAD' || comp === 'properties') return this.properties(res, stat.size);
+    if (comp === 'pagelist') return this.pageList(req, res, file, stat.size, grant);
+    if (comp !== undefined) throw new StorageError(400, 'UnsupportedQueryParameter', `The query parameter comp=${comp} is not supported by the sandbox's disk endpoint.`);
+    return this.download(req, res, file, stat.size);
+  }
+
+  private properties(res: Response, size: number): void {
+    res.set({
+      'Content-Length': String(size),
+      'Content-Type': 'application/octet-stream',
+      'x-ms-blob-type': 'PageBlob',
+      'x-ms-blob-sequence-number': '0',
+      'x-ms-lease-state': 'available',
+      'x-ms-lease-status': 'unlocked',
+      'x-ms-server-encrypted': 'true',
+      'Accept-Ranges': 'bytes',
+    });
+    res.status(200).end();
+  }
+
+  private download(req: Request, res: Response, file: string, size: number): void {
+    const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size);
+    res.set({ 'Content-Type': 'application/octet-stream', 'x-ms-blob-type': 'PageBlob', 'Accept-Ranges': 'bytes' });
+
+    if (range) {
+      res.status(206).set({ 'Content-Length': String(range.end - range.start + 1), 'Content-Range': `bytes ${range.start}-${range.end}/${size}` });
+    } else {
+      res.status(200).set('Content-Length', String(size));
+    }
+    if (size === 0) return void res.end();
+    const stream = createReadStream(file, { start: range?.start ?? 0, end: range?.end ?? size - 1 });
+    stream.on('error', (error) => res.destroy(error));
+    stream.pipe(res);
+  }
+
+  private async pageList(req: Request, res: Response, file: string, size: number, grant: Grant): Promise<void> {
+    const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size) ?? { start: 0, end: size - 1 };
+    if (range.start % sectorSize !== 0 || (range.end + 1) % sectorSize !== 0) {
+      throw new StorageError(416, 'InvalidPageRange', 'The page range specified is invalid: start and end+1 must be multiples of 512.');
+    }
+
+    const previousUrl = req.header('x-ms-previous-snapshot-url');
+    const entries = previousUrl
+      ? await diffPageRanges(file, this.previousSnapshotFile(previousUrl, grant), range.start, range.end)
+      : await writtenPageRanges(file, range.start, range.end);
+
+    const body = entries
+      .map((entry) => {
+        const tag = entry.cleared ? 'ClearRange' : 'PageRange';
+        return `<${tag}><Start>${entry.start}</Start><End>${entry.end}</End></${tag}>`;
+      })
+      .join('');
+    res.status(200).set({ 'Content-Type': 'application/xml', 'x-ms-blob-content-length': String(size) });
+    res.send(`<?xml version="1.0" encoding="utf-8"?><PageList>${body}</PageList>`);
+  }
+
+  /**
+   * The file of the snapshot named by x-ms-previous-snapshot-url: it must be a
+   * live SAS URL of an earlier snapshot of the same disk.
+   */
+  private previousSnapshotFile(previousUrl: string, target: Grant): string {
+    let previous: Grant;
+    try {
+      previous = this.authorize(new URL(previousUrl).pathname + new URL(previousUrl).search);
+    } catch (error) {
+      if (error instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot is not found or its access URL is no longer valid. Grant access to it again and retry.');
+      throw new StorageError(400, 'InvalidHeaderValue', 'The value for the header x-ms-previous-snapshot-url is not a URL.');
+    }
+
+    const earlier = this.resources.getSnapshot(previous.resourceId);
+    if (!earlier) throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot URL does not refer to a snapshot.');
+    const targetSnapshot = this.resources.getSnapshot(target.resourceId);
+    const sameDisk = targetSnapshot
+      ? targetSnapshot.incremental && earlier.incremental && targetSnapshot.incrementalSnapshotFamilyId === earlier.incrementalSnapshotFamilyId
+      : earlier.sourceResourceId.toLowerCase() === target.resourceId.toLowerCase();
+    if (!sameDisk) {
+      throw new StorageError(400, 'PreviousSnapshotOperationNotSupported', 'The previous snapshot must be an earlier incremental snapshot of the same disk.');
+    }
+    if (targetSnapshot && earlier.timeCreated > targetSnapshot.timeCreated) {
+      throw new StorageError(400, 'PreviousSnapshotCannotBeNewer', 'The previous snapshot was taken after this one.');
+    }
+    return earlier.file;
+  }
+
+  /** Checks the SAS in a request path+query and returns its live grant; throws 403 AuthenticationFailed otherwise. */
+  private authorize(pathAndQuery: string): Grant {
+    const url = new URL(pathAndQuery, 'https://sandbox.invalid');
+    const [, account = '', container = '', blob = ''] = decodeURIComponent(url.pathname).split('/');
+    const q = url.searchParams;
+    const fields = { sv: q.get('sv') ?? '', sr: q.get('sr') ?? '', sk: q.get('sk') ?? '', st: q.get('st') ?? '', se: q.get('se') ?? '', sp: q.get('sp') ?? '' };
+    const denied = (detail: string) => new StorageError(403, 'AuthenticationFailed', 'Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.', detail);
+
+    const given = Buffer.from(q.get('sig') ?? '');
+    const expected = Buffer.from(this.sign(fields, `/${account}/${container}/${blob}`));
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw denied('Signature did not match. String to sign used was not accepted.');
+    }
+    if (!(new Date(fields.se).getTime() > Date.now())) throw denied(`Signed expiry time [${fields.se}] must be after current time.`);
+    if (!fields.sp.includes('r')) throw new StorageError(403, 'AuthorizationPermissionMismatch', 'This request is not authorized to perform this operation using this permission.');
+
+    const grant = this.grantsByContainer.get(container);
+    if (!grant || grant.account !== account || blob !== blobName) throw denied('The access grant for this disk was revoked. Grant access again.');
+    return grant;
+  }
+
+  private sign(fields: Record<string, string>, resourcePath: string): string {
+    const stringToSign = [fields.sp, fields.st, fields.se, resourcePath, fields.sv, fields.sr, fields.sk].join('\n');
+    return createHmac('sha256', this.key).update(stringToSign).digest('base64');
+  }
+
+  private fail(req: Request, res: Response, next: NextFunction, error: unknown): void {
+    if (!(error instanceof StorageError)) return next(error);
+    const requestId = res.getHeader('x-ms-request-id') ?? randomUUID();
+    this.log.debug({ code: error.code, status: error.status, method: req.method }, 'sandbox_disk_blob_refused');
+    res.status(error.status).set({ 'x-ms-error-code': error.code, 'x-ms-request-id': String(requestId), 'Content-Type': 'application/xml' });
+    if (req.method === 'HEAD') return void res.end();
+    const detail = error.detail ? `<AuthenticationErrorDetail>${escapeXml(error.detail)}</AuthenticationErrorDetail>` : '';
+    res.send(`<?xml version="1.0" encoding="utf-8"?><Error><Code>${error.code}</Code><Message>${escapeXml(`${error.message}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`)}</Message>${detail}</Error>`);
+  }
+}
+
+/** Non-zero 512-byte sectors of file between start and end (inclusive), coalesced. */
+export async function writtenPageRanges(file: string, start: number, end: number): Promise<PageRangeEntry[]> {
+  const ranges: PageRangeEntry[] = [];
+  const handle = await fs.open(file, 'r');
+  try {
+    await forEachChunk(handle, start, end, (offset, chunk) => {
+      for (let block = 0; block < chunk.length; block += scanBlockSize) {
+        const blockBytes = chunk.subarray(block, block + scanBlockSize);
+        if (isZero(blockBytes)) continue;
+        for (let sector = 0; sector < blockBytes.length; sector += sectorSize) {
+          if (!isZero(blockBytes.subarray(sector, sector + sectorSize))) addRange(ranges, offset + block + sector, false);
+        }
+      }
+    });
+  } finally {
+    await handle.close();
+  }
+  return ranges;
+}
+
+/** Sectors of file that differ from previousFile: written ones as page ranges, zeroed ones as clear ranges. */
+export async function diffPageRanges(file: string, previousFile: string, start: number, end: number): Promise<PageRangeEntry[]> {
+  const ranges: PageRangeEntry[] = [];
+  const handle = await fs.open(file, 'r');
+  const previous = await fs.open(previousFile, 'r');
+  try {
+    const other = Buffer.alloc(readChunkSize);
+    await forEachChunk(handle, start, end, async (offset, chunk) => {
+      other.fill(0);
+      await previous.read(other, 0, chunk.length, offset);
+      const before = other.subarray(0, chunk.length);
+      for (let block = 0; block < chunk.length; block += scanBlockSize) {
+        const now = chunk.subarray(block, block + scanBlockSize);
+        const then = before.subarray(block, block + scanBlockSize);
+        if (now.equals(then)) continue;
+        for (let sector = 0; sector < now.length; sector += sectorSize) {
+          const nowSector = now.subarray(sector, sector + sectorSize);
+          if (nowSector.equals(then.subarray(sector, sector + sectorSize))) continue;
+          addRange(ranges, offset + block + sector, isZero(nowSector));
+        }
+      }
+    });
+  } finally {
+    await Promise.all([handle.close(), previous.close()]);
+  }
+  return ranges;
+}
+
+async function forEachChunk(
+  handle: fs.FileHandle,
+  start: number,
+  end: number,
+  visit: (offset: number, chunk: Buffer) => void | Promise<void>,
+): Promise<void> {
+  const buffer = Buffer.alloc(readChunkSize);
+  for (let offset = start; offset <= end; offset += readChunkSize) {
+    const length = Math.min(readChunkSize, end - offset + 1);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    if (bytesRead === 0) break;
+    buffer.fill(0, bytesRead, length);
+    await visit(offset, buffer.subarray(0, length));
+  }
+}
+
+function addRange(ranges: PageRangeEntry[], sectorStart: number, cleared: boolean): void {
+  const last = ranges[ranges.length - 1];
+  if (last && last.cleared === cleared && last.end + 1 === sectorStart) last.end = sectorStart + sectorSize - 1;
+  else ranges.push({ start: sectorStart, end: sectorStart + sectorSize - 1, cleared });
+}
+
+const zeros = Buffer.alloc(scanBlockSize);
+
+function isZero(bytes: Buffer): boolean {
+  return bytes.equals(zeros.subarray(0, bytes.length));
+}
+
+/** Parses `bytes=a-b` or `bytes=a-`; undefined when absent. */
+function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d+)-(\d*)$/.exec(header.trim());
+  if (!match) throw new StorageError(400, 'InvalidRange', `The range header '${header}' is not valid.`);
+  const start = Number(match[1]);
+  const end = match[2] ? Math.min(Number(match[2]), size - 1) : size - 1;
+  if (start >= size || end < start) throw new StorageError(416, 'InvalidRange', 'The range specified is invalid for the current size of the resource.');
+  return { start, end };
+}
+
+function setCommonHeaders(res: Response, stat: { mtime: Date; mtimeMs: number; birthtime: Date }): void {
+  res.set({
+    'Last-Modified': stat.mtime.toUTCString(),
+    ETag: `"0x${Math.floor(stat.mtimeMs * 10_000).toString(16).toUpperCase()}"`,
+    'x-ms-creation-time': stat.birthtime.toUTCString(),
+    'x-ms-request-id': randomUUID(),
+    'x-ms-version': storageVersion,
+    Date: new Date().toUTCString(),
+  });
+}
+
+function blobPath(grant: Grant): string {
+  return `/${grant.account}/${grant.container}/${blobName}`;
+}
+
+function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

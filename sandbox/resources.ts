@@ -1,0 +1,258 @@
+/**
+ * The state of the sandbox's compute resources: virtual machines and their
+ * managed disks (fixed by the seed) and the snapshots that clients create.
+ *
+ * Each managed disk and snapshot is a raw file under dataDir/sandbox/disks; a
+ * snapshot is a copy of its source taken at creation (a reflink where the
+ * file system offers one). Snapshot records are kept in
+ * dataDir/sandbox/snapshots.json so that a restarted sandbox still has the
+ * snapshots an incremental backup chain refers to. Resource ids compare
+ * case-insensitively, as in Azure.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import path from 'node:path';
+import type { ImageName } from './disk-images.ts';
+import type { SeedVirtualMachine } from './seed.ts';
+import { vmResourceId } from './seed.ts';
+
+export interface DiskRecord {
+  id: string;
+  name: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  osType: 'Linux' | 'Windows';
+  hyperVGeneration: 'V1' | 'V2';
+  uniqueId: string;
+  managedBy: string;
+  imageReferenceId: string;
+  file: string;
+  sizeBytes: number;
+  timeCreated: string;
+}
+
+export interface SnapshotRecord {
+  id: string;
+  name: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  tags: Record<string, string>;
+  osType?: 'Linux' | 'Windows';
+  hyperVGeneration?: 'V1' | 'V2';
+  sourceResourceId: string;
+  sourceUniqueId: string;
+  incremental: boolean;
+  /** Shared by all incremental snapshots of one disk; page-range diffs only work within a family. */
+  incrementalSnapshotFamilyId?: string;
+  uniqueId: string;
+  file: string;
+  sizeBytes: number;
+  timeCreated: string;
+  provisioningState: 'Creating' | 'Succeeded';
+}
+
+export interface NewSnapshot {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+  sourceResourceId: string;
+  incremental: boolean;
+}
+
+export function diskResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/disks/${name}`;
+}
+
+export function snapshotResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/snapshots/${name}`;
+}
+
+const key = (id: string) => id.toLowerCase();
+
+export class ComputeResources {
+  private readonly disks = new Map<string, DiskRecord>();
+  private readonly snapshots = new Map<string, SnapshotRecord>();
+  private saveQueue: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly disksDir: string,
+    private readonly stateFile: string,
+    readonly virtualMachines: SeedVirtualMachine[],
+  ) {}
+
+  /**
+   * Loads the state under stateDir, copying a seed image into place for each
+   * disk that has no file yet (existing disk files are kept as they are).
+   */
+  static async open(stateDir: string, virtualMachines: SeedVirtualMachine[], images: Record<ImageName, string>): Promise<ComputeResources> {
+    const disksDir = path.join(stateDir, 'disks');
+    await fs.mkdir(path.join(disksDir, 'snapshots'), { recursive: true });
+    const resources = new ComputeResources(disksDir, path.join(stateDir, 'snapshots.json'), virtualMachines);
+
+    for (const vm of virtualMachines) {
+      const file = path.join(disksDir, `${vm.osDisk.name}.raw`);
+      const exists = await fs.access(file).then(() => true, () => false);
+      if (!exists) await copyReflink(images[vm.osDisk.image], file);
+      const { size } = await fs.stat(file);
+
+      const id = diskResourceId(vm.subscriptionId, vm.resourceGroup, vm.osDisk.name);
+      resources.disks.set(key(id), {
+        id,
+        name: vm.osDisk.name,
+        subscriptionId: vm.subscriptionId,
+        resourceGroup: vm.resourceGroup,
+        location: vm.location,
+        osType: vm.osType,
+        hyperVGeneration: vm.osDisk.hyperVGeneration,
+        uniqueId: vm.osDisk.uniqueId,
+        managedBy: vmResourceId(vm.subscriptionId, vm.resourceGroup, vm.name),
+        imageReferenceId: `/Subscriptions/${vm.subscriptionId}/Providers/Microsoft.Compute/Locations/${vm.location}/Publishers/${vm.imageReference.publisher}/ArtifactTypes/VMImage/Offers/${vm.imageReference.offer}/Skus/${vm.imageReference.sku}/Versions/1.0.0`,
+        file,
+        sizeBytes: size,
+        timeCreated: vm.timeCreated,
+      });
+    }
+
+    await resources.loadSnapshots();
+    return resources;
+  }
+
+  getDisk(id: string): DiskRecord | undefined {
+    return this.disks.get(key(id));
+  }
+
+  listDisks(subscriptionId: string, resourceGroup?: string): DiskRecord[] {
+    return [...this.disks.values()].filter((disk) => inScope(disk, subscriptionId, resourceGroup));
+  }
+
+  getSnapshot(id: string): SnapshotRecord | undefined {
+    return this.snapshots.get(key(id));
+  }
+
+  listSnapshots(subscriptionId: string, resourceGroup?: string): SnapshotRecord[] {
+    return [...this.snapshots.values()].filter((snapshot) => inScope(snapshot, subscriptionId, resourceGroup));
+  }
+
+  getVirtualMachine(subscriptionId: string, resourceGroup: string, name: string): SeedVirtualMachine | undefined {
+    return this.virtualMachines.find(
+      (vm) => key(vm.subscriptionId) === key(subscriptionId) && key(vm.resourceGroup) === key(resourceGroup) && key(vm.name) === key(name),
+    );
+  }
+
+  listVirtualMachines(subscriptionId: string, resourceGroup?: string): SeedVirtualMachine[] {
+    return this.virtualMachines.filter((vm) => inScope(vm, subscriptionId, resourceGroup));
+  }
+
+  /** The raw file behind a disk or snapshot id. */
+  fileOf(id: string): string | undefined {
+    return (this.getDisk(id) ?? this.getSnapshot(id))?.file;
+  }
+
+  /** Copies the source disk (or snapshot) now; the record stays 'Creating' until markSucceeded. */
+  async createSnapshot(input: NewSnapshot): Promise<SnapshotRecord> {
+    const id = snapshotResourceId(input.subscriptionId, input.resourceGroup, input.name);
+    const source = this.getDisk(input.sourceResourceId) ?? this.getSnapshot(input.sourceResourceId);
+    if (!source) throw new Error(`Source ${input.sourceResourceId} does not exist.`);
+
+    const uniqueId = randomUUID();
+    const file = path.join(this.disksDir, 'snapshots', `${input.name}-${uniqueId}.raw`);
+    await copyReflink(source.file, file);
+
+    const sourceDisk = 'managedBy' in source ? source : this.getDisk(source.sourceResourceId);
+    const record: SnapshotRecord = {
+      id,
+      name: input.name,
+      subscriptionId: input.subscriptionId,
+      resourceGroup: input.resourceGroup,
+      location: input.location,
+      tags: input.tags,
+      osType: source.osType,
+      hyperVGeneration: source.hyperVGeneration,
+      sourceResourceId: source.id,
+      sourceUniqueId: source.uniqueId,
+      incremental: input.incremental,
+      incrementalSnapshotFamilyId: input.incremental && sourceDisk ? familyIdOf(sourceDisk.uniqueId) : undefined,
+      uniqueId,
+      file,
+      sizeBytes: source.sizeBytes,
+      timeCreated: new Date().toISOString(),
+      provisioningState: 'Creating',
+    };
+    this.snapshots.set(key(id), record);
+    await this.saveSnapshots();
+    return record;
+  }
+
+  async markSucceeded(id: string): Promise<void> {
+    const snapshot = this.getSnapshot(id);
+    if (!snapshot || snapshot.provisioningState === 'Succeeded') return;
+    snapshot.provisioningState = 'Succeeded';
+    await this.saveSnapshots();
+  }
+
+  async updateSnapshotTags(id: string, tags: Record<string, string>): Promise<void> {
+    const snapshot = this.getSnapshot(id);
+    if (!snapshot) return;
+    snapshot.tags = tags;
+    await this.saveSnapshots();
+  }
+
+  async deleteSnapshot(id: string): Promise<boolean> {
+    const snapshot = this.getSnapshot(id);
+    if (!snapshot) return false;
+    this.snapshots.delete(key(id));
+    await this.saveSnapshots();
+    await fs.rm(snapshot.file, { force: true });
+    return true;
+  }
+
+  private async loadSnapshots(): Promise<void> {
+    let saved: SnapshotRecord[];
+    try {
+      saved = JSON.parse(await fs.readFile(this.stateFile, 'utf8')) as SnapshotRecord[];
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const snapshot of saved) {
+      // A snapshot whose file vanished (a cleaned folder) is dropped rather than served broken.
+      const exists = await fs.access(snapshot.file).then(() => true, () => false);
+      if (exists) this.snapshots.set(key(snapshot.id), { ...snapshot, provisioningState: 'Succeeded' });
+    }
+  }
+
+  /** Writes are queued so that two quick changes cannot interleave their temporary files. */
+  private saveSnapshots(): Promise<void> {
+    const next = this.saveQueue.then(() => this.writeSnapshots());
+    this.saveQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeSnapshots(): Promise<void> {
+    const temporary = `${this.stateFile}.${process.pid}.tmp`;
+    await fs.writeFile(temporary, JSON.stringify([...this.snapshots.values()], null, 2));
+    await fs.rename(temporary, this.stateFile);
+  }
+}
+
+function inScope(resource: { subscriptionId: string; resourceGroup: string }, subscriptionId: string, resourceGroup?: string): boolean {
+  if (key(resource.subscriptionId) !== key(subscriptionId)) return false;
+  return resourceGroup === undefined || key(resource.resourceGroup) === key(resourceGroup);
+}
+
+function familyIdOf(diskUniqueId: string): string {
+  const hex = createHash('sha256').update(`snapshot-family:${diskUniqueId}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** Copies with a reflink when the file system supports it, a plain copy otherwise. */
+async function copyReflink(from: string, to: string): Promise<void> {
+  const temporary = `${to}.${process.pid}.tmp`;
+  await fs.copyFile(from, temporary, fsConstants.COPYFILE_FICLONE);
+  await fs.rename(temporary, to);
+}
