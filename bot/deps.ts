@@ -1,0 +1,20 @@
+/** What the bot's handlers share: the workflow, the database, the log and proactive sending. */
+import type { Approvals } from '../approvals/index.ts';
+import type { Db } from '../core/db/database.ts';
+import type { Customer, RequestRow } from '../core/db/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Outbox } from './conversations.ts';
+
+export interface BotDeps {
+  approvals: Approvals;
+  db: Db;
+  log: Logger;
+  outbox: Outbox;
+  /** The bot's app id; empty in local mode. */
+  botAppId: string;
+  approvers: { conversationId?: string; serviceUrl?: string };
+}
+
+export async function customerOfRequest(db: Db, request: RequestRow): Promise<Customer> {
+  return db.selectFrom('customers').selectAll().where('id', '=', request.customer_id).executeTakeFirstOrThrow();
+}

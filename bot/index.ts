@@ -1,0 +1,137 @@
+/**
+ * The Teams bot: Bot Framework's CloudAdapter behind an Express router on
+ * POST /api/messages. Messages become previews and forms, card actions become
+ * calls on the approval workflow, and engine notices become proactive
+ * messages. With no app id the adapter runs in local mode (no token checks,
+ * replies go unauthenticated to the activity's serviceUrl), as the Bot
+ * Framework Emulator and the sandbox chat need; with one, it validates
+ * Teams' tokens.
+ */
+import {
+  ActivityTypes,
+  CloudAdapter,
+  ConfigurationBotFrameworkAuthentication,
+  type Activity,
+  type TurnContext,
+} from 'botbuilder';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Approvals } from '../approvals/index.ts';
+import type { Db } from '../core/db/database.ts';
+import type { Logger } from '../core/log.ts';
+import type { EngineNotices } from '../engine/notices.ts';
+import { handleCardAction, messageResponse } from './actions.ts';
+import { Outbox, rememberConversation } from './conversations.ts';
+import type { BotDeps } from './deps.ts';
+import { handleConversationUpdate, handleMessage } from './messages.ts';
+import { createNotices } from './notices.ts';
+
+export interface BotOptions {
+  approvals: Approvals;
+  db: Db;
+  log: Logger;
+  /** Microsoft app id of the bot registration; unset runs in local mode. */
+  appId?: string;
+  appPassword?: string;
+  appTenantId?: string;
+  appType: 'MultiTenant' | 'SingleTenant' | 'UserAssignedMSI';
+  /** The provider's approvers' Teams conversation, which receives approval cards. */
+  approversConversationId?: string;
+  /** Its service URL, used until the bot has seen (and stored) that conversation itself. */
+  approversServiceUrl?: string;
+}
+
+const APOLOGY = 'Sorry, something went wrong on our side and nothing was changed. Please try again in a minute; if it keeps happening, tell your provider.';
+
+/** Why an activity cannot be processed, or undefined when it has what the bot needs. */
+export function activityProblem(body: unknown): string | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'The request body must be a Bot Framework activity (a JSON object).';
+  const activity = body as Partial<Activity>;
+  const missing: string[] = [];
+  if (typeof activity.type !== 'string' || activity.type === '') missing.push('type');
+  if (!activity.conversation || typeof activity.conversation.id !== 'string' || activity.conversation.id === '') missing.push('conversation.id');
+  if (!activity.from || typeof activity.from.id !== 'string' || activity.from.id === '') missing.push('from.id');
+  if (typeof activity.serviceUrl !== 'string' || activity.serviceUrl === '') missing.push('serviceUrl');
+  return missing.length === 0 ? undefined : `The activity is missing ${missing.join(', ')}. Send a Bot Framework activity as Teams or the Emulator does.`;
+}
+
+export function createBot(o: BotOptions): { router: express.Router; notices: EngineNotices } {
+  const log = o.log.child({ module: 'bot' });
+  const auth = new ConfigurationBotFrameworkAuthentication({
+    MicrosoftAppId: o.appId ?? '',
+    MicrosoftAppPassword: o.appPassword ?? '',
+    MicrosoftAppTenantId: o.appTenantId ?? '',
+    MicrosoftAppType: o.appType,
+  });
+  const adapter = new CloudAdapter(auth);
+  const deps: BotDeps = {
+    approvals: o.approvals,
+    db: o.db,
+    log,
+    outbox: new Outbox(adapter, o.appId ?? ''),
+    botAppId: o.appId ?? '',
+    approvers: { conversationId: o.approversConversationId, serviceUrl: o.approversServiceUrl },
+  };
+
+  adapter.onTurnError = async (context: TurnContext, error: Error) => {
+    log.error({ err: error, activityType: context.activity.type, conversationId: context.activity.conversation?.id }, 'bot_turn_failed');
+    try {
+      if (context.activity.type === ActivityTypes.Invoke) {
+        await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: messageResponse(APOLOGY) });
+      } else {
+        await context.sendActivity(APOLOGY);
+      }
+    } catch (sendError) {
+      log.error({ err: sendError }, 'bot_apology_failed');
+    }
+  };
+
+  const logic = async (context: TurnContext) => {
+    await rememberConversation(o.db, context.activity);
+
+    switch (context.activity.type) {
+      case ActivityTypes.Message:
+        return handleMessage(deps, context);
+      case ActivityTypes.ConversationUpdate:
+        return handleConversationUpdate(deps, context);
+      case ActivityTypes.Invoke:
+        if (context.activity.name === 'adaptiveCard/action') {
+          const response = await handleCardAction(deps, context);
+          await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: response });
+        }
+        return;
+      default:
+        return;
+    }
+  };
+
+  const router = express.Router();
+  router.post(
+    '/api/messages',
+    express.json({ limit: '1mb' }),
+    (req: Request, res: Response, next: NextFunction) => {
+      const problem = activityProblem(req.body);
+      if (problem) {
+        res.status(400).json({ error: problem });
+        return;
+      }
+      next();
+    },
+    async (req: Request, res: Response) => {
+      await adapter.process(req, res, logic);
+    },
+  );
+  router.use('/api/messages', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const status = (error as { status?: number; type?: string }).status;
+    if (status === 400 || (error as { type?: string }).type === 'entity.parse.failed') {
+      res.status(400).json({ error: 'The request body is not valid JSON. Send a Bot Framework activity as Teams or the Emulator does.' });
+      return;
+    }
+    if (status === 413) {
+      res.status(413).json({ error: 'The activity is too large (over 1 MB).' });
+      return;
+    }
+    next(error);
+  });
+
+  return { router, notices: createNotices(deps) };
+}

@@ -1,0 +1,56 @@
+/**
+ * The engine's notices, delivered in Teams: when a restore ends the requester
+ * gets a message in their chat with the bot, and the approval card in the
+ * approvers' conversation shows the outcome. Each delivery is tried on its own;
+ * one failing does not stop the other.
+ */
+import { formatUtc } from '../approvals/index.ts';
+import type { FileRestoreTarget } from '../core/db/schema.ts';
+import type { EngineNotices, RestoreFinished } from '../engine/notices.ts';
+import { refreshApprovalCard } from './approvers.ts';
+import { formatBytes } from './cards.ts';
+import { referenceFor } from './conversations.ts';
+import type { BotDeps } from './deps.ts';
+
+/** The words the requester reads when their restore ends. */
+export function restoreFinishedText(event: RestoreFinished, target: FileRestoreTarget): string {
+  if (event.outcome === 'completed') {
+    const name = event.fileName ?? target.path.split(/[\\/]/).pop() ?? target.path;
+    const size = event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`;
+    const until = event.downloadExpiresAt ? ` The link works until ${formatUtc(event.downloadExpiresAt)}; ask again after that.` : '';
+    const link = event.downloadUrl ? ` Download it here: ${event.downloadUrl}.${until}` : ' The operators will send you the download link.';
+    return `Your file ${name}${size} from ${target.vmName} is ready (request ${event.requestId}).${link}`;
+  }
+  const why = event.message ?? 'the engine did not say why';
+  return `The restore of ${target.path} from ${target.vmName} failed (request ${event.requestId}): ${why}. The operators have the details; you can ask again or reply here for help.`;
+}
+
+export function createNotices(deps: BotDeps): EngineNotices {
+  return {
+    async restoreFinished(event: RestoreFinished): Promise<void> {
+      const log = deps.log.child({ requestId: event.requestId, outcome: event.outcome });
+      const request = await deps.db.selectFrom('requests').selectAll().where('id', '=', event.requestId).executeTakeFirst();
+      if (!request) {
+        log.warn('notice_for_unknown_request');
+        return;
+      }
+      const words = restoreFinishedText(event, request.target as FileRestoreTarget);
+
+      const pointer = request.requester_conversation;
+      if (pointer) {
+        try {
+          const reference = await referenceFor(deps.db, pointer.conversationId, pointer.serviceUrl, deps.botAppId);
+          if (reference) await deps.outbox.send(reference, words);
+        } catch (error) {
+          log.error({ err: error }, 'requester_notice_failed');
+        }
+      } else {
+        log.info('requester_conversation_unknown');
+      }
+
+      // The approvers see the outcome without the link: it is the requester's.
+      const result = event.outcome === 'completed' ? `Restored${event.fileName ? ` ${event.fileName}` : ''}${event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`}; the requester has a download link.` : `Failed: ${event.message ?? 'no reason given'}`;
+      await refreshApprovalCard(deps, { ...request, status: event.outcome }, result);
+    },
+  };
+}
