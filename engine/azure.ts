@@ -1,0 +1,20 @@
+/**
+ * Azure SDK clients as the engine builds them: one place that knows the ARM
+ * endpoint (Azure, or the sandbox in development and tests).
+ */
+import { ComputeManagementClient } from '@azure/arm-compute';
+import type { TokenCredential } from '@azure/identity';
+
+export interface ComputeClientOptions {
+  credential: TokenCredential;
+  subscriptionId: string;
+  /** ARM endpoint, e.g. https://management.azure.com or the sandbox's URL. */
+  endpoint: string;
+}
+
+/** A compute client for one subscription at the given ARM endpoint. */
+export function createComputeClient(opts: ComputeClientOptions): ComputeManagementClient {
+  return new ComputeManagementClient(opts.credential, opts.subscriptionId, {
+    endpoint: opts.endpoint.replace(/\/+$/, ''),
+  });
+}

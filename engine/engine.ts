@@ -1,0 +1,160 @@
+/**
+ * The engine: inventory, backup, the disk byte-range resource, file-level
+ * recovery and downloads, composed from their own modules over one database,
+ * one repository and one set of Azure clients.
+ */
+import type { ComputeManagementClient } from '@azure/arm-compute';
+import type { TokenCredential } from '@azure/identity';
+import type express from 'express';
+import type { Db } from '../core/db/database.ts';
+import type { Customer, ProtectedItem, RestorePoint } from '../core/db/schema.ts';
+import { notFound, unavailable } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { LinkSigner } from '../core/signing.ts';
+import { createComputeClient } from './azure.ts';
+import { backupVm } from './backup.ts';
+import { DiskImage, LruCache } from './disk-image.ts';
+import { createDiskRouter } from './disk-router.ts';
+import { createDownloadRouter } from './download-router.ts';
+import { listFolder, type FolderListing } from './file-recovery.ts';
+import { runFileRestore } from './file-restore.ts';
+import { syncInventory } from './inventory.ts';
+import type { EngineNotices } from './notices.ts';
+import { readManifest, type Manifest } from './repository/manifest.ts';
+import { BLOCK_SIZE, Repository } from './repository/repository.ts';
+
+export interface EngineOptions {
+  db: Db;
+  log: Logger;
+  credential: TokenCredential;
+  /** ARM endpoint (the sandbox's https URL in tests). */
+  resourceManagerUrl: string;
+  /** The provider's blob repository (Azurite in the sandbox); kek is 32 bytes. */
+  repository: { connectionString: string; container: string; kek: Buffer };
+  signer: LinkSigner;
+  /** Where /downloads links point, e.g. http://localhost:3978. */
+  publicUrl: string;
+  /** Base URL at which diskRouter is reachable for libguestfs, e.g. http://127.0.0.1:3978/engine. */
+  diskResourceUrl: string;
+  downloadLinkMinutes: number;
+  notices: EngineNotices;
+  /** Scratch space under the data folder. */
+  workDir: string;
+  /** Limit for one file recovery, appliance start included; 3 minutes by default. */
+  recoveryTimeoutMs?: number;
+}
+
+export interface Engine {
+  /** Lists the VMs of the customer's subscription and upserts protected items (id stable per resource id). */
+  syncInventory(customer: Customer): Promise<ProtectedItem[]>;
+  /** Backs up one protected VM; the restore point is visible once everything it references is stored. */
+  backupVm(itemId: string, trigger: string): Promise<RestorePoint>;
+  /** Runs an approved file restore after the engine's own approval check; throws forbidden when refused. */
+  runFileRestore(requestId: string): Promise<void>;
+  /** Lists a folder of one disk of a restore point (no approval check: callers must authorize). */
+  listFolder(restorePointId: string, diskIndex: number, path: string): Promise<FolderListing[]>;
+  /** Mounted at /engine: GET/HEAD /engine/disks/:token/disk.raw with Range. */
+  diskRouter(): express.Router;
+  /** Mounted at /downloads: GET /downloads/:token streams the recovered file. */
+  downloadRouter(): express.Router;
+  /** Throws unavailable('repository ...') when the repository does not answer. */
+  health(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Blocks kept decrypted in memory for the disk resource (1 MiB each). */
+const BLOCK_CACHE_ENTRIES = 64;
+
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const log = options.log.child({ component: 'engine' });
+  const computeClients = new Map<string, ComputeManagementClient>();
+  const compute = (subscriptionId: string) => {
+    let client = computeClients.get(subscriptionId);
+    if (!client) {
+      client = createComputeClient({ credential: options.credential, subscriptionId, endpoint: options.resourceManagerUrl });
+      computeClients.set(subscriptionId, client);
+    }
+    return client;
+  };
+
+  // Opened on first use and again after a failure, so a repository outage at start-up heals.
+  let opening: Promise<Repository> | undefined;
+  const repository = () => {
+    opening ??= Repository.open({ ...options.repository, db: options.db }).catch((error) => {
+      opening = undefined;
+      throw error;
+    });
+    return opening;
+  };
+
+  const blockCache = new LruCache<string, Promise<Buffer>>(BLOCK_CACHE_ENTRIES);
+  const manifests = new LruCache<string, Promise<Manifest>>(16);
+  const openDisk = async (restorePointId: string, diskIndex: number): Promise<DiskImage> => {
+    let manifest = manifests.get(restorePointId);
+    if (!manifest) {
+      manifest = loadManifest(restorePointId);
+      manifests.set(restorePointId, manifest);
+      manifest.catch(() => manifests.delete(restorePointId));
+    }
+    const loaded = await manifest;
+    const disk = loaded.disks[diskIndex];
+    if (!disk) throw notFound(`Restore point ${restorePointId} has no disk ${diskIndex}.`);
+    return new DiskImage(await repository(), disk, loaded.blockSize ?? BLOCK_SIZE, blockCache);
+  };
+  const loadManifest = async (restorePointId: string): Promise<Manifest> => {
+    const row = await options.db.selectFrom('restore_points').selectAll().where('id', '=', restorePointId).executeTakeFirst();
+    if (!row) throw notFound(`Restore point ${restorePointId} does not exist (it may have expired).`);
+    return readManifest(await repository(), row);
+  };
+
+  const diskUrl = (restorePointId: string, diskIndex: number, minutes: number): URL => {
+    const token = options.signer.sign({ purpose: 'disk', subject: `${restorePointId}/${diskIndex}`, expiresAt: Date.now() + minutes * 60 * 1000 });
+    return new URL(`${options.diskResourceUrl.replace(/\/+$/, '')}/disks/${token}/disk.raw`);
+  };
+
+  return {
+    syncInventory: (customer) => syncInventory(options.db, log, compute(customer.subscription_id), customer),
+
+    backupVm: async (itemId, trigger) => backupVm({ db: options.db, log, repository: await repository(), compute }, itemId, trigger),
+
+    runFileRestore: (requestId) =>
+      runFileRestore(
+        {
+          db: options.db,
+          log,
+          repository,
+          signer: options.signer,
+          notices: options.notices,
+          publicUrl: options.publicUrl.replace(/\/+$/, ''),
+          downloadLinkMinutes: options.downloadLinkMinutes,
+          workDir: options.workDir,
+          diskUrl,
+          recoveryTimeoutMs: options.recoveryTimeoutMs,
+        },
+        requestId,
+      ),
+
+    listFolder: async (restorePointId, diskIndex, path) => {
+      await openDisk(restorePointId, diskIndex);
+      return listFolder({ workDir: options.workDir, log, timeoutMs: options.recoveryTimeoutMs }, diskUrl(restorePointId, diskIndex, 10), path);
+    },
+
+    diskRouter: () => createDiskRouter({ signer: options.signer, log, openDisk }),
+    downloadRouter: () => createDownloadRouter({ db: options.db, log, signer: options.signer, repository }),
+
+    health: async () => {
+      let repo: Repository;
+      try {
+        repo = await repository();
+      } catch (error) {
+        throw unavailable(`repository ${options.repository.container} is not usable: ${(error as Error).message}`);
+      }
+      await repo.health();
+    },
+
+    close: async () => {
+      computeClients.clear();
+    },
+  };
+}
+

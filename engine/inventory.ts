@@ -1,0 +1,37 @@
+/**
+ * Inventory: the VMs of a customer's subscription become protected items.
+ * An item's id derives from its ARM resource id, so syncing again (or from
+ * another worker) finds the same item.
+ */
+import { createHash } from 'node:crypto';
+import type { ComputeManagementClient } from '@azure/arm-compute';
+import type { Db } from '../core/db/database.ts';
+import type { Customer, ProtectedItem } from '../core/db/schema.ts';
+import type { Logger } from '../core/log.ts';
+
+/** The stable protected-item id of an Azure resource (ARM ids compare case-insensitively). */
+export function itemIdFor(resourceId: string): string {
+  return `vm-${createHash('sha256').update(resourceId.toLowerCase()).digest('hex').slice(0, 24)}`;
+}
+
+/** Lists the subscription's VMs and upserts one protected item each; returns the customer's items seen now. */
+export async function syncInventory(db: Db, log: Logger, compute: ComputeManagementClient, customer: Customer): Promise<ProtectedItem[]> {
+  const items: ProtectedItem[] = [];
+  for await (const vm of compute.virtualMachines.listAll()) {
+    if (!vm.id || !vm.name) continue;
+    try {
+      const item = await db
+        .insertInto('protected_items')
+        .values({ id: itemIdFor(vm.id), customer_id: customer.id, kind: 'vm', name: vm.name, resource_id: vm.id })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ name: vm.name!, resource_id: vm.id! }))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      items.push(item);
+    } catch (err) {
+      // Two VMs of one name in different resource groups collide on (customer, name); report and go on.
+      log.warn({ err, customerId: customer.id, resourceId: vm.id }, 'inventory_item_skipped');
+    }
+  }
+  log.info({ customerId: customer.id, items: items.length }, 'inventory_synced');
+  return items;
+}
