@@ -170,7 +170,7 @@ function chooseTlsDir(options: SandboxOptions, stateDir: string): string {
 function warnIfUntrusted(caCertPath: string, log: Logger): void {
   const trusted = process.env.NODE_EXTRA_CA_CERTS;
   if (trusted && path.resolve(trusted) === caCertPath) return;
-  log.warn({ caCertPath }, 'sandbox_ca_not_trusted_by_this_process: start client processes with NODE_EXTRA_CA_CERTS set to caCertPath');
+  log.warn({ caCertPath, hint: 'start client processes with NODE_EXTRA_CA_CERTS set to caCertPath' }, 'sandbox_ca_not_trusted_by_this_process');
 }
 
 /**

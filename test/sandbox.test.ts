@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { ClientSecretCredential } from '@azure/identity';
-import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
+import { AnonymousCredential, BlobServiceClient, PageBlobClient } from '@azure/storage-blob';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox, type SandboxCustomer } from '../sandbox/index.ts';
@@ -55,6 +55,15 @@ describe('the Azure sandbox', () => {
     });
 
     await expect(wrong.getToken('https://management.azure.com/.default')).rejects.toThrow(/AADSTS7000215/);
+  });
+
+  it('refuses an app it does not know', async () => {
+    const stranger = new ClientSecretCredential(sandbox.servicePrincipal.tenantId, '00000000-0000-0000-0000-000000000001', 'whatever', {
+      authorityHost: sandbox.authorityHost,
+      disableInstanceDiscovery: true,
+    });
+
+    await expect(stranger.getToken('https://management.azure.com/.default')).rejects.toThrow(/AADSTS700016/);
   });
 
   it('seeds a provider, one customer and people in both tenants', () => {
@@ -171,6 +180,55 @@ describe('the Azure sandbox', () => {
 
   it('answers 404 ResourceNotFound for a VM that does not exist', async () => {
     await expect(client.virtualMachines.get(contoso.resourceGroup, 'no-such-vm')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
+  });
+
+  it('stops serving a SAS URL once it expires', async () => {
+    const disk = await osDiskName('win-01');
+    const { accessSAS } = await client.disks.beginGrantAccessAndWait(contoso.resourceGroup, disk, { access: 'Read', durationInSeconds: 1 }, { updateIntervalInMs: 10 });
+    const blob = new PageBlobClient(accessSAS!, new AnonymousCredential());
+    const mbr = await blob.downloadToBuffer(510, 2);
+    expect(mbr.toString('hex')).toBe('55aa');
+
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await expect(blob.getProperties()).rejects.toMatchObject({ statusCode: 403 });
+  });
+
+  it('diffs two incremental snapshots into written and cleared ranges', async () => {
+    const web = await client.virtualMachines.get(contoso.resourceGroup, 'web-01');
+    const diskId = web.storageProfile!.osDisk!.managedDisk!.id!;
+    const take = async (name: string) => {
+      await client.snapshots.beginCreateOrUpdateAndWait(contoso.resourceGroup, name, {
+        location: contoso.location,
+        incremental: true,
+        creationData: { createOption: 'Copy', sourceResourceId: diskId },
+      }, { updateIntervalInMs: 10 });
+      return (await client.snapshots.beginGrantAccessAndWait(contoso.resourceGroup, name, { access: 'Read', durationInSeconds: 600 }, { updateIntervalInMs: 10 })).accessSAS!;
+    };
+    const before = await take('web-01-change-a');
+
+    // The VM "writes": 4 KiB of new data at 48 MiB, and one sector that held data becomes zero.
+    const { pageRange = [] } = await new PageBlobClient(before, new AnonymousCredential()).getPageRanges();
+    const lastWritten = pageRange[pageRange.length - 1]!;
+    const zeroedSector = lastWritten.offset + (lastWritten.count ?? 0) + 1 - 512;
+    const handle = await fs.open(sandbox.diskFilePath(diskId)!, 'r+');
+    await handle.write(Buffer.alloc(4096, 0xab), 0, 4096, 48 * 1024 * 1024);
+    await handle.write(Buffer.alloc(512), 0, 512, zeroedSector);
+    await handle.close();
+
+    const after = await take('web-01-change-b');
+    const diff = await new PageBlobClient(after, new AnonymousCredential()).getPageRangesDiffForManagedDisks(0, 64 * 1024 * 1024, before);
+    expect(diff.pageRange).toEqual([{ offset: 48 * 1024 * 1024, count: 4095 }]);
+    expect(diff.clearRange).toEqual([{ offset: zeroedSector, count: 511 }]);
+  });
+
+  it('gives the repository a working Azurite account', async () => {
+    const container = BlobServiceClient.fromConnectionString(sandbox.repositoryConnectionString).getContainerClient('acba-repository');
+    await container.createIfNotExists();
+    await container.getBlockBlobClient('config').upload('{}', 2);
+
+    const names = [];
+    for await (const blob of container.listBlobsFlat()) names.push(blob.name);
+    expect(names).toEqual(['config']);
   });
 });
 
