@@ -112,7 +112,9 @@ export function createApprovals(o: ApprovalsOptions) {
       return await step();
     } catch (error) {
       if (error instanceof AcbaError) {
-        await audit(actor, role, action, resource, 'refused', { ...facts, ...error.details, kind: error.kind, reason: error.message });
+        // A refused person did not act in the role they tried; record where they came from instead.
+        const from = actor.tenantId === providerTenantId ? 'provider_staff' : 'customer_user';
+        await audit(actor, from, action, resource, 'refused', { ...facts, ...error.details, attemptedRole: role, kind: error.kind, reason: error.message });
         log.info({ action, resource, kind: error.kind, actor: actor.objectId }, 'request_refused');
       }
       throw error;
@@ -374,9 +376,18 @@ export function createApprovals(o: ApprovalsOptions) {
       return row;
     },
 
-    /** One request; not_found (never forbidden) when the actor may not see it, so ids do not leak. */
+    /**
+     * One request; not_found (never forbidden) when the actor may not see it, so
+     * ids do not leak. Asking for another customer's request is audited.
+     */
     async getRequest(actor: Actor, requestId: string): Promise<RequestRow> {
-      return visibleRequest(actor, requestId);
+      try {
+        return await visibleRequest(actor, requestId);
+      } catch (error) {
+        const owner = await db.selectFrom('requests').select('customer_id').where('id', '=', requestId).executeTakeFirst();
+        if (owner) await refusable(actor, 'reader', 'request.read', `request/${requestId}`, { requestId, customerId: owner.customer_id }, () => Promise.reject(error));
+        throw error;
+      }
     },
 
     /** Requests the actor may see, newest first. */

@@ -332,6 +332,10 @@ describe('the audit trail', () => {
     expect(selfApproval?.details).toMatchObject({ customerId: 'contoso', rule: 'no_self_approval' });
     expect(String(selfApproval?.details.reason)).toContain('yourself');
 
+    expect(selfApproval?.actor_role).toBe('customer_user');
+    const probe = entries.find((e) => e.action === 'request.read' && e.actor_object_id === 'fabian');
+    expect(probe?.details).toMatchObject({ customerId: 'contoso', kind: 'not_found' });
+
     const customerApproval = entries.find((e) => e.outcome === 'refused' && e.actor_object_id === 'lynne');
     expect(customerApproval?.details).toMatchObject({ customerId: 'contoso', rule: 'provider_tenant_only' });
   });
