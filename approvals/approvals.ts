@@ -17,12 +17,12 @@ import type {
   RequestStatus,
   RestorePoint,
 } from '../core/db/schema.ts';
-import { AcbaError, conflict, forbidden, notFound, unavailable } from '../core/errors.ts';
+import { AcbaError, badInput, conflict, forbidden, notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { requestContentHash } from '../core/request-hash.ts';
-import { findItemByName, findRestorePoint, getRestorePoint } from '../engine/catalog.ts';
 import type { JobQueue } from '../engine/queue.ts';
-import { checkFilePath, checkReason, checkTicket, formatUtc } from './rules.ts';
+import { checkFilePath, checkReason, checkTicket } from './rules.ts';
+import { assertRequester, customerOf, findCustomer, resolveItem, resolveRestorePoint } from './lookup.ts';
 import { assertMayDecide } from './segregation.ts';
 
 /** Who is acting, from the Teams activity or the portal session. */
@@ -121,68 +121,14 @@ export function createApprovals(o: ApprovalsOptions) {
     }
   }
 
-  async function findCustomer(tenantId: string): Promise<Customer | undefined> {
-    return db.selectFrom('customers').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
-  }
-
-  async function customerOf(actor: Actor): Promise<Customer> {
-    const customer = await findCustomer(actor.tenantId);
-    if (!customer) {
-      throw forbidden(`Your organization (tenant ${actor.tenantId}) is not a customer of this service. Ask your service provider to add it before asking for restores.`, { tenantId: actor.tenantId });
-    }
-    return customer;
-  }
-
-  async function assertRequester(actor: Actor, customer: Customer): Promise<void> {
-    const principal = await db
-      .selectFrom('principals')
-      .select('object_id')
-      .where('tenant_id', '=', customer.tenant_id)
-      .where('object_id', '=', actor.objectId)
-      .where('role', '=', 'requester')
-      .executeTakeFirst();
-    if (!principal) {
-      throw forbidden(`You (${actor.name}) do not hold the requester role for ${customer.name}, so you cannot ask for restores. Ask your administrator or the provider to grant it.`);
-    }
-  }
-
-  async function resolveItem(customer: Customer, vmName: string): Promise<ProtectedItem> {
-    const name = vmName.trim();
-    const item = name === '' ? undefined : await findItemByName(db, customer.id, name);
-    if (item) return item;
-
-    const names = await db.selectFrom('protected_items').select('name').where('customer_id', '=', customer.id).orderBy('name').execute();
-    const known = names.length === 0 ? `${customer.name} has no protected VMs yet.` : `Protected VMs of ${customer.name}: ${names.map((n) => n.name).join(', ')}.`;
-    throw notFound(`There is no protected VM named "${name}". ${known}`, { vmName: name });
-  }
-
-  async function resolveRestorePoint(item: ProtectedItem, at?: Date, restorePointId?: string): Promise<RestorePoint> {
-    if (restorePointId) {
-      const point = await getRestorePoint(db, restorePointId);
-      if (!point || point.item_id !== item.id) {
-        throw notFound(`Restore point ${restorePointId} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`);
-      }
-      return point;
-    }
-
-    const point = await findRestorePoint(db, item.id, at);
-    if (point) return point;
-
-    const oldest = await db.selectFrom('restore_points').select('created_at').where('item_id', '=', item.id).orderBy('created_at', 'asc').limit(1).executeTakeFirst();
-    if (!oldest) throw notFound(`${item.name} has no restore points yet. Its first backup has not completed; ask again later.`, { vmName: item.name });
-    throw notFound(`${item.name} has no restore point at or before ${formatUtc(at!)}. The oldest available is from ${formatUtc(oldest.created_at)}; ask for a time after that.`, {
-      vmName: item.name,
-      oldest: oldest.created_at.toISOString(),
-    });
-  }
-
   async function preview(actor: Actor, input: { vmName: string; path: string; at?: Date; restorePointId?: string }): Promise<FileRestorePreview> {
-    const customer = await customerOf(actor);
-    await assertRequester(actor, customer);
+    const customer = await customerOf(db, actor);
+    await assertRequester(db, actor, customer);
     checkFilePath(input.path);
-    if (input.at && Number.isNaN(input.at.getTime())) throw notFound('The restore time is not a valid date.');
-    const item = await resolveItem(customer, input.vmName);
-    const restorePoint = await resolveRestorePoint(item, input.at, input.restorePointId);
+    if (input.at && Number.isNaN(input.at.getTime())) throw badInput('The restore time is not a valid date. Give it as 2026-12-01T14:00:00Z.');
+
+    const item = await resolveItem(db, customer, input.vmName);
+    const restorePoint = await resolveRestorePoint(db, item, input.at, input.restorePointId);
     return { customer, item, restorePoint };
   }
 
@@ -191,7 +137,7 @@ export function createApprovals(o: ApprovalsOptions) {
     const request = await db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirst();
     if (request && actor.tenantId === providerTenantId) return request;
     if (request) {
-      const customer = await findCustomer(actor.tenantId);
+      const customer = await findCustomer(db, actor.tenantId);
       if (customer && customer.id === request.customer_id) return request;
     }
     throw notFound(`There is no request ${requestId} that you can see. Check the id in your request list.`, { requestId });
@@ -203,7 +149,7 @@ export function createApprovals(o: ApprovalsOptions) {
 
   return {
     /** The customer whose tenant the actor signs in to; forbidden for anyone else. */
-    customerOf,
+    customerOf: (actor: Actor): Promise<Customer> => customerOf(db, actor),
 
     /** What a file restore would use (customer, VM, restore point), before the requester writes a reason. */
     async previewFileRestore(actor: Actor, input: { vmName: string; path: string; at?: Date; restorePointId?: string }): Promise<FileRestorePreview> {
@@ -213,7 +159,7 @@ export function createApprovals(o: ApprovalsOptions) {
     /** Creates a pending file-restore request, validated and bound to its content hash. */
     async requestFileRestore(actor: Actor, input: FileRestoreInput): Promise<RequestRow> {
       const facts: Record<string, unknown> = { tenantId: actor.tenantId, vmName: input.vmName, path: input.path };
-      const customer = await findCustomer(actor.tenantId);
+      const customer = await findCustomer(db, actor.tenantId);
       if (customer) facts.customerId = customer.id;
 
       return refusable(actor, 'requester', 'request.create', `vm/${input.vmName}`, facts, async () => {
@@ -394,7 +340,7 @@ export function createApprovals(o: ApprovalsOptions) {
     async listRequests(actor: Actor, filter: RequestFilter = {}): Promise<RequestRow[]> {
       let query = db.selectFrom('requests').selectAll();
       if (actor.tenantId !== providerTenantId) {
-        const customer = await customerOf(actor);
+        const customer = await customerOf(db, actor);
         query = query.where('customer_id', '=', customer.id);
       }
       if (filter.status) query = query.where('status', '=', filter.status);
