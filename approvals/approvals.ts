@@ -22,7 +22,13 @@ import type { Logger } from '../core/log.ts';
 import { requestContentHash } from '../core/request-hash.ts';
 import type { JobQueue } from '../engine/queue.ts';
 import { checkFilePath, checkReason, checkTicket } from './rules.ts';
-import { assertRequester, customerOf, findCustomer, resolveItem, resolveRestorePoint } from './lookup.ts';
+import {
+  assertRequester,
+  customerOf,
+  findCustomer,
+  resolveItem,
+  resolveRestorePoint,
+} from './lookup.ts';
 import { assertMayDecide } from './segregation.ts';
 
 /** Who is acting, from the Teams activity or the portal session. */
@@ -71,7 +77,18 @@ export type Approvals = ReturnType<typeof createApprovals>;
 const KIND = 'file_restore' as const;
 
 /** The hashed content of a stored request, recomputed the same way everywhere. */
-export function contentHashOf(row: Pick<RequestRow, 'id' | 'customer_id' | 'kind' | 'target' | 'reason' | 'requester_object_id' | 'requester_tenant_id'>): string {
+export function contentHashOf(
+  row: Pick<
+    RequestRow,
+    | 'id'
+    | 'customer_id'
+    | 'kind'
+    | 'target'
+    | 'reason'
+    | 'requester_object_id'
+    | 'requester_tenant_id'
+  >,
+): string {
   return requestContentHash({
     id: row.id,
     customerId: row.customer_id,
@@ -88,7 +105,14 @@ export function createApprovals(o: ApprovalsOptions) {
   const ttlMs = (o.requestTtlHours ?? 24) * 3600_000;
   const log = o.log.child({ module: 'approvals' });
 
-  async function audit(actor: Actor, role: string, action: string, resource: string, outcome: 'success' | 'refused', details: Record<string, unknown>) {
+  async function audit(
+    actor: Actor,
+    role: string,
+    action: string,
+    resource: string,
+    outcome: 'success' | 'refused',
+    details: Record<string, unknown>,
+  ) {
     await appendAudit(db, {
       actor: { objectId: actor.objectId, tenantId: actor.tenantId, name: actor.name, role },
       channel: actor.channel,
@@ -114,18 +138,28 @@ export function createApprovals(o: ApprovalsOptions) {
       if (error instanceof AcbaError) {
         // A refused person did not act in the role they tried; record where they came from instead.
         const from = actor.tenantId === providerTenantId ? 'provider_staff' : 'customer_user';
-        await audit(actor, from, action, resource, 'refused', { ...facts, ...error.details, attemptedRole: role, kind: error.kind, reason: error.message });
+        await audit(actor, from, action, resource, 'refused', {
+          ...facts,
+          ...error.details,
+          attemptedRole: role,
+          kind: error.kind,
+          reason: error.message,
+        });
         log.info({ action, resource, kind: error.kind, actor: actor.objectId }, 'request_refused');
       }
       throw error;
     }
   }
 
-  async function preview(actor: Actor, input: { vmName: string; path: string; at?: Date; restorePointId?: string }): Promise<FileRestorePreview> {
+  async function preview(
+    actor: Actor,
+    input: { vmName: string; path: string; at?: Date; restorePointId?: string },
+  ): Promise<FileRestorePreview> {
     const customer = await customerOf(db, actor);
     await assertRequester(db, actor, customer);
     checkFilePath(input.path);
-    if (input.at && Number.isNaN(input.at.getTime())) throw badInput('The restore time is not a valid date. Give it as 2026-12-01T14:00:00Z.');
+    if (input.at && Number.isNaN(input.at.getTime()))
+      throw badInput('The restore time is not a valid date. Give it as 2026-12-01T14:00:00Z.');
 
     const item = await resolveItem(db, customer, input.vmName);
     const restorePoint = await resolveRestorePoint(db, item, input.at, input.restorePointId);
@@ -134,17 +168,29 @@ export function createApprovals(o: ApprovalsOptions) {
 
   /** A request the actor may see: the provider's staff see all, a customer's users only their customer's. */
   async function visibleRequest(actor: Actor, requestId: string): Promise<RequestRow> {
-    const request = await db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirst();
+    const request = await db
+      .selectFrom('requests')
+      .selectAll()
+      .where('id', '=', requestId)
+      .executeTakeFirst();
     if (request && actor.tenantId === providerTenantId) return request;
     if (request) {
       const customer = await findCustomer(db, actor.tenantId);
       if (customer && customer.id === request.customer_id) return request;
     }
-    throw notFound(`There is no request ${requestId} that you can see. Check the id in your request list.`, { requestId });
+    throw notFound(
+      `There is no request ${requestId} that you can see. Check the id in your request list.`,
+      { requestId },
+    );
   }
 
   async function markExpired(requestId: string): Promise<void> {
-    await db.updateTable('requests').set({ status: 'expired' }).where('id', '=', requestId).where('status', '=', 'pending').execute();
+    await db
+      .updateTable('requests')
+      .set({ status: 'expired' })
+      .where('id', '=', requestId)
+      .where('status', '=', 'pending')
+      .execute();
   }
 
   return {
@@ -152,58 +198,87 @@ export function createApprovals(o: ApprovalsOptions) {
     customerOf: (actor: Actor): Promise<Customer> => customerOf(db, actor),
 
     /** What a file restore would use (customer, VM, restore point), before the requester writes a reason. */
-    async previewFileRestore(actor: Actor, input: { vmName: string; path: string; at?: Date; restorePointId?: string }): Promise<FileRestorePreview> {
-      return refusable(actor, 'requester', 'request.preview', `vm/${input.vmName}`, { tenantId: actor.tenantId }, () => preview(actor, input));
+    async previewFileRestore(
+      actor: Actor,
+      input: { vmName: string; path: string; at?: Date; restorePointId?: string },
+    ): Promise<FileRestorePreview> {
+      return refusable(
+        actor,
+        'requester',
+        'request.preview',
+        `vm/${input.vmName}`,
+        { tenantId: actor.tenantId },
+        () => preview(actor, input),
+      );
     },
 
     /** Creates a pending file-restore request, validated and bound to its content hash. */
     async requestFileRestore(actor: Actor, input: FileRestoreInput): Promise<RequestRow> {
-      const facts: Record<string, unknown> = { tenantId: actor.tenantId, vmName: input.vmName, path: input.path };
+      const facts: Record<string, unknown> = {
+        tenantId: actor.tenantId,
+        vmName: input.vmName,
+        path: input.path,
+      };
       const customer = await findCustomer(db, actor.tenantId);
       if (customer) facts.customerId = customer.id;
 
-      return refusable(actor, 'requester', 'request.create', `vm/${input.vmName}`, facts, async () => {
-        const { customer, item, restorePoint } = await preview(actor, input);
-        const path = checkFilePath(input.path);
-        const ticket = checkTicket(input.ticket);
-        const written = checkReason(input.reason);
-        // The ticket has no column of its own; it travels in the reason, so the content hash covers it.
-        const reason = ticket ? `${written}\n\nTicket: ${ticket}` : written;
+      return refusable(
+        actor,
+        'requester',
+        'request.create',
+        `vm/${input.vmName}`,
+        facts,
+        async () => {
+          const { customer, item, restorePoint } = await preview(actor, input);
+          const path = checkFilePath(input.path);
+          const ticket = checkTicket(input.ticket);
+          const written = checkReason(input.reason);
+          // The ticket has no column of its own; it travels in the reason, so the content hash covers it.
+          const reason = ticket ? `${written}\n\nTicket: ${ticket}` : written;
 
-        const id = randomUUID();
-        const target: FileRestoreTarget = {
-          itemId: item.id,
-          vmName: item.name,
-          path,
-          restorePointId: restorePoint.id,
-          restorePointTime: restorePoint.created_at.toISOString(),
-        };
-        const base = { id, customer_id: customer.id, kind: KIND, target, reason, requester_object_id: actor.objectId, requester_tenant_id: actor.tenantId };
+          const id = randomUUID();
+          const target: FileRestoreTarget = {
+            itemId: item.id,
+            vmName: item.name,
+            path,
+            restorePointId: restorePoint.id,
+            restorePointTime: restorePoint.created_at.toISOString(),
+          };
+          const base = {
+            id,
+            customer_id: customer.id,
+            kind: KIND,
+            target,
+            reason,
+            requester_object_id: actor.objectId,
+            requester_tenant_id: actor.tenantId,
+          };
 
-        const row = await db
-          .insertInto('requests')
-          .values({
-            ...base,
-            target: JSON.stringify(target),
-            status: 'pending',
-            requester_name: actor.name,
-            content_hash: contentHashOf(base),
-            approvals_required: 1,
-            expires_at: new Date(Date.now() + ttlMs),
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow();
+          const row = await db
+            .insertInto('requests')
+            .values({
+              ...base,
+              target: JSON.stringify(target),
+              status: 'pending',
+              requester_name: actor.name,
+              content_hash: contentHashOf(base),
+              approvals_required: 1,
+              expires_at: new Date(Date.now() + ttlMs),
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
 
-        await audit(actor, 'requester', 'request.create', `request/${id}`, 'success', {
-          customerId: customer.id,
-          requestId: id,
-          kind: KIND,
-          target,
-          contentHash: row.content_hash,
-        });
-        log.info({ requestId: id, customerId: customer.id }, 'request_created');
-        return row;
-      });
+          await audit(actor, 'requester', 'request.create', `request/${id}`, 'success', {
+            customerId: customer.id,
+            requestId: id,
+            kind: KIND,
+            target,
+            contentHash: row.content_hash,
+          });
+          log.info({ requestId: id, customerId: customer.id }, 'request_created');
+          return row;
+        },
+      );
     },
 
     /**
@@ -211,7 +286,12 @@ export function createApprovals(o: ApprovalsOptions) {
      * produce one outcome: the status only changes from 'pending' in one UPDATE,
      * and the loser's decision is rolled back and refused.
      */
-    async decide(actor: Actor, requestId: string, decision: 'approve' | 'reject', comment: string): Promise<{ request: RequestRow; decision: Decision }> {
+    async decide(
+      actor: Actor,
+      requestId: string,
+      decision: 'approve' | 'reject',
+      comment: string,
+    ): Promise<{ request: RequestRow; decision: Decision }> {
       const action = decision === 'approve' ? 'request.approve' : 'request.reject';
       const resource = `request/${requestId}`;
       const facts: Record<string, unknown> = { requestId };
@@ -228,7 +308,10 @@ export function createApprovals(o: ApprovalsOptions) {
           throw error;
         }
         if (contentHashOf(request) !== request.content_hash) {
-          throw conflict(`Request ${request.id} was changed after it was written, so it cannot be decided. Ask the requester to submit it again.`, { rule: 'content_hash' });
+          throw conflict(
+            `Request ${request.id} was changed after it was written, so it cannot be decided. Ask the requester to submit it again.`,
+            { rule: 'content_hash' },
+          );
         }
 
         return db.transaction().execute(async (trx) => {
@@ -247,11 +330,20 @@ export function createApprovals(o: ApprovalsOptions) {
             .onConflict((oc) => oc.columns(['request_id', 'approver_object_id']).doNothing())
             .returningAll()
             .executeTakeFirst();
-          if (!stored) throw conflict(`You already decided request ${request.id}. Each approver decides once.`, { rule: 'one_decision_per_approver', sameApprover: true });
+          if (!stored)
+            throw conflict(
+              `You already decided request ${request.id}. Each approver decides once.`,
+              { rule: 'one_decision_per_approver', sameApprover: true },
+            );
 
           let status: RequestStatus = 'rejected';
           if (decision === 'approve') {
-            const approvals = await trx.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).where('request_id', '=', request.id).where('decision', '=', 'approve').executeTakeFirstOrThrow();
+            const approvals = await trx
+              .selectFrom('decisions')
+              .select((eb) => eb.fn.countAll<string>().as('n'))
+              .where('request_id', '=', request.id)
+              .where('decision', '=', 'approve')
+              .executeTakeFirstOrThrow();
             status = Number(approvals.n) >= request.approvals_required ? 'approved' : 'pending';
           }
           if (status === 'pending') return { request, decision: stored };
@@ -265,7 +357,10 @@ export function createApprovals(o: ApprovalsOptions) {
             .executeTakeFirst();
           if (!updated) {
             // Another decision settled the request between our read and this write.
-            throw conflict(`Request ${request.id} was decided by someone else a moment ago. Refresh to see the outcome.`, { rule: 'pending_only' });
+            throw conflict(
+              `Request ${request.id} was decided by someone else a moment ago. Refresh to see the outcome.`,
+              { rule: 'pending_only' },
+            );
           }
           return { request: updated, decision: stored };
         });
@@ -286,7 +381,10 @@ export function createApprovals(o: ApprovalsOptions) {
           await queue.enqueueFileRestore({ requestId });
         } catch (error) {
           log.error({ err: error, requestId }, 'enqueue_failed');
-          throw unavailable(`Request ${requestId} is approved, but its restore could not be queued. The operators have been told; it will not run until they queue it again.`, { requestId });
+          throw unavailable(
+            `Request ${requestId} is approved, but its restore could not be queued. The operators have been told; it will not run until they queue it again.`,
+            { requestId },
+          );
         }
       }
       return outcome;
@@ -297,28 +395,50 @@ export function createApprovals(o: ApprovalsOptions) {
       const resource = `request/${requestId}`;
       const facts: Record<string, unknown> = { requestId };
 
-      const row = await refusable(actor, 'requester', 'request.cancel', resource, facts, async () => {
-        const request = await visibleRequest(actor, requestId);
-        facts.customerId = request.customer_id;
-        if (request.requester_object_id !== actor.objectId || request.requester_tenant_id !== actor.tenantId) {
-          throw forbidden(`Only ${request.requester_name}, who asked for request ${requestId}, can cancel it.`);
-        }
+      const row = await refusable(
+        actor,
+        'requester',
+        'request.cancel',
+        resource,
+        facts,
+        async () => {
+          const request = await visibleRequest(actor, requestId);
+          facts.customerId = request.customer_id;
+          if (
+            request.requester_object_id !== actor.objectId ||
+            request.requester_tenant_id !== actor.tenantId
+          ) {
+            throw forbidden(
+              `Only ${request.requester_name}, who asked for request ${requestId}, can cancel it.`,
+            );
+          }
 
-        const updated = await db
-          .updateTable('requests')
-          .set({ status: 'cancelled', decided_at: new Date() })
-          .where('id', '=', requestId)
-          .where('status', '=', 'pending')
-          .returningAll()
-          .executeTakeFirst();
-        if (!updated) {
-          const now = await db.selectFrom('requests').select('status').where('id', '=', requestId).executeTakeFirstOrThrow();
-          throw conflict(`Request ${requestId} is ${now.status}, so it can no longer be cancelled.`, { status: now.status });
-        }
-        return updated;
+          const updated = await db
+            .updateTable('requests')
+            .set({ status: 'cancelled', decided_at: new Date() })
+            .where('id', '=', requestId)
+            .where('status', '=', 'pending')
+            .returningAll()
+            .executeTakeFirst();
+          if (!updated) {
+            const now = await db
+              .selectFrom('requests')
+              .select('status')
+              .where('id', '=', requestId)
+              .executeTakeFirstOrThrow();
+            throw conflict(
+              `Request ${requestId} is ${now.status}, so it can no longer be cancelled.`,
+              { status: now.status },
+            );
+          }
+          return updated;
+        },
+      );
+
+      await audit(actor, 'requester', 'request.cancel', resource, 'success', {
+        customerId: row.customer_id,
+        requestId,
       });
-
-      await audit(actor, 'requester', 'request.cancel', resource, 'success', { customerId: row.customer_id, requestId });
       return row;
     },
 
@@ -330,8 +450,20 @@ export function createApprovals(o: ApprovalsOptions) {
       try {
         return await visibleRequest(actor, requestId);
       } catch (error) {
-        const owner = await db.selectFrom('requests').select('customer_id').where('id', '=', requestId).executeTakeFirst();
-        if (owner) await refusable(actor, 'reader', 'request.read', `request/${requestId}`, { requestId, customerId: owner.customer_id }, () => Promise.reject(error));
+        const owner = await db
+          .selectFrom('requests')
+          .select('customer_id')
+          .where('id', '=', requestId)
+          .executeTakeFirst();
+        if (owner)
+          await refusable(
+            actor,
+            'reader',
+            'request.read',
+            `request/${requestId}`,
+            { requestId, customerId: owner.customer_id },
+            () => Promise.reject(error),
+          );
         throw error;
       }
     },
@@ -344,22 +476,45 @@ export function createApprovals(o: ApprovalsOptions) {
         query = query.where('customer_id', '=', customer.id);
       }
       if (filter.status) query = query.where('status', '=', filter.status);
-      return query.orderBy('created_at', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
+      return query
+        .orderBy('created_at', 'desc')
+        .limit(Math.min(filter.limit ?? 100, 1000))
+        .execute();
     },
 
     /** The decisions on a request, oldest first (visibility as getRequest). */
     async listDecisions(actor: Actor, requestId: string): Promise<Decision[]> {
       await visibleRequest(actor, requestId);
-      return db.selectFrom('decisions').selectAll().where('request_id', '=', requestId).orderBy('created_at', 'asc').execute();
+      return db
+        .selectFrom('decisions')
+        .selectAll()
+        .where('request_id', '=', requestId)
+        .orderBy('created_at', 'asc')
+        .execute();
     },
 
     /** Marks pending requests past their expiry as expired; returns how many. For the scheduler. */
     async expireOverdue(now = new Date()): Promise<number> {
-      const rows = await db.updateTable('requests').set({ status: 'expired' }).where('status', '=', 'pending').where('expires_at', '<=', now).returning('id').execute();
+      const rows = await db
+        .updateTable('requests')
+        .set({ status: 'expired' })
+        .where('status', '=', 'pending')
+        .where('expires_at', '<=', now)
+        .returning('id')
+        .execute();
       for (const row of rows) {
-        const request = await db.selectFrom('requests').select('customer_id').where('id', '=', row.id).executeTakeFirstOrThrow();
+        const request = await db
+          .selectFrom('requests')
+          .select('customer_id')
+          .where('id', '=', row.id)
+          .executeTakeFirstOrThrow();
         await appendAudit(db, {
-          actor: { objectId: 'acba-service', tenantId: 'acba', name: 'ACBA service', role: 'service' },
+          actor: {
+            objectId: 'acba-service',
+            tenantId: 'acba',
+            name: 'ACBA service',
+            role: 'service',
+          },
           channel: 'scheduler',
           action: 'request.expire',
           resource: `request/${row.id}`,
@@ -372,12 +527,20 @@ export function createApprovals(o: ApprovalsOptions) {
 
     /** Remembers the approval card posted for the request, to update it later. */
     async setApprovalCard(requestId: string, pointer: ConversationPointer): Promise<void> {
-      await db.updateTable('requests').set({ approval_card: JSON.stringify(pointer) }).where('id', '=', requestId).execute();
+      await db
+        .updateTable('requests')
+        .set({ approval_card: JSON.stringify(pointer) })
+        .where('id', '=', requestId)
+        .execute();
     },
 
     /** Remembers the requester's conversation, for notices about the request. */
     async setRequesterConversation(requestId: string, pointer: ConversationPointer): Promise<void> {
-      await db.updateTable('requests').set({ requester_conversation: JSON.stringify(pointer) }).where('id', '=', requestId).execute();
+      await db
+        .updateTable('requests')
+        .set({ requester_conversation: JSON.stringify(pointer) })
+        .where('id', '=', requestId)
+        .execute();
     },
   };
 }

@@ -16,7 +16,21 @@
  * Every step, refusals included, is written to the audit log.
  */
 export { createApprovals, contentHashOf } from './approvals.ts';
-export type { Actor, Approvals, ApprovalsOptions, FileRestoreInput, FileRestorePreview, RequestFilter } from './approvals.ts';
+export type {
+  Actor,
+  Approvals,
+  ApprovalsOptions,
+  FileRestoreInput,
+  FileRestorePreview,
+  RequestFilter,
+} from './approvals.ts';
 export { assertApproverEligible, assertMayDecide, settlingDecision } from './segregation.ts';
 export type { Decider } from './segregation.ts';
-export { checkComment, checkFilePath, checkReason, checkTicket, formatUtc, toDate } from './rules.ts';
+export {
+  checkComment,
+  checkFilePath,
+  checkReason,
+  checkTicket,
+  formatUtc,
+  toDate,
+} from './rules.ts';

@@ -12,14 +12,21 @@ import { formatUtc } from './rules.ts';
 
 /** The customer whose Entra tenant this is. */
 export async function findCustomer(db: Db, tenantId: string): Promise<Customer | undefined> {
-  return db.selectFrom('customers').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+  return db
+    .selectFrom('customers')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
 }
 
 /** The actor's customer; forbidden when their tenant is not a customer. */
 export async function customerOf(db: Db, actor: Actor): Promise<Customer> {
   const customer = await findCustomer(db, actor.tenantId);
   if (!customer) {
-    throw forbidden(`Your organization (tenant ${actor.tenantId}) is not a customer of this service. Ask your service provider to add it before asking for restores.`, { tenantId: actor.tenantId });
+    throw forbidden(
+      `Your organization (tenant ${actor.tenantId}) is not a customer of this service. Ask your service provider to add it before asking for restores.`,
+      { tenantId: actor.tenantId },
+    );
   }
   return customer;
 }
@@ -34,18 +41,32 @@ export async function assertRequester(db: Db, actor: Actor, customer: Customer):
     .where('role', '=', 'requester')
     .executeTakeFirst();
   if (!principal) {
-    throw forbidden(`You (${actor.name}) do not hold the requester role for ${customer.name}, so you cannot ask for restores. Ask your administrator or the provider to grant it.`);
+    throw forbidden(
+      `You (${actor.name}) do not hold the requester role for ${customer.name}, so you cannot ask for restores. Ask your administrator or the provider to grant it.`,
+    );
   }
 }
 
 /** The customer's protected VM by name; not_found lists the names there are. */
-export async function resolveItem(db: Db, customer: Customer, vmName: string): Promise<ProtectedItem> {
+export async function resolveItem(
+  db: Db,
+  customer: Customer,
+  vmName: string,
+): Promise<ProtectedItem> {
   const name = vmName.trim();
   const item = name === '' ? undefined : await findItemByName(db, customer.id, name);
   if (item) return item;
 
-  const names = await db.selectFrom('protected_items').select('name').where('customer_id', '=', customer.id).orderBy('name').execute();
-  const known = names.length === 0 ? `${customer.name} has no protected VMs yet.` : `Protected VMs of ${customer.name}: ${names.map((n) => n.name).join(', ')}.`;
+  const names = await db
+    .selectFrom('protected_items')
+    .select('name')
+    .where('customer_id', '=', customer.id)
+    .orderBy('name')
+    .execute();
+  const known =
+    names.length === 0
+      ? `${customer.name} has no protected VMs yet.`
+      : `Protected VMs of ${customer.name}: ${names.map((n) => n.name).join(', ')}.`;
   throw notFound(`There is no protected VM named "${name}". ${known}`, { vmName: name });
 }
 
@@ -53,11 +74,18 @@ export async function resolveItem(db: Db, customer: Customer, vmName: string): P
  * The exact restore point when an id is given, else the newest at or before `at`;
  * not_found names the VM, the time and the oldest point there is.
  */
-export async function resolveRestorePoint(db: Db, item: ProtectedItem, at?: Date, restorePointId?: string): Promise<RestorePoint> {
+export async function resolveRestorePoint(
+  db: Db,
+  item: ProtectedItem,
+  at?: Date,
+  restorePointId?: string,
+): Promise<RestorePoint> {
   if (restorePointId) {
     const point = await getRestorePoint(db, restorePointId);
     if (!point || point.item_id !== item.id) {
-      throw notFound(`Restore point ${restorePointId} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`);
+      throw notFound(
+        `Restore point ${restorePointId} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`,
+      );
     }
     return point;
   }
@@ -65,10 +93,23 @@ export async function resolveRestorePoint(db: Db, item: ProtectedItem, at?: Date
   const point = await findRestorePoint(db, item.id, at);
   if (point) return point;
 
-  const oldest = await db.selectFrom('restore_points').select('created_at').where('item_id', '=', item.id).orderBy('created_at', 'asc').limit(1).executeTakeFirst();
-  if (!oldest) throw notFound(`${item.name} has no restore points yet. Its first backup has not completed; ask again later.`, { vmName: item.name });
-  throw notFound(`${item.name} has no restore point at or before ${formatUtc(at!)}. The oldest available is from ${formatUtc(oldest.created_at)}; ask for a time after that.`, {
-    vmName: item.name,
-    oldest: oldest.created_at.toISOString(),
-  });
+  const oldest = await db
+    .selectFrom('restore_points')
+    .select('created_at')
+    .where('item_id', '=', item.id)
+    .orderBy('created_at', 'asc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!oldest)
+    throw notFound(
+      `${item.name} has no restore points yet. Its first backup has not completed; ask again later.`,
+      { vmName: item.name },
+    );
+  throw notFound(
+    `${item.name} has no restore point at or before ${formatUtc(at!)}. The oldest available is from ${formatUtc(oldest.created_at)}; ask for a time after that.`,
+    {
+      vmName: item.name,
+      oldest: oldest.created_at.toISOString(),
+    },
+  );
 }

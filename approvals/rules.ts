@@ -14,18 +14,28 @@ export const MAX_TICKET_LENGTH = 100;
 /** Checks a file path inside a VM: absolute (Linux or Windows style), no `..`, at most 1024 characters. */
 export function checkFilePath(path: string): string {
   const trimmed = path.trim();
-  if (trimmed === '') throw badInput('The file path is empty. Give the full path of the file, for example /etc/nginx/nginx.conf or C:\\inetpub\\web.config.');
+  if (trimmed === '')
+    throw badInput(
+      'The file path is empty. Give the full path of the file, for example /etc/nginx/nginx.conf or C:\\inetpub\\web.config.',
+    );
   if (trimmed.length > MAX_PATH_LENGTH) {
-    throw badInput(`The file path is ${trimmed.length} characters long; at most ${MAX_PATH_LENGTH} are allowed.`);
+    throw badInput(
+      `The file path is ${trimmed.length} characters long; at most ${MAX_PATH_LENGTH} are allowed.`,
+    );
   }
-  if (/[\u0000-\u001f]/.test(trimmed)) throw badInput('The file path contains control characters. Give the path as plain text.');
+  if (/[\u0000-\u001f]/.test(trimmed))
+    throw badInput('The file path contains control characters. Give the path as plain text.');
 
   const absolute = trimmed.startsWith('/') || /^[A-Za-z]:[\\/]/.test(trimmed);
   if (!absolute) {
-    throw badInput(`The file path "${trimmed}" is not absolute. Give the full path from the root, for example /etc/nginx/nginx.conf or C:\\inetpub\\web.config.`);
+    throw badInput(
+      `The file path "${trimmed}" is not absolute. Give the full path from the root, for example /etc/nginx/nginx.conf or C:\\inetpub\\web.config.`,
+    );
   }
   if (trimmed.split(/[\\/]/).includes('..')) {
-    throw badInput(`The file path "${trimmed}" contains "..". Give the file's full path without "..".`);
+    throw badInput(
+      `The file path "${trimmed}" contains "..". Give the file's full path without "..".`,
+    );
   }
   return trimmed;
 }
@@ -44,15 +54,24 @@ export function checkReason(reason: string | undefined): string {
   const needed = `Write at least ${MIN_REASON_LENGTH} characters saying why you need this restore (what happened, which incident or change), so the approver can decide.`;
   if (text === '') throw badInput(`A reason is required. ${needed}`);
   if (text.length < MIN_REASON_LENGTH) {
-    throw badInput(`The reason is ${text.length} characters long. ${needed}`, { length: text.length, minLength: MIN_REASON_LENGTH });
+    throw badInput(`The reason is ${text.length} characters long. ${needed}`, {
+      length: text.length,
+      minLength: MIN_REASON_LENGTH,
+    });
   }
   if (text.length > MAX_REASON_LENGTH) {
-    throw badInput(`The reason is ${text.length} characters long; at most ${MAX_REASON_LENGTH} are allowed. Shorten it or put the details in a ticket.`);
+    throw badInput(
+      `The reason is ${text.length} characters long; at most ${MAX_REASON_LENGTH} are allowed. Shorten it or put the details in a ticket.`,
+    );
   }
 
   const letters = text.match(/\p{L}/gu) ?? [];
   const distinct = new Set(letters.map((c) => c.toLowerCase()));
-  if (letters.length < MIN_REASON_LENGTH / 2 || distinct.size < 5 || !/\p{L}{2,}.*\s+.*\p{L}{2,}/u.test(text)) {
+  if (
+    letters.length < MIN_REASON_LENGTH / 2 ||
+    distinct.size < 5 ||
+    !/\p{L}{2,}.*\s+.*\p{L}{2,}/u.test(text)
+  ) {
     throw badInput(`The reason "${text.slice(0, 40)}" does not read as an explanation. ${needed}`);
   }
   return reason!.trim();
@@ -62,11 +81,16 @@ export function checkReason(reason: string | undefined): string {
 export function checkComment(comment: string | undefined): string {
   const text = normalizedText(comment ?? '');
   if (text.length < MIN_COMMENT_LENGTH) {
-    const given = text === '' ? 'No comment was given' : `The comment is ${text.length} characters long`;
-    throw badInput(`${given}. Write at least ${MIN_COMMENT_LENGTH} characters explaining the decision; it is kept in the audit trail.`);
+    const given =
+      text === '' ? 'No comment was given' : `The comment is ${text.length} characters long`;
+    throw badInput(
+      `${given}. Write at least ${MIN_COMMENT_LENGTH} characters explaining the decision; it is kept in the audit trail.`,
+    );
   }
   if (text.length > MAX_REASON_LENGTH) {
-    throw badInput(`The comment is ${text.length} characters long; at most ${MAX_REASON_LENGTH} are allowed.`);
+    throw badInput(
+      `The comment is ${text.length} characters long; at most ${MAX_REASON_LENGTH} are allowed.`,
+    );
   }
   return comment!.trim();
 }
@@ -76,7 +100,9 @@ export function checkTicket(ticket: string | undefined): string | undefined {
   const text = (ticket ?? '').trim();
   if (text === '') return undefined;
   if (text.length > MAX_TICKET_LENGTH || /[\r\n]/.test(text)) {
-    throw badInput(`The ticket reference must be one line of at most ${MAX_TICKET_LENGTH} characters (it is ${text.length}).`);
+    throw badInput(
+      `The ticket reference must be one line of at most ${MAX_TICKET_LENGTH} characters (it is ${text.length}).`,
+    );
   }
   return text;
 }

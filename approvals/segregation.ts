@@ -27,10 +27,16 @@ export async function assertApproverEligible(
   request: RequestRow,
 ): Promise<Principal> {
   if (decider.objectId === request.requester_object_id) {
-    throw forbidden(`You asked for request ${request.id} yourself, so you cannot decide it. Another approver of the provider must decide it.`, { rule: 'no_self_approval' });
+    throw forbidden(
+      `You asked for request ${request.id} yourself, so you cannot decide it. Another approver of the provider must decide it.`,
+      { rule: 'no_self_approval' },
+    );
   }
   if (decider.tenantId !== providerTenantId || request.requester_tenant_id === decider.tenantId) {
-    throw forbidden(`Only the provider's approvers can decide requests; you are signed in to tenant ${decider.tenantId}, which is not the provider's. Ask the provider to decide request ${request.id}.`, { rule: 'provider_tenant_only' });
+    throw forbidden(
+      `Only the provider's approvers can decide requests; you are signed in to tenant ${decider.tenantId}, which is not the provider's. Ask the provider to decide request ${request.id}.`,
+      { rule: 'provider_tenant_only' },
+    );
   }
 
   const principal = await db
@@ -41,7 +47,10 @@ export async function assertApproverEligible(
     .where('role', '=', 'approver')
     .executeTakeFirst();
   if (!principal) {
-    throw forbidden(`You do not hold the approver role, so you cannot decide request ${request.id}. An operator can grant the role in the portal.`, { rule: 'approver_role' });
+    throw forbidden(
+      `You do not hold the approver role, so you cannot decide request ${request.id}. An operator can grant the role in the portal.`,
+      { rule: 'approver_role' },
+    );
   }
   return principal;
 }
@@ -82,19 +91,32 @@ export async function assertMayDecide(
     .where('approver_object_id', '=', decider.objectId)
     .executeTakeFirst();
   if (own) {
-    throw conflict(`You already ${pastTense[own.decision]} request ${request.id} at ${formatUtc(own.created_at)}. Each approver decides once.`, { rule: 'one_decision_per_approver', sameApprover: true });
+    throw conflict(
+      `You already ${pastTense[own.decision]} request ${request.id} at ${formatUtc(own.created_at)}. Each approver decides once.`,
+      { rule: 'one_decision_per_approver', sameApprover: true },
+    );
   }
 
   if (request.status !== 'pending') {
     const settled = await settlingDecision(db, request.id);
     const by = settled ? ` by ${settled.approver_name} at ${formatUtc(settled.created_at)}` : '';
-    const what = settled && (request.status === 'approved' || request.status === 'rejected' || ['running', 'completed', 'failed'].includes(request.status))
-      ? pastTense[settled.decision]
-      : request.status;
-    throw conflict(`Request ${request.id} was already ${what}${by}; it is now ${request.status} and takes no further decisions.`, { rule: 'pending_only', status: request.status });
+    const what =
+      settled &&
+      (request.status === 'approved' ||
+        request.status === 'rejected' ||
+        ['running', 'completed', 'failed'].includes(request.status))
+        ? pastTense[settled.decision]
+        : request.status;
+    throw conflict(
+      `Request ${request.id} was already ${what}${by}; it is now ${request.status} and takes no further decisions.`,
+      { rule: 'pending_only', status: request.status },
+    );
   }
   if (request.expires_at.getTime() <= now.getTime()) {
-    throw conflict(`Request ${request.id} expired at ${formatUtc(request.expires_at)} without a decision. The requester can ask again.`, { rule: 'not_expired', expired: true });
+    throw conflict(
+      `Request ${request.id} expired at ${formatUtc(request.expires_at)} without a decision. The requester can ask again.`,
+      { rule: 'not_expired', expired: true },
+    );
   }
 
   return { principal, comment: checkComment(comment) };

@@ -36,7 +36,10 @@ export function actionOf(value: unknown): { verb?: string; data: ActionData } {
   return { verb, data };
 }
 
-export async function handleCardAction(deps: BotDeps, context: TurnContext): Promise<InvokeResponse> {
+export async function handleCardAction(
+  deps: BotDeps,
+  context: TurnContext,
+): Promise<InvokeResponse> {
   const actor = actorOf(context.activity);
   if (!actor) return messageResponse(NOT_SIGNED_IN);
 
@@ -48,11 +51,19 @@ export async function handleCardAction(deps: BotDeps, context: TurnContext): Pro
         return await submitFileRestore(deps, context, actor, data);
       case 'request.approve':
       case 'request.reject':
-        return await decide(deps, actor, text(data.requestId), verb === 'request.approve' ? 'approve' : 'reject', text(data.comment));
+        return await decide(
+          deps,
+          actor,
+          text(data.requestId),
+          verb === 'request.approve' ? 'approve' : 'reject',
+          text(data.comment),
+        );
       case 'request.cancel':
         return await cancel(deps, actor, text(data.requestId));
       case 'request.status':
-        return cardResponse(requestStatusCard(await deps.approvals.getRequest(actor, text(data.requestId))));
+        return cardResponse(
+          requestStatusCard(await deps.approvals.getRequest(actor, text(data.requestId))),
+        );
       default:
         log.info('card_action_unknown');
         return messageResponse(
@@ -68,11 +79,17 @@ export async function handleCardAction(deps: BotDeps, context: TurnContext): Pro
 }
 
 /** A pending request of the same person for the same file, sent moments ago: a double click or a retried delivery. */
-async function recentTwin(deps: BotDeps, actor: Actor, data: ActionData): Promise<RequestRow | undefined> {
+async function recentTwin(
+  deps: BotDeps,
+  actor: Actor,
+  data: ActionData,
+): Promise<RequestRow | undefined> {
   const reason = text(data.reason).trim();
   if (reason === '') return undefined;
   // Someone who may not list requests gets their refusal (audited) from requestFileRestore instead.
-  const pending = await deps.approvals.listRequests(actor, { status: 'pending', limit: 50 }).catch(() => []);
+  const pending = await deps.approvals
+    .listRequests(actor, { status: 'pending', limit: 50 })
+    .catch(() => []);
   return pending.find((r) => {
     const target = r.target as FileRestoreTarget;
     return (
@@ -86,9 +103,17 @@ async function recentTwin(deps: BotDeps, actor: Actor, data: ActionData): Promis
   });
 }
 
-async function submitFileRestore(deps: BotDeps, context: TurnContext, actor: Actor, data: ActionData): Promise<InvokeResponse> {
+async function submitFileRestore(
+  deps: BotDeps,
+  context: TurnContext,
+  actor: Actor,
+  data: ActionData,
+): Promise<InvokeResponse> {
   const twin = await recentTwin(deps, actor, data);
-  if (twin) return cardResponse(requestStatusCard(twin, 'You already sent this request; it is waiting for approval.'));
+  if (twin)
+    return cardResponse(
+      requestStatusCard(twin, 'You already sent this request; it is waiting for approval.'),
+    );
 
   const at = text(data.at) ? new Date(text(data.at)) : undefined;
   const request = await deps.approvals.requestFileRestore(actor, {
@@ -101,7 +126,10 @@ async function submitFileRestore(deps: BotDeps, context: TurnContext, actor: Act
   });
 
   const here = TurnContext.getConversationReference(context.activity);
-  await deps.approvals.setRequesterConversation(request.id, pointerOf(here, context.activity.replyToId));
+  await deps.approvals.setRequesterConversation(
+    request.id,
+    pointerOf(here, context.activity.replyToId),
+  );
 
   const posted = await postApprovalCard(deps, request);
   const note = posted
@@ -110,7 +138,13 @@ async function submitFileRestore(deps: BotDeps, context: TurnContext, actor: Act
   return cardResponse(requestStatusCard(request, note));
 }
 
-async function decide(deps: BotDeps, actor: Actor, requestId: string, decision: 'approve' | 'reject', comment: string): Promise<InvokeResponse> {
+async function decide(
+  deps: BotDeps,
+  actor: Actor,
+  requestId: string,
+  decision: 'approve' | 'reject',
+  comment: string,
+): Promise<InvokeResponse> {
   let outcome: { request: RequestRow; decision: Decision };
   try {
     outcome = await deps.approvals.decide(actor, requestId, decision, comment);
@@ -127,7 +161,11 @@ async function decide(deps: BotDeps, actor: Actor, requestId: string, decision: 
   return cardResponse(decidedCard(outcome.request, customer, outcome.decision));
 }
 
-async function currentStateCard(deps: BotDeps, actor: Actor, requestId: string): Promise<InvokeResponse> {
+async function currentStateCard(
+  deps: BotDeps,
+  actor: Actor,
+  requestId: string,
+): Promise<InvokeResponse> {
   const request = await deps.approvals.getRequest(actor, requestId);
   const decisions = await deps.approvals.listDecisions(actor, requestId);
   const customer = await customerOfRequest(deps.db, request);
@@ -137,15 +175,26 @@ async function currentStateCard(deps: BotDeps, actor: Actor, requestId: string):
 async function cancel(deps: BotDeps, actor: Actor, requestId: string): Promise<InvokeResponse> {
   const request = await deps.approvals.cancel(actor, requestId);
   await refreshApprovalCard(deps, request);
-  return cardResponse(requestStatusCard(request, 'You cancelled this request; nothing will be restored.'));
+  return cardResponse(
+    requestStatusCard(request, 'You cancelled this request; nothing will be restored.'),
+  );
 }
 
 /** Tells the requester, in their chat with the bot, how their request was decided. */
-async function tellRequester(deps: BotDeps, request: RequestRow, decision: Decision): Promise<void> {
+async function tellRequester(
+  deps: BotDeps,
+  request: RequestRow,
+  decision: Decision,
+): Promise<void> {
   const pointer = request.requester_conversation;
   if (!pointer) return;
   try {
-    const reference = await referenceFor(deps.db, pointer.conversationId, pointer.serviceUrl, deps.botAppId);
+    const reference = await referenceFor(
+      deps.db,
+      pointer.conversationId,
+      pointer.serviceUrl,
+      deps.botAppId,
+    );
     if (!reference) return;
     const verdict = decision.decision === 'approve' ? 'approved' : 'rejected';
     const note = `${decision.approver_name} ${verdict} your request: "${decision.comment}"`;

@@ -25,7 +25,10 @@ export async function postApprovalCard(deps: BotDeps, request: RequestRow): Prom
 
   try {
     const customer = await customerOfRequest(deps.db, request);
-    const activityId = await deps.outbox.send(reference, cardActivity(approvalCard(request, customer)));
+    const activityId = await deps.outbox.send(
+      reference,
+      cardActivity(approvalCard(request, customer)),
+    );
     await deps.approvals.setApprovalCard(request.id, pointerOf(reference, activityId));
     log.info({ conversationId, activityId }, 'approval_card_posted');
     return true;
@@ -36,17 +39,30 @@ export async function postApprovalCard(deps: BotDeps, request: RequestRow): Prom
 }
 
 /** Replaces the request's approval card with its current state (decision, then outcome). */
-export async function refreshApprovalCard(deps: BotDeps, request: RequestRow, result = ''): Promise<void> {
+export async function refreshApprovalCard(
+  deps: BotDeps,
+  request: RequestRow,
+  result = '',
+): Promise<void> {
   const pointer = request.approval_card;
   if (!pointer?.activityId) return;
   const log = deps.log.child({ requestId: request.id });
 
   try {
-    const reference = await referenceFor(deps.db, pointer.conversationId, pointer.serviceUrl, deps.botAppId);
+    const reference = await referenceFor(
+      deps.db,
+      pointer.conversationId,
+      pointer.serviceUrl,
+      deps.botAppId,
+    );
     if (!reference) return;
     const customer = await customerOfRequest(deps.db, request);
     const decision = await settlingDecision(deps.db, request.id);
-    await deps.outbox.update(reference, pointer.activityId, cardActivity(decidedCard(request, customer, decision, result)));
+    await deps.outbox.update(
+      reference,
+      pointer.activityId,
+      cardActivity(decidedCard(request, customer, decision, result)),
+    );
   } catch (error) {
     log.error({ err: error }, 'approval_card_update_failed');
   }

@@ -6,7 +6,15 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Customer, Decision, FileRestoreTarget, ProtectedItem, RequestRow, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
+import type {
+  Customer,
+  Decision,
+  FileRestoreTarget,
+  ProtectedItem,
+  RequestRow,
+  RestorePoint,
+  RestorePointDisk,
+} from '../core/db/schema.ts';
 import { formatUtc } from '../approvals/index.ts';
 
 export type CardName = 'file-restore-form' | 'request-status' | 'approval' | 'decided' | 'help';
@@ -18,7 +26,9 @@ interface Template {
 
 // Loaded untyped: the package's declarations pull in adaptivecards' TypeScript
 // sources, which do not compile under this project's settings.
-const ACData = createRequire(import.meta.url)('adaptivecards-templating') as { Template: new (json: unknown) => Template };
+const ACData = createRequire(import.meta.url)('adaptivecards-templating') as {
+  Template: new (json: unknown) => Template;
+};
 
 const templates = new Map<CardName, Template>();
 
@@ -104,7 +114,11 @@ export function fileRestoreFormCard(input: {
 }
 
 export function requestStatusCard(request: RequestRow, note = ''): Card {
-  return renderCard('request-status', { ...requestFacts(request), note, pending: request.status === 'pending' });
+  return renderCard('request-status', {
+    ...requestFacts(request),
+    note,
+    pending: request.status === 'pending',
+  });
 }
 
 export function approvalCard(request: RequestRow, customer: Customer): Card {
@@ -123,7 +137,12 @@ const outcomes: Record<string, { title: string; color: string }> = {
 };
 
 /** The card that replaces an approval card once the request is decided, and again when the restore ends. */
-export function decidedCard(request: RequestRow, customer: Customer, decision: Decision | undefined, result = ''): Card {
+export function decidedCard(
+  request: RequestRow,
+  customer: Customer,
+  decision: Decision | undefined,
+  result = '',
+): Card {
   const outcome = outcomes[request.status] ?? { title: request.status, color: 'Default' };
   return renderCard('decided', {
     ...requestFacts(request),

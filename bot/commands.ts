@@ -7,7 +7,14 @@ import { parseRestoreTime } from './when.ts';
 
 export type Command =
   | { kind: 'help' }
-  | { kind: 'restore_file'; path: string; vmName: string; at?: Date; atText?: string; dateOnly: boolean }
+  | {
+      kind: 'restore_file';
+      path: string;
+      vmName: string;
+      at?: Date;
+      atText?: string;
+      dateOnly: boolean;
+    }
   | { kind: 'bad_input'; message: string };
 
 /** Message text without mentions, HTML and surplus whitespace. */
@@ -37,7 +44,11 @@ export function parseCommand(text: string | undefined, zone: string | undefined)
   const match = restorePattern.exec(clean);
   if (!match) {
     if (/^restore\b/i.test(clean)) {
-      return { kind: 'bad_input', message: 'I did not understand that restore. Write it like: restore file /etc/nginx/nginx.conf from web-01 at 2026-12-01 14:00 (the time is optional).' };
+      return {
+        kind: 'bad_input',
+        message:
+          'I did not understand that restore. Write it like: restore file /etc/nginx/nginx.conf from web-01 at 2026-12-01 14:00 (the time is optional).',
+      };
     }
     return { kind: 'help' };
   }
@@ -49,5 +60,12 @@ export function parseCommand(text: string | undefined, zone: string | undefined)
 
   const parsed = parseRestoreTime(atText.replace(/^"|"$/g, ''), zone);
   if (!parsed.ok) return { kind: 'bad_input', message: parsed.message };
-  return { kind: 'restore_file', path, vmName, at: parsed.at, atText: atText.trim(), dateOnly: parsed.dateOnly };
+  return {
+    kind: 'restore_file',
+    path,
+    vmName,
+    at: parsed.at,
+    atText: atText.trim(),
+    dateOnly: parsed.dateOnly,
+  };
 }

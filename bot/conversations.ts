@@ -3,7 +3,14 @@
  * approval cards to the approvers' channel, notices to requesters. Every
  * activity refreshes its conversation's row.
  */
-import { CardFactory, MessageFactory, TurnContext, type Activity, type CloudAdapter, type ConversationReference } from 'botbuilder';
+import {
+  CardFactory,
+  MessageFactory,
+  TurnContext,
+  type Activity,
+  type CloudAdapter,
+  type ConversationReference,
+} from 'botbuilder';
 import type { ConnectorClient } from 'botframework-connector';
 import type { Db } from '../core/db/database.ts';
 import type { ConversationPointer } from '../core/db/schema.ts';
@@ -27,7 +34,16 @@ export async function rememberConversation(db: Db, activity: Activity): Promise<
   await db
     .insertInto('conversations')
     .values(row)
-    .onConflict((oc) => oc.column('id').doUpdateSet({ tenant_id: row.tenant_id, object_id: row.object_id, reference: row.reference, updated_at: row.updated_at }))
+    .onConflict((oc) =>
+      oc
+        .column('id')
+        .doUpdateSet({
+          tenant_id: row.tenant_id,
+          object_id: row.object_id,
+          reference: row.reference,
+          updated_at: row.updated_at,
+        }),
+    )
     .execute();
 }
 
@@ -41,7 +57,11 @@ export async function referenceFor(
   serviceUrl: string | undefined,
   botId: string,
 ): Promise<Partial<ConversationReference> | undefined> {
-  const stored = await db.selectFrom('conversations').select('reference').where('id', '=', conversationId).executeTakeFirst();
+  const stored = await db
+    .selectFrom('conversations')
+    .select('reference')
+    .where('id', '=', conversationId)
+    .executeTakeFirst();
   if (stored) {
     return stored.reference as Partial<ConversationReference>;
   }
@@ -54,11 +74,19 @@ export async function referenceFor(
   };
 }
 
-export function pointerOf(reference: Partial<ConversationReference>, activityId?: string): ConversationPointer {
-  return { conversationId: reference.conversation!.id, serviceUrl: reference.serviceUrl!, activityId };
+export function pointerOf(
+  reference: Partial<ConversationReference>,
+  activityId?: string,
+): ConversationPointer {
+  return {
+    conversationId: reference.conversation!.id,
+    serviceUrl: reference.serviceUrl!,
+    activityId,
+  };
 }
 
-export const cardActivity = (card: Card): Partial<Activity> => MessageFactory.attachment(CardFactory.adaptiveCard(card));
+export const cardActivity = (card: Card): Partial<Activity> =>
+  MessageFactory.attachment(CardFactory.adaptiveCard(card));
 
 /** Proactive sending through the adapter: new messages and updates of earlier ones. */
 export class Outbox {
@@ -71,20 +99,40 @@ export class Outbox {
    * Posts one activity as a new message in the conversation (not as a reply)
    * and returns the id the channel gave it.
    */
-  async send(reference: Partial<ConversationReference>, activity: Partial<Activity> | string): Promise<string | undefined> {
+  async send(
+    reference: Partial<ConversationReference>,
+    activity: Partial<Activity> | string,
+  ): Promise<string | undefined> {
     let id: string | undefined;
     await this.adapter.continueConversationAsync(this.botAppId, reference, async (context) => {
       // context.sendActivity would reply to the continuation's made-up activity id; post to the conversation instead.
       const client = context.turnState.get<ConnectorClient>(this.adapter.ConnectorClientKey);
-      const here = { ...TurnContext.getConversationReference(context.activity), activityId: undefined };
-      const outgoing = TurnContext.applyConversationReference(typeof activity === 'string' ? MessageFactory.text(activity) : { type: 'message', ...activity }, here);
-      id = (await client.conversations.sendToConversation(context.activity.conversation.id, outgoing as Activity)).id;
+      const here = {
+        ...TurnContext.getConversationReference(context.activity),
+        activityId: undefined,
+      };
+      const outgoing = TurnContext.applyConversationReference(
+        typeof activity === 'string'
+          ? MessageFactory.text(activity)
+          : { type: 'message', ...activity },
+        here,
+      );
+      id = (
+        await client.conversations.sendToConversation(
+          context.activity.conversation.id,
+          outgoing as Activity,
+        )
+      ).id;
     });
     return id;
   }
 
   /** Replaces an activity the bot sent earlier, e.g. an approval card once it is decided. */
-  async update(reference: Partial<ConversationReference>, activityId: string, activity: Partial<Activity>): Promise<void> {
+  async update(
+    reference: Partial<ConversationReference>,
+    activityId: string,
+    activity: Partial<Activity>,
+  ): Promise<void> {
     await this.adapter.continueConversationAsync(this.botAppId, reference, async (context) => {
       await context.updateActivity({ ...activity, id: activityId, type: 'message' });
     });

@@ -16,5 +16,9 @@ export interface BotDeps {
 }
 
 export async function customerOfRequest(db: Db, request: RequestRow): Promise<Customer> {
-  return db.selectFrom('customers').selectAll().where('id', '=', request.customer_id).executeTakeFirstOrThrow();
+  return db
+    .selectFrom('customers')
+    .selectAll()
+    .where('id', '=', request.customer_id)
+    .executeTakeFirstOrThrow();
 }

@@ -8,7 +8,8 @@ import type { Actor } from '../approvals/index.ts';
 
 export function tenantOf(activity: Partial<Activity>): string | undefined {
   const fromConversation = (activity.conversation as { tenantId?: string } | undefined)?.tenantId;
-  const fromChannelData = (activity.channelData as { tenant?: { id?: string } } | undefined)?.tenant?.id;
+  const fromChannelData = (activity.channelData as { tenant?: { id?: string } } | undefined)?.tenant
+    ?.id;
   return fromConversation || fromChannelData || undefined;
 }
 

@@ -40,18 +40,29 @@ export interface BotOptions {
   approversServiceUrl?: string;
 }
 
-const APOLOGY = 'Sorry, something went wrong on our side and nothing was changed. Please try again in a minute; if it keeps happening, tell your provider.';
+const APOLOGY =
+  'Sorry, something went wrong on our side and nothing was changed. Please try again in a minute; if it keeps happening, tell your provider.';
 
 /** Why an activity cannot be processed, or undefined when it has what the bot needs. */
 export function activityProblem(body: unknown): string | undefined {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'The request body must be a Bot Framework activity (a JSON object).';
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    return 'The request body must be a Bot Framework activity (a JSON object).';
   const activity = body as Partial<Activity>;
   const missing: string[] = [];
   if (typeof activity.type !== 'string' || activity.type === '') missing.push('type');
-  if (!activity.conversation || typeof activity.conversation.id !== 'string' || activity.conversation.id === '') missing.push('conversation.id');
-  if (!activity.from || typeof activity.from.id !== 'string' || activity.from.id === '') missing.push('from.id');
-  if (typeof activity.serviceUrl !== 'string' || activity.serviceUrl === '') missing.push('serviceUrl');
-  return missing.length === 0 ? undefined : `The activity is missing ${missing.join(', ')}. Send a Bot Framework activity as Teams or the Emulator does.`;
+  if (
+    !activity.conversation ||
+    typeof activity.conversation.id !== 'string' ||
+    activity.conversation.id === ''
+  )
+    missing.push('conversation.id');
+  if (!activity.from || typeof activity.from.id !== 'string' || activity.from.id === '')
+    missing.push('from.id');
+  if (typeof activity.serviceUrl !== 'string' || activity.serviceUrl === '')
+    missing.push('serviceUrl');
+  return missing.length === 0
+    ? undefined
+    : `The activity is missing ${missing.join(', ')}. Send a Bot Framework activity as Teams or the Emulator does.`;
 }
 
 export function createBot(o: BotOptions): { router: express.Router; notices: EngineNotices } {
@@ -73,10 +84,20 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
   };
 
   adapter.onTurnError = async (context: TurnContext, error: Error) => {
-    log.error({ err: error, activityType: context.activity.type, conversationId: context.activity.conversation?.id }, 'bot_turn_failed');
+    log.error(
+      {
+        err: error,
+        activityType: context.activity.type,
+        conversationId: context.activity.conversation?.id,
+      },
+      'bot_turn_failed',
+    );
     try {
       if (context.activity.type === ActivityTypes.Invoke) {
-        await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: messageResponse(APOLOGY) });
+        await context.sendActivity({
+          type: ActivityTypes.InvokeResponse,
+          value: messageResponse(APOLOGY),
+        });
       } else {
         await context.sendActivity(APOLOGY);
       }
@@ -120,18 +141,26 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
       await adapter.process(req, res, logic);
     },
   );
-  router.use('/api/messages', (error: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const status = (error as { status?: number; type?: string }).status;
-    if (status === 400 || (error as { type?: string }).type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'The request body is not valid JSON. Send a Bot Framework activity as Teams or the Emulator does.' });
-      return;
-    }
-    if (status === 413) {
-      res.status(413).json({ error: 'The activity is too large (over 1 MB).' });
-      return;
-    }
-    next(error);
-  });
+  router.use(
+    '/api/messages',
+    (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+      const status = (error as { status?: number; type?: string }).status;
+      if (status === 400 || (error as { type?: string }).type === 'entity.parse.failed') {
+        res
+          .status(400)
+          .json({
+            error:
+              'The request body is not valid JSON. Send a Bot Framework activity as Teams or the Emulator does.',
+          });
+        return;
+      }
+      if (status === 413) {
+        res.status(413).json({ error: 'The activity is too large (over 1 MB).' });
+        return;
+      }
+      next(error);
+    },
+  );
 
   return { router, notices: createNotices(deps) };
 }

@@ -27,24 +27,48 @@ export async function handleMessage(deps: BotDeps, context: TurnContext): Promis
   const firstName = actor.name.split(' ')[0] ?? actor.name;
 
   if (command.kind === 'help') {
-    await context.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(helpCard(`Hi ${firstName}, here is what I can do`, zoneName))));
+    await context.sendActivity(
+      MessageFactory.attachment(
+        CardFactory.adaptiveCard(helpCard(`Hi ${firstName}, here is what I can do`, zoneName)),
+      ),
+    );
     return;
   }
   if (command.kind === 'bad_input') {
-    await context.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(helpCard(`Hi ${firstName}, here is what I can do`, zoneName)), command.message));
+    await context.sendActivity(
+      MessageFactory.attachment(
+        CardFactory.adaptiveCard(helpCard(`Hi ${firstName}, here is what I can do`, zoneName)),
+        command.message,
+      ),
+    );
     return;
   }
   await offerFileRestore(deps, context, command, zoneName);
 }
 
-async function offerFileRestore(deps: BotDeps, context: TurnContext, command: Extract<Command, { kind: 'restore_file' }>, zoneName: string): Promise<void> {
+async function offerFileRestore(
+  deps: BotDeps,
+  context: TurnContext,
+  command: Extract<Command, { kind: 'restore_file' }>,
+  zoneName: string,
+): Promise<void> {
   const actor = actorOf(context.activity)!;
   try {
-    const preview = await deps.approvals.previewFileRestore(actor, { vmName: command.vmName, path: command.path, at: command.at });
+    const preview = await deps.approvals.previewFileRestore(actor, {
+      vmName: command.vmName,
+      path: command.path,
+      at: command.at,
+    });
     const askedFor = command.at
       ? `${command.dateOnly ? 'the last restore point of' : 'at or before'} ${command.atText} (${zoneName}), that is ${formatUtc(command.at)}`
       : 'the newest restore point';
-    const card = fileRestoreFormCard({ providerName: PROVIDER_NAME, ...preview, path: command.path.trim(), at: command.at, askedFor });
+    const card = fileRestoreFormCard({
+      providerName: PROVIDER_NAME,
+      ...preview,
+      path: command.path.trim(),
+      at: command.at,
+      askedFor,
+    });
     await context.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(card)));
   } catch (error) {
     if (!(error instanceof AcbaError)) deps.log.error({ err: error }, 'restore_preview_failed');
@@ -59,15 +83,22 @@ export async function handleConversationUpdate(deps: BotDeps, context: TurnConte
   if (!botAdded) return;
 
   const conversationId = activity.conversation?.id;
-  deps.log.info({ conversationId, conversationType: activity.conversation?.conversationType }, 'bot_installed');
+  deps.log.info(
+    { conversationId, conversationType: activity.conversation?.conversationType },
+    'bot_installed',
+  );
 
   if (activity.conversation?.conversationType === 'personal') {
-    await context.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(helpCard('Welcome to ACBA backups', 'UTC'))));
+    await context.sendActivity(
+      MessageFactory.attachment(
+        CardFactory.adaptiveCard(helpCard('Welcome to ACBA backups', 'UTC')),
+      ),
+    );
     return;
   }
   const here =
     conversationId && conversationId === deps.approvers.conversationId
-      ? 'This is the approvers\' conversation: approval cards for restore requests will arrive here.'
+      ? "This is the approvers' conversation: approval cards for restore requests will arrive here."
       : 'To restore files, write to me in a personal chat; type help there to see how.';
   await context.sendActivity(`Hello, I am ACBA, your provider's backup assistant. ${here}`);
 }

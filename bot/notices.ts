@@ -17,8 +17,12 @@ export function restoreFinishedText(event: RestoreFinished, target: FileRestoreT
   if (event.outcome === 'completed') {
     const name = event.fileName ?? target.path.split(/[\\/]/).pop() ?? target.path;
     const size = event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`;
-    const until = event.downloadExpiresAt ? ` The link works until ${formatUtc(event.downloadExpiresAt)}; ask again after that.` : '';
-    const link = event.downloadUrl ? ` Download it here: ${event.downloadUrl}.${until}` : ' The operators will send you the download link.';
+    const until = event.downloadExpiresAt
+      ? ` The link works until ${formatUtc(event.downloadExpiresAt)}; ask again after that.`
+      : '';
+    const link = event.downloadUrl
+      ? ` Download it here: ${event.downloadUrl}.${until}`
+      : ' The operators will send you the download link.';
     return `Your file ${name}${size} from ${target.vmName} is ready (request ${event.requestId}).${link}`;
   }
   const why = event.message ?? 'the engine did not say why';
@@ -29,7 +33,11 @@ export function createNotices(deps: BotDeps): EngineNotices {
   return {
     async restoreFinished(event: RestoreFinished): Promise<void> {
       const log = deps.log.child({ requestId: event.requestId, outcome: event.outcome });
-      const request = await deps.db.selectFrom('requests').selectAll().where('id', '=', event.requestId).executeTakeFirst();
+      const request = await deps.db
+        .selectFrom('requests')
+        .selectAll()
+        .where('id', '=', event.requestId)
+        .executeTakeFirst();
       if (!request) {
         log.warn('notice_for_unknown_request');
         return;
@@ -39,7 +47,12 @@ export function createNotices(deps: BotDeps): EngineNotices {
       const pointer = request.requester_conversation;
       if (pointer) {
         try {
-          const reference = await referenceFor(deps.db, pointer.conversationId, pointer.serviceUrl, deps.botAppId);
+          const reference = await referenceFor(
+            deps.db,
+            pointer.conversationId,
+            pointer.serviceUrl,
+            deps.botAppId,
+          );
           if (reference) await deps.outbox.send(reference, words);
         } catch (error) {
           log.error({ err: error }, 'requester_notice_failed');
@@ -49,7 +62,10 @@ export function createNotices(deps: BotDeps): EngineNotices {
       }
 
       // The approvers see the outcome without the link: it is the requester's.
-      const result = event.outcome === 'completed' ? `Restored${event.fileName ? ` ${event.fileName}` : ''}${event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`}; the requester has a download link.` : `Failed: ${event.message ?? 'no reason given'}`;
+      const result =
+        event.outcome === 'completed'
+          ? `Restored${event.fileName ? ` ${event.fileName}` : ''}${event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`}; the requester has a download link.`
+          : `Failed: ${event.message ?? 'no reason given'}`;
       await refreshApprovalCard(deps, { ...request, status: event.outcome }, result);
     },
   };

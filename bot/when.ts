@@ -9,7 +9,8 @@ import type { Activity } from 'botbuilder';
 
 /** The user's IANA time zone from the activity, if Teams sent a valid one. */
 export function timeZoneOf(activity: Partial<Activity>): string | undefined {
-  const fromEntities = (activity.entities ?? []).find((e) => e.type === 'clientInfo') as { timezone?: string } | undefined;
+  const fromEntities = (activity.entities ?? []).find((e) => e.type === 'clientInfo') as
+    { timezone?: string } | undefined;
   const zone = (activity as { localTimezone?: string }).localTimezone || fromEntities?.timezone;
   if (!zone) return undefined;
   try {
@@ -33,7 +34,14 @@ function zoneOffsetMs(zone: string, t: number): number {
     second: '2-digit',
   }).formatToParts(new Date(t));
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  const asUtc = Date.UTC(
+    get('year'),
+    get('month') - 1,
+    get('day'),
+    get('hour'),
+    get('minute'),
+    get('second'),
+  );
   return asUtc - Math.floor(t / 1000) * 1000;
 }
 
@@ -50,7 +58,8 @@ function wallTimeToUtc(fields: number[], zone: string | undefined): number {
 
 export type ParsedTime = { ok: true; at: Date; dateOnly: boolean } | { ok: false; message: string };
 
-const pattern = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(z|utc|[+-]\d{2}:?\d{2})?$/i;
+const pattern =
+  /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(z|utc|[+-]\d{2}:?\d{2})?$/i;
 
 export function parseRestoreTime(text: string, zone: string | undefined): ParsedTime {
   const match = pattern.exec(text.trim());
@@ -59,9 +68,24 @@ export function parseRestoreTime(text: string, zone: string | undefined): Parsed
 
   const [, y, mo, d, h, mi, s, suffix] = match;
   const dateOnly = h === undefined;
-  const fields = [Number(y), Number(mo), Number(d), dateOnly ? 23 : Number(h), dateOnly ? 59 : Number(mi), dateOnly ? 59 : Number(s ?? 0)];
-  const check = new Date(Date.UTC(fields[0]!, fields[1]! - 1, fields[2]!, fields[3]!, fields[4]!, fields[5]!));
-  if (check.getUTCMonth() !== fields[1]! - 1 || check.getUTCDate() !== fields[2] || fields[3]! > 23 || fields[4]! > 59 || fields[5]! > 59) {
+  const fields = [
+    Number(y),
+    Number(mo),
+    Number(d),
+    dateOnly ? 23 : Number(h),
+    dateOnly ? 59 : Number(mi),
+    dateOnly ? 59 : Number(s ?? 0),
+  ];
+  const check = new Date(
+    Date.UTC(fields[0]!, fields[1]! - 1, fields[2]!, fields[3]!, fields[4]!, fields[5]!),
+  );
+  if (
+    check.getUTCMonth() !== fields[1]! - 1 ||
+    check.getUTCDate() !== fields[2] ||
+    fields[3]! > 23 ||
+    fields[4]! > 59 ||
+    fields[5]! > 59
+  ) {
     return { ok: false, message: `"${text.trim()}" is not a real date and time. ${help}` };
   }
 

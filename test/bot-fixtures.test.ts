@@ -16,9 +16,16 @@ import { createBot } from '../bot/index.ts';
 import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
 import { silentLogger } from '../core/log.ts';
 
-const fixtureDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/fixtures/teams');
+const fixtureDir = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../shared/fixtures/teams',
+);
 const exists = existsSync(fixtureDir);
-const files = exists ? readdirSync(fixtureDir).filter((f) => f.endsWith('.json')).sort() : [];
+const files = exists
+  ? readdirSync(fixtureDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+  : [];
 
 describe.skipIf(!exists)('Teams fixtures replayed through the bot', () => {
   let dir: string;
@@ -30,7 +37,9 @@ describe.skipIf(!exists)('Teams fixtures replayed through the bot', () => {
 
   async function listen(app: express.Express): Promise<string> {
     return new Promise((resolve) => {
-      const server = app.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+      const server = app.listen(0, '127.0.0.1', () =>
+        resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+      );
       servers.push(server);
     });
   }
@@ -85,19 +94,30 @@ describe.skipIf(!exists)('Teams fixtures replayed through the bot', () => {
     const { activity, status, body } = await replay(file);
     expect(status).toBe(200);
 
-    const stored = await handle.db.selectFrom('conversations').selectAll().where('id', '=', activity.conversation.id).executeTakeFirst();
-    expect(stored?.tenant_id).toBe(activity.conversation.tenantId ?? activity.channelData.tenant.id);
+    const stored = await handle.db
+      .selectFrom('conversations')
+      .selectAll()
+      .where('id', '=', activity.conversation.id)
+      .executeTakeFirst();
+    expect(stored?.tenant_id).toBe(
+      activity.conversation.tenantId ?? activity.channelData.tenant.id,
+    );
 
     if (activity.type === 'message') {
       // Not a command: the help card, as a reply in the same conversation.
       expect(calls).toHaveLength(1);
-      expect(calls[0]!.path).toBe(`/v3/conversations/${activity.conversation.id}/activities/${activity.id}`);
+      expect(calls[0]!.path).toBe(
+        `/v3/conversations/${activity.conversation.id}/activities/${activity.id}`,
+      );
       expect(JSON.stringify(calls[0]!.body.attachments[0].content)).toContain('restore file');
       expect(calls[0]!.body.attachments[0].content.version).toBe('1.5');
     }
     if (activity.type === 'invoke') {
       // Action.Execute without a verb: a helpful message inside the invoke response, nothing sent elsewhere.
-      expect(body).toMatchObject({ statusCode: 200, type: 'application/vnd.microsoft.activity.message' });
+      expect(body).toMatchObject({
+        statusCode: 200,
+        type: 'application/vnd.microsoft.activity.message',
+      });
       expect(body.value).toContain('did not tell me what to do');
       expect(calls).toHaveLength(0);
     }

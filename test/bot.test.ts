@@ -27,10 +27,30 @@ interface Person {
   name: string;
   conversationId: string;
 }
-const megan: Person = { objectId: 'aad-megan', tenantId: CONTOSO, name: 'Megan Bowen', conversationId: 'a:personal-megan' };
-const lynne: Person = { objectId: 'aad-lynne', tenantId: CONTOSO, name: 'Lynne Robbins', conversationId: 'a:personal-lynne' };
-const adele: Person = { objectId: 'aad-adele', tenantId: PROVIDER, name: 'Adele Vance', conversationId: APPROVERS };
-const alex: Person = { objectId: 'aad-alex', tenantId: PROVIDER, name: 'Alex Wilber', conversationId: APPROVERS };
+const megan: Person = {
+  objectId: 'aad-megan',
+  tenantId: CONTOSO,
+  name: 'Megan Bowen',
+  conversationId: 'a:personal-megan',
+};
+const lynne: Person = {
+  objectId: 'aad-lynne',
+  tenantId: CONTOSO,
+  name: 'Lynne Robbins',
+  conversationId: 'a:personal-lynne',
+};
+const adele: Person = {
+  objectId: 'aad-adele',
+  tenantId: PROVIDER,
+  name: 'Adele Vance',
+  conversationId: APPROVERS,
+};
+const alex: Person = {
+  objectId: 'aad-alex',
+  tenantId: PROVIDER,
+  name: 'Alex Wilber',
+  conversationId: APPROVERS,
+};
 
 const goodReason = 'The nginx config was overwritten by a bad deploy on Monday, incident INC-4711.';
 
@@ -49,32 +69,65 @@ interface ConnectorCall {
 }
 
 async function seed(db: Db) {
-  await db.insertInto('customers').values({ id: 'contoso', name: 'Contoso', tenant_id: CONTOSO, subscription_id: 'sub-contoso' }).execute();
-  await db.insertInto('principals').values([
-    { tenant_id: CONTOSO, object_id: megan.objectId, display_name: megan.name, role: 'requester' },
-    { tenant_id: CONTOSO, object_id: lynne.objectId, display_name: lynne.name, role: 'requester' },
-    { tenant_id: CONTOSO, object_id: lynne.objectId, display_name: lynne.name, role: 'approver' },
-    { tenant_id: PROVIDER, object_id: adele.objectId, display_name: adele.name, role: 'approver' },
-    { tenant_id: PROVIDER, object_id: alex.objectId, display_name: alex.name, role: 'approver' },
-  ]).execute();
-  await db.insertInto('protected_items').values({ id: 'item-web-01', customer_id: 'contoso', kind: 'vm', name: 'web-01', resource_id: '/vm/web-01' }).execute();
+  await db
+    .insertInto('customers')
+    .values({ id: 'contoso', name: 'Contoso', tenant_id: CONTOSO, subscription_id: 'sub-contoso' })
+    .execute();
+  await db
+    .insertInto('principals')
+    .values([
+      {
+        tenant_id: CONTOSO,
+        object_id: megan.objectId,
+        display_name: megan.name,
+        role: 'requester',
+      },
+      {
+        tenant_id: CONTOSO,
+        object_id: lynne.objectId,
+        display_name: lynne.name,
+        role: 'requester',
+      },
+      { tenant_id: CONTOSO, object_id: lynne.objectId, display_name: lynne.name, role: 'approver' },
+      {
+        tenant_id: PROVIDER,
+        object_id: adele.objectId,
+        display_name: adele.name,
+        role: 'approver',
+      },
+      { tenant_id: PROVIDER, object_id: alex.objectId, display_name: alex.name, role: 'approver' },
+    ])
+    .execute();
+  await db
+    .insertInto('protected_items')
+    .values({
+      id: 'item-web-01',
+      customer_id: 'contoso',
+      kind: 'vm',
+      name: 'web-01',
+      resource_id: '/vm/web-01',
+    })
+    .execute();
   const disks = JSON.stringify([
     { name: 'web-01-os', role: 'os', sizeBytes: 32 * 2 ** 30, storedBytes: 2 ** 30 },
     { name: 'web-01-data', role: 0, sizeBytes: 128 * 2 ** 30, storedBytes: 2 ** 30 },
   ]);
-  await db.insertInto('restore_points').values(
-    ['2026-11-30T02:00:00Z', '2026-12-01T02:00:00Z', '2026-12-02T02:00:00Z'].map((at, i) => ({
-      id: `rp-web-01-${i}`,
-      customer_id: 'contoso',
-      item_id: 'item-web-01',
-      created_at: at,
-      expires_at: '2027-12-31T00:00:00Z',
-      manifest_path: `manifests/${i}`,
-      disks,
-      size_bytes: 160 * 2 ** 30,
-      stored_bytes: 2 ** 31,
-    })),
-  ).execute();
+  await db
+    .insertInto('restore_points')
+    .values(
+      ['2026-11-30T02:00:00Z', '2026-12-01T02:00:00Z', '2026-12-02T02:00:00Z'].map((at, i) => ({
+        id: `rp-web-01-${i}`,
+        customer_id: 'contoso',
+        item_id: 'item-web-01',
+        created_at: at,
+        expires_at: '2027-12-31T00:00:00Z',
+        manifest_path: `manifests/${i}`,
+        disks,
+        size_bytes: 160 * 2 ** 30,
+        stored_bytes: 2 ** 31,
+      })),
+    )
+    .execute();
 }
 
 let dir: string;
@@ -88,7 +141,9 @@ const servers: { close(): void }[] = [];
 
 async function listen(app: express.Express): Promise<string> {
   return new Promise((resolve) => {
-    const server = app.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+    const server = app.listen(0, '127.0.0.1', () =>
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    );
     servers.push(server);
   });
 }
@@ -107,7 +162,12 @@ beforeAll(async () => {
   connectorUrl = `${await listen(connector)}/`;
 
   queue = new RecordingQueue();
-  const approvals = createApprovals({ db: handle.db, log: silentLogger, queue, providerTenantId: PROVIDER });
+  const approvals = createApprovals({
+    db: handle.db,
+    log: silentLogger,
+    queue,
+    providerTenantId: PROVIDER,
+  });
   const bot = createBot({
     approvals,
     db: handle.db,
@@ -143,7 +203,11 @@ function message(person: Person, text: string, extra: Record<string, unknown> = 
     serviceUrl: connectorUrl,
     channelId: 'msteams',
     from: { id: `29:${person.objectId}`, name: person.name, aadObjectId: person.objectId },
-    conversation: { conversationType: 'personal', id: person.conversationId, tenantId: person.tenantId },
+    conversation: {
+      conversationType: 'personal',
+      id: person.conversationId,
+      tenantId: person.tenantId,
+    },
     recipient: { id: '28:acba-bot', name: 'ACBA' },
     textFormat: 'plain',
     text,
@@ -169,7 +233,10 @@ function invoke(person: Person, verb: string | undefined, data: Record<string, u
     conversation: channel
       ? { id: APPROVERS, conversationType: 'channel', isGroup: true }
       : { id: person.conversationId, conversationType: 'personal', tenantId: person.tenantId },
-    value: { action: { type: 'Action.Execute', title: 'Go', ...(verb ? { verb } : {}), data }, trigger: 'manual' },
+    value: {
+      action: { type: 'Action.Execute', title: 'Go', ...(verb ? { verb } : {}), data },
+      trigger: 'manual',
+    },
     replyToId: `card-${seq}`,
     locale: 'en-US',
   };
@@ -192,10 +259,27 @@ async function post(body: unknown, raw = false): Promise<{ status: number; body:
 }
 
 const cardsIn = (call: ConnectorCall) => (call.body.attachments ?? []).map((a: any) => a.content);
-const countRequests = async () => Number((await handle.db.selectFrom('requests').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+const countRequests = async () =>
+  Number(
+    (
+      await handle.db
+        .selectFrom('requests')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 async function submitGoodRequest(): Promise<string> {
-  const response = await post(invoke(megan, 'fileRestore.submit', { vmName: 'web-01', path: '/etc/nginx/nginx.conf', restorePointId: 'rp-web-01-1', at: '', reason: goodReason, ticket: '' }));
+  const response = await post(
+    invoke(megan, 'fileRestore.submit', {
+      vmName: 'web-01',
+      path: '/etc/nginx/nginx.conf',
+      restorePointId: 'rp-web-01-1',
+      at: '',
+      reason: goodReason,
+      ticket: '',
+    }),
+  );
   expect(response.body.type).toBe('application/vnd.microsoft.card.adaptive');
   return JSON.stringify(response.body.value).match(/"requestId":"([0-9a-f-]{36})"/)![1]!;
 }
@@ -218,7 +302,9 @@ describe('HTTP endpoint', () => {
 
 describe('a requester asks in a personal chat', () => {
   it('gets the file-restore form for a restore command, and the conversation is remembered', async () => {
-    const response = await post(message(megan, '  Restore FILE "/etc/nginx/nginx.conf" from vm WEB-01 at 2026-12-01 14:00 '));
+    const response = await post(
+      message(megan, '  Restore FILE "/etc/nginx/nginx.conf" from vm WEB-01 at 2026-12-01 14:00 '),
+    );
     expect(response.status).toBe(200);
 
     expect(calls).toHaveLength(1);
@@ -229,15 +315,29 @@ describe('a requester asks in a personal chat', () => {
     const json = JSON.stringify(card);
     expect(json).toContain('2026-12-01 02:00 UTC');
     expect(json).toContain('web-01-data (data disk, LUN 0)');
-    expect(card.body.find((b: any) => b.id === 'reason')).toMatchObject({ type: 'Input.Text', isMultiline: true, isRequired: true });
-    expect(card.actions[0]).toMatchObject({ type: 'Action.Execute', verb: 'fileRestore.submit', data: { vmName: 'web-01', path: '/etc/nginx/nginx.conf', restorePointId: 'rp-web-01-1' } });
+    expect(card.body.find((b: any) => b.id === 'reason')).toMatchObject({
+      type: 'Input.Text',
+      isMultiline: true,
+      isRequired: true,
+    });
+    expect(card.actions[0]).toMatchObject({
+      type: 'Action.Execute',
+      verb: 'fileRestore.submit',
+      data: { vmName: 'web-01', path: '/etc/nginx/nginx.conf', restorePointId: 'rp-web-01-1' },
+    });
 
-    const stored = await handle.db.selectFrom('conversations').selectAll().where('id', '=', megan.conversationId).executeTakeFirst();
+    const stored = await handle.db
+      .selectFrom('conversations')
+      .selectAll()
+      .where('id', '=', megan.conversationId)
+      .executeTakeFirst();
     expect(stored).toMatchObject({ tenant_id: CONTOSO, object_id: megan.objectId });
   });
 
-  it('reads a time without a zone in the user\'s Teams time zone', async () => {
-    const activity = message(megan, 'restore file /etc/hosts from web-01 at 2026-11-30 20:00', { localTimezone: 'America/Los_Angeles' });
+  it("reads a time without a zone in the user's Teams time zone", async () => {
+    const activity = message(megan, 'restore file /etc/hosts from web-01 at 2026-11-30 20:00', {
+      localTimezone: 'America/Los_Angeles',
+    });
     await post(activity);
     // 20:00 in Los Angeles is 04:00 UTC the next day: the restore point of 2026-12-01 02:00 UTC.
     expect(JSON.stringify(cardsIn(calls[0]!)[0])).toContain('rp-web-01-1');
@@ -245,7 +345,9 @@ describe('a requester asks in a personal chat', () => {
 
   it('names the VMs when the VM is unknown', async () => {
     await post(message(megan, 'restore file /etc/hosts from web-99'));
-    expect(calls[0]!.body.text).toContain('There is no protected VM named "web-99". Protected VMs of Contoso: web-01.');
+    expect(calls[0]!.body.text).toContain(
+      'There is no protected VM named "web-99". Protected VMs of Contoso: web-01.',
+    );
   });
 
   it('gets the help card for anything else, mentions stripped', async () => {
@@ -265,9 +367,19 @@ describe('a requester asks in a personal chat', () => {
 describe('submitting the form', () => {
   it('refuses a too-short reason with a message and stores no request', async () => {
     const before = await countRequests();
-    const response = await post(invoke(megan, 'fileRestore.submit', { vmName: 'web-01', path: '/etc/nginx/nginx.conf', restorePointId: 'rp-web-01-1', reason: 'need it' }));
+    const response = await post(
+      invoke(megan, 'fileRestore.submit', {
+        vmName: 'web-01',
+        path: '/etc/nginx/nginx.conf',
+        restorePointId: 'rp-web-01-1',
+        reason: 'need it',
+      }),
+    );
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ statusCode: 200, type: 'application/vnd.microsoft.activity.message' });
+    expect(response.body).toMatchObject({
+      statusCode: 200,
+      type: 'application/vnd.microsoft.activity.message',
+    });
     expect(response.body.value).toContain('The reason is 7 characters long');
     expect(await countRequests()).toBe(before);
     expect(calls).toHaveLength(0);
@@ -276,7 +388,11 @@ describe('submitting the form', () => {
   it('stores the request, posts the approval card to the approvers and answers with the status card', async () => {
     const requestId = await submitGoodRequest();
 
-    const request = await handle.db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirstOrThrow();
+    const request = await handle.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('id', '=', requestId)
+      .executeTakeFirstOrThrow();
     expect(request.status).toBe('pending');
     expect(request.requester_conversation).toMatchObject({ conversationId: megan.conversationId });
 
@@ -286,12 +402,20 @@ describe('submitting the form', () => {
     expect(JSON.stringify(card)).toContain('Megan Bowen');
     expect(JSON.stringify(card)).toContain(goodReason);
     expect(card.actions.map((a: any) => a.verb)).toEqual(['request.approve', 'request.reject']);
-    expect(request.approval_card).toMatchObject({ conversationId: APPROVERS, activityId: expect.stringMatching(/^sent-/) });
+    expect(request.approval_card).toMatchObject({
+      conversationId: APPROVERS,
+      activityId: expect.stringMatching(/^sent-/),
+    });
   });
 
   it('acts once when the same submit arrives twice', async () => {
     const before = await countRequests();
-    const data = { vmName: 'web-01', path: '/var/log/syslog', restorePointId: 'rp-web-01-2', reason: goodReason };
+    const data = {
+      vmName: 'web-01',
+      path: '/var/log/syslog',
+      restorePointId: 'rp-web-01-2',
+      reason: goodReason,
+    };
     await post(invoke(megan, 'fileRestore.submit', data));
     const again = await post(invoke(megan, 'fileRestore.submit', data));
     expect(JSON.stringify(again.body.value)).toContain('You already sent this request');
@@ -304,17 +428,26 @@ describe('deciding on the approval card', () => {
     const requestId = await submitGoodRequest();
     calls.length = 0;
 
-    const self = await post(invoke(megan, 'request.approve', { requestId, comment: 'I approve my own request.' }));
+    const self = await post(
+      invoke(megan, 'request.approve', { requestId, comment: 'I approve my own request.' }),
+    );
     expect(self.body.type).toBe('application/vnd.microsoft.activity.message');
     expect(self.body.value).toContain('yourself');
 
-    const customer = await post(invoke(lynne, 'request.approve', { requestId, comment: 'Fine by me, colleague.' }));
+    const customer = await post(
+      invoke(lynne, 'request.approve', { requestId, comment: 'Fine by me, colleague.' }),
+    );
     expect(customer.body.value).toContain("Only the provider's approvers");
 
     const noComment = await post(invoke(adele, 'request.approve', { requestId }));
     expect(noComment.body.value).toContain('No comment was given');
 
-    const approved = await post(invoke(adele, 'request.approve', { requestId, comment: 'Checked INC-4711 with the customer.' }));
+    const approved = await post(
+      invoke(adele, 'request.approve', {
+        requestId,
+        comment: 'Checked INC-4711 with the customer.',
+      }),
+    );
     expect(approved.status).toBe(200);
     expect(approved.body.type).toBe('application/vnd.microsoft.card.adaptive');
     const decided = JSON.stringify(approved.body.value);
@@ -324,19 +457,37 @@ describe('deciding on the approval card', () => {
     expect(queue.fileRestores).toContainEqual({ requestId });
 
     // The requester hears about it in their personal chat.
-    const notice = calls.find((c) => c.path.startsWith(`/v3/conversations/${megan.conversationId}/activities`));
+    const notice = calls.find((c) =>
+      c.path.startsWith(`/v3/conversations/${megan.conversationId}/activities`),
+    );
     expect(JSON.stringify(notice?.body)).toContain('Adele Vance approved your request');
 
-    const second = await post(invoke(alex, 'request.reject', { requestId, comment: 'I would have said no.' }));
+    const second = await post(
+      invoke(alex, 'request.reject', { requestId, comment: 'I would have said no.' }),
+    );
     expect(second.body.type).toBe('application/vnd.microsoft.activity.message');
-    expect(second.body.value).toContain(`Request ${requestId} was already approved by Adele Vance at`);
+    expect(second.body.value).toContain(
+      `Request ${requestId} was already approved by Adele Vance at`,
+    );
 
-    const repeat = await post(invoke(adele, 'request.approve', { requestId, comment: 'Checked INC-4711 with the customer.' }));
+    const repeat = await post(
+      invoke(adele, 'request.approve', {
+        requestId,
+        comment: 'Checked INC-4711 with the customer.',
+      }),
+    );
     expect(repeat.body.type).toBe('application/vnd.microsoft.card.adaptive');
     expect(queue.fileRestores.filter((j) => j.requestId === requestId)).toHaveLength(1);
 
-    const audit = await handle.db.selectFrom('audit_log').selectAll().where('resource', '=', `request/${requestId}`).where('outcome', '=', 'refused').execute();
-    expect(audit.map((e) => e.actor_object_id)).toEqual(expect.arrayContaining([megan.objectId, lynne.objectId, alex.objectId]));
+    const audit = await handle.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('resource', '=', `request/${requestId}`)
+      .where('outcome', '=', 'refused')
+      .execute();
+    expect(audit.map((e) => e.actor_object_id)).toEqual(
+      expect.arrayContaining([megan.objectId, lynne.objectId, alex.objectId]),
+    );
     expect((await verifyAuditChain(handle.db)).ok).toBe(true);
   });
 
@@ -357,7 +508,13 @@ describe('when the restore ends', () => {
   it('sends the requester the download link and shows the outcome on the approval card', async () => {
     const requestId = await submitGoodRequest();
     await post(invoke(adele, 'request.approve', { requestId, comment: 'Approved after a call.' }));
-    const card = (await handle.db.selectFrom('requests').select('approval_card').where('id', '=', requestId).executeTakeFirstOrThrow()).approval_card!;
+    const card = (
+      await handle.db
+        .selectFrom('requests')
+        .select('approval_card')
+        .where('id', '=', requestId)
+        .executeTakeFirstOrThrow()
+    ).approval_card!;
     calls.length = 0;
 
     await notices.restoreFinished({
@@ -369,7 +526,11 @@ describe('when the restore ends', () => {
       downloadExpiresAt: new Date('2026-12-03T15:00:00Z'),
     });
 
-    const toRequester = calls.find((c) => c.method === 'POST' && c.path.startsWith(`/v3/conversations/${megan.conversationId}/activities`));
+    const toRequester = calls.find(
+      (c) =>
+        c.method === 'POST' &&
+        c.path.startsWith(`/v3/conversations/${megan.conversationId}/activities`),
+    );
     expect(toRequester?.body.text).toContain('nginx.conf (2.0 KiB)');
     expect(toRequester?.body.text).toContain('http://localhost:3978/download/abc');
     expect(toRequester?.body.text).toContain('until 2026-12-03 15:00 UTC');
@@ -384,10 +545,56 @@ describe('when the restore ends', () => {
     await post(invoke(adele, 'request.approve', { requestId, comment: 'Approved after a call.' }));
     calls.length = 0;
 
-    await notices.restoreFinished({ requestId, outcome: 'failed', message: 'the file does not exist in that restore point' });
-    const toRequester = calls.find((c) => c.path.startsWith(`/v3/conversations/${megan.conversationId}/activities`));
+    await notices.restoreFinished({
+      requestId,
+      outcome: 'failed',
+      message: 'the file does not exist in that restore point',
+    });
+    const toRequester = calls.find((c) =>
+      c.path.startsWith(`/v3/conversations/${megan.conversationId}/activities`),
+    );
     expect(toRequester?.body.text).toContain('failed');
     expect(toRequester?.body.text).toContain('the file does not exist in that restore point');
-    expect(JSON.stringify(calls.find((c) => c.method === 'PUT')?.body)).toContain('Approved, but the restore failed');
+    expect(JSON.stringify(calls.find((c) => c.method === 'PUT')?.body)).toContain(
+      'Approved, but the restore failed',
+    );
+  });
+});
+
+describe('with a Microsoft app id', () => {
+  it('refuses an activity without a Bot Framework token and stores nothing', async () => {
+    const approvals = createApprovals({
+      db: handle.db,
+      log: silentLogger,
+      queue,
+      providerTenantId: PROVIDER,
+    });
+    const secured = createBot({
+      approvals,
+      db: handle.db,
+      log: silentLogger,
+      appType: 'MultiTenant',
+      appId: '00000000-0000-0000-0000-00000000b07a',
+      appPassword: 'not-a-real-secret',
+    });
+    const app = express();
+    app.use(secured.router);
+    const url = await listen(app);
+
+    const activity = message({ ...megan, conversationId: 'a:unauthenticated' }, 'help');
+    const response = await fetch(`${url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(activity),
+    });
+    expect(response.status).toBe(401);
+    expect(calls).toHaveLength(0);
+    expect(
+      await handle.db
+        .selectFrom('conversations')
+        .selectAll()
+        .where('id', '=', 'a:unauthenticated')
+        .executeTakeFirst(),
+    ).toBeUndefined();
   });
 });
