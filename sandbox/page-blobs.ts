@@ -9,37 +9,26 @@
  * signature is an HMAC over the permissions, validity and path with a key
  * that lives only as long as the sandbox, and it is checked on every request,
  * as are expiry and the read permission.
- *
- * Written pages are the non-zero 512-byte sectors of the raw file, coalesced;
- * a diff compares sector by sector with the earlier snapshot and reports
- * sectors that became zero as cleared ranges.
+ * Page ranges come from page-ranges.ts.
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../core/log.ts';
+import { diffPageRanges, writtenPageRanges } from './page-ranges.ts';
 import type { ComputeResources } from './resources.ts';
 
 const sasVersion = '2018-03-28';
 const storageVersion = '2025-01-05';
 const blobName = 'abcd';
 const sectorSize = 512;
-const scanBlockSize = 64 * 1024;
-const readChunkSize = 4 * 1024 * 1024;
 
 interface Grant {
   resourceId: string;
   account: string;
   container: string;
   expiresAt: Date;
-}
-
-export interface PageRangeEntry {
-  start: number;
-  /** Inclusive, as in the page list XML. */
-  end: number;
-  cleared: boolean;
 }
 
 class StorageError extends Error {
@@ -188,7 +177,8 @@ export class DiskBlobService {
   private previousSnapshotFile(previousUrl: string, target: Grant): string {
     let previous: Grant;
     try {
-      previous = this.authorize(new URL(previousUrl).pathname + new URL(previousUrl).search);
+      const url = new URL(previousUrl);
+      previous = this.authorize(url.pathname + url.search);
     } catch (error) {
       if (error instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot is not found or its access URL is no longer valid. Grant access to it again and retry.');
       throw new StorageError(400, 'InvalidHeaderValue', 'The value for the header x-ms-previous-snapshot-url is not a URL.');
@@ -244,82 +234,6 @@ export class DiskBlobService {
     const detail = error.detail ? `<AuthenticationErrorDetail>${escapeXml(error.detail)}</AuthenticationErrorDetail>` : '';
     res.send(`<?xml version="1.0" encoding="utf-8"?><Error><Code>${error.code}</Code><Message>${escapeXml(`${error.message}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`)}</Message>${detail}</Error>`);
   }
-}
-
-/** Non-zero 512-byte sectors of file between start and end (inclusive), coalesced. */
-export async function writtenPageRanges(file: string, start: number, end: number): Promise<PageRangeEntry[]> {
-  const ranges: PageRangeEntry[] = [];
-  const handle = await fs.open(file, 'r');
-  try {
-    await forEachChunk(handle, start, end, (offset, chunk) => {
-      for (let block = 0; block < chunk.length; block += scanBlockSize) {
-        const blockBytes = chunk.subarray(block, block + scanBlockSize);
-        if (isZero(blockBytes)) continue;
-        for (let sector = 0; sector < blockBytes.length; sector += sectorSize) {
-          if (!isZero(blockBytes.subarray(sector, sector + sectorSize))) addRange(ranges, offset + block + sector, false);
-        }
-      }
-    });
-  } finally {
-    await handle.close();
-  }
-  return ranges;
-}
-
-/** Sectors of file that differ from previousFile: written ones as page ranges, zeroed ones as clear ranges. */
-export async function diffPageRanges(file: string, previousFile: string, start: number, end: number): Promise<PageRangeEntry[]> {
-  const ranges: PageRangeEntry[] = [];
-  const handle = await fs.open(file, 'r');
-  const previous = await fs.open(previousFile, 'r');
-  try {
-    const other = Buffer.alloc(readChunkSize);
-    await forEachChunk(handle, start, end, async (offset, chunk) => {
-      other.fill(0);
-      await previous.read(other, 0, chunk.length, offset);
-      const before = other.subarray(0, chunk.length);
-      for (let block = 0; block < chunk.length; block += scanBlockSize) {
-        const now = chunk.subarray(block, block + scanBlockSize);
-        const then = before.subarray(block, block + scanBlockSize);
-        if (now.equals(then)) continue;
-        for (let sector = 0; sector < now.length; sector += sectorSize) {
-          const nowSector = now.subarray(sector, sector + sectorSize);
-          if (nowSector.equals(then.subarray(sector, sector + sectorSize))) continue;
-          addRange(ranges, offset + block + sector, isZero(nowSector));
-        }
-      }
-    });
-  } finally {
-    await Promise.all([handle.close(), previous.close()]);
-  }
-  return ranges;
-}
-
-async function forEachChunk(
-  handle: fs.FileHandle,
-  start: number,
-  end: number,
-  visit: (offset: number, chunk: Buffer) => void | Promise<void>,
-): Promise<void> {
-  const buffer = Buffer.alloc(readChunkSize);
-  for (let offset = start; offset <= end; offset += readChunkSize) {
-    const length = Math.min(readChunkSize, end - offset + 1);
-    const { bytesRead } = await handle.read(buffer, 0, length, offset);
-    if (bytesRead === 0) break;
-    buffer.fill(0, bytesRead, length);
-    await visit(offset, buffer.subarray(0, length));
-  }
-}
-
-function addRange(ranges: PageRangeEntry[], sectorStart: number, cleared: boolean): void {
-  const last = ranges[ranges.length - 1];
-  if (last && last.cleared === cleared && last.end + 1 === sectorStart) last.end = sectorStart + sectorSize - 1;
-  else ranges.push({ start: sectorStart, end: sectorStart + sectorSize - 1, cleared });
-}
-
-const zeros = Buffer.alloc(scanBlockSize);
-
-function isZero(bytes: Buffer): boolean {
-  return bytes.equals(zeros.subarray(0, bytes.length));
 }
 
 /** Parses `bytes=a-b` or `bytes=a-`; undefined when absent. */

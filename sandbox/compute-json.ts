@@ -1,0 +1,125 @@
+/**
+ * How the sandbox's compute resources look on the wire: virtual machines,
+ * managed disks and snapshots rendered in the shape of Azure's published
+ * REST examples (ids, names, types, properties, provisioningState), with the
+ * live parts (diskState while a SAS is active, a snapshot's provisioning
+ * state) taken from the current state.
+ *
+ * Sizes: the seeded disks are a few MiB, so diskSizeGB rounds up to 1 while
+ * diskSizeBytes gives the exact size; clients should size reads by bytes.
+ */
+import type { DiskBlobService } from './page-blobs.ts';
+import type { ComputeResources, DiskRecord, SnapshotRecord } from './resources.ts';
+import { vmResourceId, type SeedVirtualMachine } from './seed.ts';
+
+function diskSizeGB(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 1024 ** 3));
+}
+
+export function virtualMachineJson(vm: SeedVirtualMachine, resources: ComputeResources): Record<string, unknown> {
+  const id = vmResourceId(vm.subscriptionId, vm.resourceGroup, vm.name);
+  const rgPrefix = `/subscriptions/${vm.subscriptionId}/resourceGroups/${vm.resourceGroup}/providers`;
+  const diskId = `${rgPrefix}/Microsoft.Compute/disks/${vm.osDisk.name}`;
+  const disk = resources.getDisk(diskId);
+  const osConfiguration =
+    vm.osType === 'Linux'
+      ? { linuxConfiguration: { disablePasswordAuthentication: true, provisionVMAgent: true, patchSettings: { patchMode: 'ImageDefault', assessmentMode: 'ImageDefault' } } }
+      : { windowsConfiguration: { provisionVMAgent: true, enableAutomaticUpdates: true, patchSettings: { patchMode: 'AutomaticByOS', assessmentMode: 'ImageDefault' } } };
+
+  return {
+    name: vm.name,
+    id,
+    type: 'Microsoft.Compute/virtualMachines',
+    location: vm.location,
+    tags: { environment: 'production', owner: 'contoso-it' },
+    etag: '"1"',
+    properties: {
+      vmId: vm.vmId,
+      hardwareProfile: { vmSize: vm.vmSize },
+      storageProfile: {
+        imageReference: { ...vm.imageReference, exactVersion: vm.osType === 'Linux' ? '22.04.202503110' : '20348.3328.250306' },
+        osDisk: {
+          osType: vm.osType,
+          name: vm.osDisk.name,
+          createOption: 'FromImage',
+          caching: 'ReadWrite',
+          managedDisk: { storageAccountType: 'Premium_LRS', id: diskId },
+          deleteOption: 'Delete',
+          diskSizeGB: diskSizeGB(disk?.sizeBytes ?? 0),
+        },
+        dataDisks: [],
+        diskControllerType: 'SCSI',
+      },
+      osProfile: {
+        computerName: vm.computerName,
+        adminUsername: vm.adminUsername,
+        ...osConfiguration,
+        secrets: [],
+        allowExtensionOperations: true,
+        requireGuestProvisionSignal: true,
+      },
+      networkProfile: { networkInterfaces: [{ id: `${rgPrefix}/Microsoft.Network/networkInterfaces/${vm.name}-nic` }] },
+      diagnosticsProfile: { bootDiagnostics: { enabled: true } },
+      provisioningState: 'Succeeded',
+      timeCreated: vm.timeCreated,
+    },
+  };
+}
+
+export function diskJson(disk: DiskRecord, blobs: DiskBlobService): Record<string, unknown> {
+  return {
+    name: disk.name,
+    id: disk.id,
+    type: 'Microsoft.Compute/disks',
+    location: disk.location,
+    tags: {},
+    managedBy: disk.managedBy,
+    sku: { name: 'Premium_LRS', tier: 'Premium' },
+    properties: {
+      osType: disk.osType,
+      hyperVGeneration: disk.hyperVGeneration,
+      supportedCapabilities: { architecture: 'x64' },
+      creationData: { createOption: 'FromImage', imageReference: { id: disk.imageReferenceId } },
+      diskSizeGB: diskSizeGB(disk.sizeBytes),
+      diskIOPSReadWrite: 120,
+      diskMBpsReadWrite: 25,
+      encryption: { type: 'EncryptionAtRestWithPlatformKey' },
+      networkAccessPolicy: 'AllowAll',
+      publicNetworkAccess: 'Enabled',
+      timeCreated: disk.timeCreated,
+      provisioningState: 'Succeeded',
+      diskState: blobs.hasActiveGrant(disk.id) ? 'ActiveSAS' : 'Attached',
+      diskSizeBytes: disk.sizeBytes,
+      uniqueId: disk.uniqueId,
+      tier: 'P1',
+    },
+  };
+}
+
+export function snapshotJson(snapshot: SnapshotRecord, blobs: DiskBlobService): Record<string, unknown> {
+  return {
+    name: snapshot.name,
+    id: snapshot.id,
+    type: 'Microsoft.Compute/snapshots',
+    location: snapshot.location,
+    tags: snapshot.tags,
+    sku: { name: snapshot.incremental ? 'Standard_ZRS' : 'Standard_LRS', tier: 'Standard' },
+    properties: {
+      osType: snapshot.osType,
+      hyperVGeneration: snapshot.hyperVGeneration,
+      creationData: { createOption: 'Copy', sourceResourceId: snapshot.sourceResourceId, sourceUniqueId: snapshot.sourceUniqueId },
+      diskSizeGB: diskSizeGB(snapshot.sizeBytes),
+      encryption: { type: 'EncryptionAtRestWithPlatformKey' },
+      incremental: snapshot.incremental,
+      ...(snapshot.incrementalSnapshotFamilyId ? { incrementalSnapshotFamilyId: snapshot.incrementalSnapshotFamilyId } : {}),
+      networkAccessPolicy: 'AllowAll',
+      publicNetworkAccess: 'Enabled',
+      diskState: blobs.hasActiveGrant(snapshot.id) ? 'ActiveSAS' : 'Unattached',
+      diskSizeBytes: snapshot.sizeBytes,
+      uniqueId: snapshot.uniqueId,
+      timeCreated: snapshot.timeCreated,
+      provisioningState: snapshot.provisioningState,
+      ...(snapshot.incremental ? { completionPercent: snapshot.provisioningState === 'Succeeded' ? 100 : 0 } : {}),
+    },
+  };
+}
