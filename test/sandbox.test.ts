@@ -176,6 +176,12 @@ describe('the Azure sandbox', () => {
     const response = await fetch(`${sandbox.armUrl}/subscriptions/${contoso.subscriptionId}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`);
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { code: 'AuthenticationFailed' } });
+
+    const forged = await fetch(`${sandbox.armUrl}/subscriptions/${contoso.subscriptionId}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`, {
+      headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl' },
+    });
+    expect(forged.status).toBe(401);
+    expect(await forged.json()).toMatchObject({ error: { code: 'InvalidAuthenticationToken' } });
   });
 
   it('answers 404 ResourceNotFound for a VM that does not exist', async () => {
