@@ -135,6 +135,17 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
         res.status(400).json({ error: problem });
         return;
       }
+      // The adapter would refuse too, but print the failure to the console instead of our log.
+      if (o.appId && !req.headers.authorization) {
+        log.warn({ ip: req.ip }, 'bot_request_without_token');
+        res
+          .status(401)
+          .json({
+            error:
+              'This endpoint takes activities from the Bot Framework only; the request has no token.',
+          });
+        return;
+      }
       next();
     },
     async (req: Request, res: Response) => {
@@ -146,12 +157,10 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
     (error: unknown, _req: Request, res: Response, next: NextFunction) => {
       const status = (error as { status?: number; type?: string }).status;
       if (status === 400 || (error as { type?: string }).type === 'entity.parse.failed') {
-        res
-          .status(400)
-          .json({
-            error:
-              'The request body is not valid JSON. Send a Bot Framework activity as Teams or the Emulator does.',
-          });
+        res.status(400).json({
+          error:
+            'The request body is not valid JSON. Send a Bot Framework activity as Teams or the Emulator does.',
+        });
         return;
       }
       if (status === 413) {

@@ -598,3 +598,43 @@ describe('with a Microsoft app id', () => {
     ).toBeUndefined();
   });
 });
+
+describe('when a turn fails unexpectedly', () => {
+  it('apologizes briefly and leaks nothing of the failure', async () => {
+    const approvals = createApprovals({
+      db: handle.db,
+      log: silentLogger,
+      queue,
+      providerTenantId: PROVIDER,
+    });
+    const broken = {
+      insertInto: () => {
+        throw new Error('connection to 10.0.0.5 refused at Pool.connect (internal stack detail)');
+      },
+    } as unknown as Db;
+    const bot = createBot({ approvals, db: broken, log: silentLogger, appType: 'MultiTenant' });
+    const app = express();
+    app.use(bot.router);
+    const url = await listen(app);
+
+    const response = await fetch(`${url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(message(megan, 'help')),
+    });
+    expect(response.status).toBe(200);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.body.text).toContain('Sorry, something went wrong on our side');
+    expect(JSON.stringify(calls[0]!.body)).not.toContain('10.0.0.5');
+
+    const invokeResponse = await fetch(`${url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(invoke(megan, 'request.status', { requestId: 'x' })),
+    });
+    const body = await invokeResponse.json();
+    expect(body.type).toBe('application/vnd.microsoft.activity.message');
+    expect(body.value).toContain('Sorry');
+    expect(JSON.stringify(body)).not.toContain('stack');
+  });
+});
