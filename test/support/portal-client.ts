@@ -1,0 +1,46 @@
+/**
+ * A browser-like client for the portal: keeps its session cookie and sends
+ * forms with the session's form token, as a person's browser would.
+ */
+
+export class PortalClient {
+  private cookies = new Map<string, string>();
+
+  constructor(private readonly baseUrl: string) {}
+
+  async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
+    return this.request(path, { method: 'GET', headers });
+  }
+
+  /** Posts a form, adding the form token found on the page at `formPage`. */
+  async postForm(path: string, fields: Record<string, string>, formPage: string): Promise<Response> {
+    const page = await (await this.get(formPage)).text();
+    const token = /name="_token" value="([^"]+)"/.exec(page)?.[1];
+    if (!token) throw new Error(`no form token on ${formPage}`);
+    return this.request(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...fields, _token: token }).toString(),
+    });
+  }
+
+  async signIn(objectId: string, tenantId: string): Promise<void> {
+    const res = await this.postForm('/portal/sign-in', { objectId, tenantId }, '/portal/sign-in');
+    if (res.status !== 303) throw new Error(`sign-in answered ${res.status}: ${await res.text()}`);
+  }
+
+  private async request(path: string, init: RequestInit): Promise<Response> {
+    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
+    });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      this.cookies.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
+    }
+    return res;
+  }
+}
