@@ -6,7 +6,6 @@
  * ranges are honoured (206, or 416 when unsatisfiable); bytes are assembled
  * and decrypted on demand, so a reader pays only for what it reads.
  */
-import { once } from 'node:events';
 import express, { type Request, type Response } from 'express';
 import { badInput } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -58,9 +57,21 @@ async function serveRange(req: Request, res: Response, disk: DiskImage): Promise
 
   for await (const chunk of disk.chunks(start, end)) {
     if (res.destroyed) return;
-    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (!res.write(chunk)) await drainedOrClosed(res);
   }
   res.end();
+}
+
+function drainedOrClosed(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** Parses a single `bytes=` range; undefined when absent (the whole resource). */
