@@ -20,6 +20,8 @@ export interface PgBossQueueOptions {
   log: Logger;
   /** How often idle workers look for jobs; 2 s by default. */
   pollingIntervalSeconds?: number;
+  /** Retries of a failed job and the first delay (doubling after); 2 and 30 s by default. */
+  retry?: { limit: number; delaySeconds: number };
 }
 
 export interface JobHandlers {
@@ -47,8 +49,16 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
   await boss.start();
 
   // Stately: per item (or request) at most one job waiting and one running.
-  await boss.createQueue(FILE_RESTORE_QUEUE, { name: FILE_RESTORE_QUEUE, policy: 'stately', retryLimit: 2, retryDelay: 30, retryBackoff: true, expireInSeconds: 15 * 60 });
-  await boss.createQueue(BACKUP_QUEUE, { name: BACKUP_QUEUE, policy: 'stately', retryLimit: 2, retryDelay: 60, retryBackoff: true, expireInSeconds: 12 * 3600 });
+  const retry = { retryLimit: opts.retry?.limit ?? 2, retryDelay: opts.retry?.delaySeconds ?? 30, retryBackoff: true };
+  const queues = [
+    { name: FILE_RESTORE_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 15 * 60 },
+    { name: BACKUP_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 12 * 3600 },
+  ];
+  for (const queue of queues) {
+    // createQueue leaves an existing queue as it is; updateQueue applies today's settings to it.
+    await boss.createQueue(queue.name, queue);
+    await boss.updateQueue(queue.name, queue);
+  }
 
   const run = async <T>(queue: string, job: PgBoss.Job<T>, handler: (data: T) => Promise<void>) => {
     const jobLog = log.child({ queue, jobId: job.id });
