@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApprovals, type Actor } from '../approvals/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
-import { openDatabase, type DatabaseHandle, type Db } from '../core/db/database.ts';
+import type { Db } from '../core/db/database.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { AcbaError, type ErrorKind } from '../core/errors.ts';
 import { silentLogger } from '../core/log.ts';
 import type { BackupJob, FileRestoreJob, JobQueue } from '../engine/queue.ts';
@@ -136,14 +137,14 @@ async function seed(db: Db) {
     .execute();
 }
 
-let handle: DatabaseHandle;
+let handle: TestDatabase;
 let dir: string;
 let queue: RecordingQueue;
 let approvals: ReturnType<typeof createApprovals>;
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-approvals-'));
-  handle = await openDatabase({ dataDir: dir });
+  handle = await openTestDatabase();
   await seed(handle.db);
   queue = new RecordingQueue();
   approvals = createApprovals({
@@ -155,7 +156,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await handle?.close();
+  await handle?.dispose();
   await fs.rm(dir, { recursive: true, force: true });
 });
 

@@ -13,7 +13,7 @@ import express from 'express';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApprovals } from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
-import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { silentLogger } from '../core/log.ts';
 
 const fixtureDir = path.resolve(
@@ -29,7 +29,7 @@ const files = exists
 
 describe.skipIf(!exists)('Teams fixtures replayed through the bot', () => {
   let dir: string;
-  let handle: DatabaseHandle;
+  let handle: TestDatabase;
   let botUrl: string;
   let connectorUrl: string;
   const calls: { method: string; path: string; body: any }[] = [];
@@ -46,7 +46,7 @@ describe.skipIf(!exists)('Teams fixtures replayed through the bot', () => {
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-bot-fixtures-'));
-    handle = await openDatabase({ dataDir: dir });
+    handle = await openTestDatabase();
 
     const connector = express();
     connector.use(express.json());
@@ -70,7 +70,7 @@ describe.skipIf(!exists)('Teams fixtures replayed through the bot', () => {
 
   afterAll(async () => {
     for (const server of servers) server.close();
-    await handle?.close();
+    await handle?.dispose();
     await fs.rm(dir, { recursive: true, force: true });
   });
 

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApprovals } from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
-import { openDatabase, type DatabaseHandle, type Db } from '../core/db/database.ts';
+import type { Db } from '../core/db/database.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { silentLogger } from '../core/log.ts';
 import type { EngineNotices } from '../engine/notices.ts';
 import type { BackupJob, FileRestoreJob, JobQueue } from '../engine/queue.ts';
@@ -131,7 +132,7 @@ async function seed(db: Db) {
 }
 
 let dir: string;
-let handle: DatabaseHandle;
+let handle: TestDatabase;
 let queue: RecordingQueue;
 let notices: EngineNotices;
 let botUrl: string;
@@ -150,7 +151,7 @@ async function listen(app: express.Express): Promise<string> {
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-bot-'));
-  handle = await openDatabase({ dataDir: dir });
+  handle = await openTestDatabase();
   await seed(handle.db);
 
   const connector = express();
@@ -184,7 +185,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const server of servers) server.close();
-  await handle?.close();
+  await handle?.dispose();
   await fs.rm(dir, { recursive: true, force: true });
 });
 

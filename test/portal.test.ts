@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { silentLogger } from '../core/log.ts';
 import { createPortal } from '../portal/index.ts';
 
@@ -17,13 +17,13 @@ const providerTenant = 'tenant-provider';
 const tenantA = 'tenant-contoso';
 const tenantB = 'tenant-fabrikam';
 
-let handle: DatabaseHandle;
+let handle: TestDatabase;
 let dataDir: string;
 let server: ReturnType<express.Express['listen']>;
 let baseUrl: string;
 let verifyResult = { ok: true, checked: 3 } as { ok: boolean; checked: number; firstBroken?: { seq: string; problem: string } };
 
-async function seed(h: DatabaseHandle) {
+async function seed(h: TestDatabase) {
   const db = h.db;
   await db
     .insertInto('customers')
@@ -183,7 +183,7 @@ function tokenOf(html: string): string {
 
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-portal-'));
-  handle = await openDatabase({ dataDir });
+  handle = await openTestDatabase();
   await seed(handle);
 
   const app = express();
@@ -207,7 +207,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server?.closeAllConnections();
   await new Promise((resolve) => server?.close(resolve));
-  await handle?.close();
+  await handle?.dispose();
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
