@@ -156,14 +156,15 @@ describe('file restore', () => {
   const requester = () => users().find((u) => u.role === 'requester')!;
   const approver = () => users().find((u) => u.role === 'approver')!;
 
-  async function insertRequest(options: { status?: 'approved' | 'pending'; path?: string } = {}) {
+  async function insertRequest(options: { status?: 'approved' | 'pending'; path?: string; item?: ProtectedItem; restorePoint?: RestorePoint } = {}) {
     const id = randomUUID();
+    const rp = options.restorePoint ?? restorePoint;
     const target: FileRestoreTarget = {
-      itemId: web01.id,
-      vmName: 'web-01',
+      itemId: (options.item ?? web01).id,
+      vmName: (options.item ?? web01).name,
       path: options.path ?? '/etc/nginx/nginx.conf',
-      restorePointId: restorePoint.id,
-      restorePointTime: restorePoint.created_at.toISOString(),
+      restorePointId: rp.id,
+      restorePointTime: rp.created_at.toISOString(),
     };
     const reason = 'The nginx configuration was overwritten by a bad deploy; we need yesterday’s copy.';
     const contentHash = requestContentHash({ id, customerId: customer.id, kind: 'file_restore', target, reason, requesterObjectId: requester().objectId, requesterTenantId: requester().tenantId });
@@ -280,5 +281,26 @@ describe('file restore', () => {
     expect(row.status).toBe('failed');
     expect((row.result as { message: string }).message).toMatch(/^`\/etc\/nginx\/missing.conf` was not found in the backup of web-01 taken at/);
     expect(notices.find((n) => n.requestId === id)).toMatchObject({ outcome: 'failed' });
+  });
+
+  it('recovers a file from the NTFS disk of win-01 given a Windows path in another letter case', async () => {
+    const win01 = (await engine.syncInventory(customer)).find((i) => i.name === 'win-01')!;
+    const winPoint = await engine.backupVm(win01.id, 'test');
+    const { id, contentHash } = await insertRequest({ item: win01, restorePoint: winPoint, path: 'C:\\windows\\system32\\drivers\\etc\\HOSTS' });
+    await approve(id, contentHash);
+
+    await engine.runFileRestore(id);
+
+    const row = await requestRow(id);
+    expect(row.status).toBe('completed');
+    const notice = notices.find((n) => n.requestId === id)!;
+    const body = await (await fetch(notice.downloadUrl!)).text();
+    expect(body).toContain('10.0.1.4\tweb-01.contoso.internal');
+  });
+
+  it('lists a folder of a restore point disk', async () => {
+    const listings = await engine.listFolder(restorePoint.id, 0, '/etc/nginx');
+    expect(listings).toHaveLength(1);
+    expect(listings[0]!.entries).toContainEqual({ name: 'nginx.conf', type: 'file', sizeBytes: expect.any(Number) });
   });
 });
