@@ -194,7 +194,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       });
       app.use('/sandbox/teams', standIn.router);
     }
-    app.get('/', (_req, res) => res.redirect(sandbox ? '/sandbox/teams' : '/portal'));
+    app.get('/', (_req, res) => res.redirect(sandbox ? '/sandbox/teams/' : '/portal'));
     app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
       log.error({ err: error }, 'request_failed');
       res.status(500).json({ error: publicMessageOf(error) });

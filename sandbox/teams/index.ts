@@ -99,7 +99,15 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
   });
   router.use(connectorRoutes(store, options.users, log));
 
-  router.get('/', (_req, res) => res.sendFile(path.join(publicDir, 'index.html')));
+  // The page links its script, styles and API relatively, so it must be served under a trailing slash.
+  router.get('/', (req, res) => {
+    if (!req.originalUrl.split('?')[0]!.endsWith('/')) {
+      const [pathname, query] = req.originalUrl.split('?');
+      res.redirect(301, `${pathname}/${query ? `?${query}` : ''}`);
+      return;
+    }
+    res.sendFile(path.join(publicDir, 'index.html'));
+  });
   router.get('/static/adaptivecards.min.js', (_req, res) => res.sendFile(adaptiveCardsBundle));
   router.use('/static', express.static(publicDir));
 
