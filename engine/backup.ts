@@ -32,6 +32,8 @@ export interface BackupDeps {
   log: Logger;
   repository: Repository;
   compute(subscriptionId: string): ComputeManagementClient;
+  /** Poll interval for ARM long-running operations when ARM gives no Retry-After; the SDK's 2 s by default. */
+  pollIntervalMs?: number;
 }
 
 interface VmDisk {
@@ -92,7 +94,7 @@ async function runBackup(deps: BackupDeps, log: Logger, customer: Customer, item
   const rowDisks: RestorePointDisk[] = [];
   for (const [index, disk] of disks.entries()) {
     const snapshotName = `acba-${restorePointId}-${index}`;
-    const result = await withSnapshot(compute, log, resourceGroup, vm.location, snapshotName, disk, (sas) => readDisk(sas, writer, log.child({ disk: disk.name })));
+    const result = await withSnapshot(compute, log, deps.pollIntervalMs, resourceGroup, vm.location, snapshotName, disk, (sas) => readDisk(sas, writer, log.child({ disk: disk.name })));
     manifestDisks.push({ name: disk.name, role: disk.role, resourceId: disk.resourceId, sizeBytes: result.sizeBytes, sha256: result.sha256, blocks: result.blocks });
     rowDisks.push({ name: disk.name, role: disk.role, sizeBytes: result.sizeBytes, storedBytes: result.storedBytes });
   }
@@ -148,6 +150,7 @@ function vmDisks(vm: Awaited<ReturnType<ComputeManagementClient['virtualMachines
 async function withSnapshot<T>(
   compute: ComputeManagementClient,
   log: Logger,
+  updateIntervalInMs: number | undefined,
   resourceGroup: string,
   location: string,
   snapshotName: string,
@@ -161,18 +164,18 @@ async function withSnapshot<T>(
       location,
       incremental: true,
       creationData: { createOption: 'Copy', sourceResourceId: disk.resourceId },
-    });
+    }, { updateIntervalInMs });
     created = true;
-    const access = await compute.snapshots.beginGrantAccessAndWait(resourceGroup, snapshotName, { access: 'Read', durationInSeconds: ACCESS_SECONDS });
+    const access = await compute.snapshots.beginGrantAccessAndWait(resourceGroup, snapshotName, { access: 'Read', durationInSeconds: ACCESS_SECONDS }, { updateIntervalInMs });
     granted = true;
     if (!access.accessSAS) throw new Error(`Azure granted access to snapshot ${snapshotName} without a SAS URL.`);
     return await read(access.accessSAS);
   } finally {
     if (granted) {
-      await compute.snapshots.beginRevokeAccessAndWait(resourceGroup, snapshotName).catch((err) => log.warn({ err, snapshotName }, 'snapshot_revoke_failed'));
+      await compute.snapshots.beginRevokeAccessAndWait(resourceGroup, snapshotName, { updateIntervalInMs }).catch((err) => log.warn({ err, snapshotName }, 'snapshot_revoke_failed'));
     }
     if (created) {
-      await compute.snapshots.beginDeleteAndWait(resourceGroup, snapshotName).catch((err) => log.warn({ err, snapshotName }, 'snapshot_delete_failed'));
+      await compute.snapshots.beginDeleteAndWait(resourceGroup, snapshotName, { updateIntervalInMs }).catch((err) => log.warn({ err, snapshotName }, 'snapshot_delete_failed'));
     }
   }
 }

@@ -42,6 +42,8 @@ export interface EngineOptions {
   workDir: string;
   /** Limit for one file recovery, appliance start included; 3 minutes by default. */
   recoveryTimeoutMs?: number;
+  /** Poll interval for ARM long-running operations that give no Retry-After (the SDK's 2 s by default; tests use less). */
+  azurePollIntervalMs?: number;
 }
 
 export interface Engine {
@@ -115,7 +117,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return {
     syncInventory: (customer) => syncInventory(options.db, log, compute(customer.subscription_id), customer),
 
-    backupVm: async (itemId, trigger) => backupVm({ db: options.db, log, repository: await repository(), compute }, itemId, trigger),
+    backupVm: async (itemId, trigger) => backupVm({ db: options.db, log, repository: await repository(), compute, pollIntervalMs: options.azurePollIntervalMs }, itemId, trigger),
 
     runFileRestore: (requestId) =>
       runFileRestore(

@@ -65,6 +65,7 @@ beforeAll(async () => {
     downloadLinkMinutes: 60,
     notices: { restoreFinished: async (event) => void notices.push(event) },
     workDir: path.join(dataDir, 'work'),
+    azurePollIntervalMs: 50,
   });
   app.use('/engine', engine.diskRouter());
   app.use('/downloads', engine.downloadRouter());
@@ -148,6 +149,29 @@ describe('backing up web-01', () => {
     expect((await fetch(`${baseUrl}/engine/disks/${token}x/disk.raw`)).status).toBe(403);
     const expired = signer.sign({ purpose: 'disk', subject: `${restorePoint.id}/0`, expiresAt: Date.now() - 1 });
     expect((await fetch(`${baseUrl}/engine/disks/${expired}/disk.raw`)).status).toBe(403);
+  });
+});
+
+describe('health', () => {
+  it('answers when the repository does, and names the repository when it does not', async () => {
+    await expect(engine.health()).resolves.toBeUndefined();
+
+    const broken = await createEngine({
+      db: database.db,
+      log: silentLogger,
+      credential: credential(),
+      resourceManagerUrl: sandbox.armUrl,
+      repository: { connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=AAAA;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;', container: 'acba-repository', kek: randomBytes(32) },
+      signer,
+      publicUrl: baseUrl,
+      diskResourceUrl: `${baseUrl}/engine`,
+      downloadLinkMinutes: 60,
+      notices: { restoreFinished: async () => {} },
+      workDir: path.join(dataDir, 'work'),
+    });
+    const error = await broken.health().catch((e) => e);
+    expect(isAcbaError(error, 'unavailable')).toBe(true);
+    expect(error.message).toMatch(/^repository acba-repository /);
   });
 });
 
@@ -269,6 +293,10 @@ describe('file restore', () => {
 
     const audit = await database.db.selectFrom('audit_log').select('action').where('resource', 'in', [`request/${id}`, `delivery/${result.deliveryId}`]).orderBy('seq').execute();
     expect(audit.map((a) => a.action)).toEqual(['restore.complete', 'delivery.download']);
+
+    expect((await fetch(`${notice.downloadUrl!}x`)).status).toBe(403);
+    await database.db.updateTable('deliveries').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', result.deliveryId).execute();
+    expect((await fetch(notice.downloadUrl!)).status).toBe(404);
   });
 
   it('fails the request with a clear message when the file is not in the backup', async () => {

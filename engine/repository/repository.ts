@@ -78,7 +78,8 @@ export class Repository {
     if (options.kek.length !== 32) throw new Error(`The repository KEK must be 32 bytes; it is ${options.kek.length}.`);
     const container = BlobServiceClient.fromConnectionString(options.connectionString).getContainerClient(options.container);
     try {
-      await container.createIfNotExists();
+      // Bounded, so that a dead storage account fails health checks and jobs in seconds, not minutes.
+      await container.createIfNotExists({ abortSignal: AbortSignal.timeout(15_000) });
     } catch (error) {
       throw unavailable(`The repository container ${options.container} cannot be reached (${(error as Error).message}). Check the repository connection string and that the storage account answers.`);
     }
