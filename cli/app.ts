@@ -18,7 +18,7 @@ import { createBot } from '../bot/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
 import type { Config } from '../core/config.ts';
 import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
-import { badInput, publicMessageOf } from '../core/errors.ts';
+import { badInput, publicMessageOf, unavailable } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
@@ -48,19 +48,27 @@ export interface StartOptions {
   log?: Logger;
   /** Where the sandbox caches its built disk images (tests share one cache). */
   sandboxImageCacheDir?: string;
-  /** Run the job worker in this process (default true). */
-  worker?: boolean;
+  /**
+   * 'all' serves everything and runs a worker (`acba serve`); 'worker' only
+   * takes jobs from the queue and answers /healthz (`acba worker`).
+   */
+  role?: 'all' | 'worker';
 }
 
 /** Starts ACBA: database, sandbox (when enabled), job queue, engine, approvals, bot, portal, health. */
 export async function startApp(config: Config, options: StartOptions = {}): Promise<RunningApp> {
   const log = options.log ?? createLogger({ level: config.logLevel });
   const closers: Array<() => Promise<void>> = [];
+  const role = options.role ?? 'all';
   const close = async () => {
     for (const closer of closers.reverse()) await closer().catch((error) => log.warn({ err: error }, 'shutdown_step_failed'));
   };
 
   try {
+    if (config.sandbox.enabled && role === 'worker') {
+      throw badInput('A separate worker needs real Azure settings (AZURE_CLIENT_ID and friends) and a shared DATABASE_URL; with the sandbox, run everything in one process with "acba serve".');
+    }
+
     // The HTTP server goes up first so that its real address (port 0 in tests)
     // is known to the parts that build links; /healthz answers 503 until ready.
     const app = express();
@@ -70,13 +78,13 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       const report = healthDeps ? await health(healthDeps) : starting();
       res.status(report.status === 'ok' ? 200 : 503).json(report);
     });
-    const server = http.createServer(app);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, resolve);
-    });
-    closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
-    const port = (server.address() as AddressInfo).port;
+    const port = await listen(app, config.port, undefined, closers);
+
+    // The restore point's disk resource is for libguestfs on this machine
+    // only: it gets its own server, bound to the loopback interface.
+    const internal = express();
+    internal.disable('x-powered-by');
+    const internalPort = await listen(internal, 0, '127.0.0.1', closers);
     const url = `http://localhost:${port}`;
     const publicUrl = config.port === 0 ? url : config.publicUrl;
 
@@ -148,7 +156,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       repository: { connectionString: repositoryConnectionString, container: config.repository.container, kek },
       signer,
       publicUrl,
-      diskResourceUrl: `http://127.0.0.1:${port}/engine`,
+      diskResourceUrl: `http://127.0.0.1:${internalPort}/engine`,
       downloadLinkMinutes: config.downloadLinkMinutes,
       notices,
       workDir: path.join(config.dataDir, 'work'),
@@ -169,47 +177,47 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     });
     botNotices = bot.notices;
 
-    app.use(bot.router);
-    app.use('/engine', engine.diskRouter());
-    app.use('/downloads', engine.downloadRouter());
-    app.use(
-      '/portal',
-      createPortal({
-        db,
-        log: log.child({ part: 'portal' }),
-        providerTenantId,
-        sessionSecret: signingKey,
-        secureCookies: publicUrl.startsWith('https://'),
-        verifyAudit: () => verifyAuditChain(db),
-        signIn: { mode: 'picker' },
-      }),
-    );
-    if (sandbox) {
-      const standIn = createTeamsStandIn({
-        botEndpoint: `${url}/api/messages`,
-        publicUrl: `${url}/sandbox/teams`,
-        users: sandbox.seed.users,
-        approversConversationId: approversConversationId!,
-        log: log.child({ part: 'sandbox-teams' }),
-      });
-      app.use('/sandbox/teams', standIn.router);
+    internal.use('/engine', engine.diskRouter());
+    if (role === 'all') {
+      app.use(bot.router);
+      app.use('/downloads', engine.downloadRouter());
+      app.use(
+        '/portal',
+        createPortal({
+          db,
+          log: log.child({ part: 'portal' }),
+          providerTenantId,
+          sessionSecret: signingKey,
+          secureCookies: publicUrl.startsWith('https://'),
+          verifyAudit: () => verifyAuditChain(db),
+          signIn: { mode: 'picker' },
+        }),
+      );
+      if (sandbox) {
+        const standIn = createTeamsStandIn({
+          botEndpoint: `${url}/api/messages`,
+          publicUrl: `${url}/sandbox/teams`,
+          users: sandbox.seed.users,
+          approversConversationId: approversConversationId!,
+          log: log.child({ part: 'sandbox-teams' }),
+        });
+        app.use('/sandbox/teams', standIn.router);
+      }
+      app.get('/', (_req, res) => res.redirect(sandbox ? '/sandbox/teams/' : '/portal'));
     }
-    app.get('/', (_req, res) => res.redirect(sandbox ? '/sandbox/teams/' : '/portal'));
     app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
       log.error({ err: error }, 'request_failed');
       res.status(500).json({ error: publicMessageOf(error) });
     });
 
-    if (options.worker !== false) {
-      await queue.work({
-        fileRestore: (job) => engine.runFileRestore(job.requestId),
-        backup: async (job) => {
-          await engine.backupVm(job.itemId, job.trigger);
-        },
-      });
-    }
+    await queue.work({
+      fileRestore: (job) => engine.runFileRestore(job.requestId),
+      backup: async (job) => {
+        await engine.backupVm(job.itemId, job.trigger);
+      },
+    });
 
-    if (config.backupOnStart) {
+    if (config.backupOnStart && role === 'all') {
       for (const customer of await db.selectFrom('customers').selectAll().execute()) {
         const items = await engine.syncInventory(customer);
         for (const item of items) await queue.enqueueBackup({ itemId: item.id, trigger: 'startup' });
@@ -223,6 +231,23 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     await close();
     throw error;
   }
+}
+
+/** Listens on the port (0: any free one) and returns the port; closing is added to `closers`. */
+async function listen(app: express.Express, port: number, host: string | undefined, closers: Array<() => Promise<void>>): Promise<number> {
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? unavailable(`Port ${port} is already in use (is ACBA already running?). Stop that program or set PORT to a free port.`)
+          : error,
+      ),
+    );
+    server.listen(port, host, resolve);
+  });
+  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return (server.address() as AddressInfo).port;
 }
 
 interface HealthReport {

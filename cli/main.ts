@@ -12,6 +12,7 @@ const usage = `Usage: acba <command> [options]
 
 Commands:
   serve                      Start the bot endpoint, portal, scheduler and a worker on PORT (default 3978)
+  worker                     Only take jobs from the queue (backups, restores); /healthz on PORT
   audit verify [--json]      Verify the audit log's hash chain; exit 1 at the first broken link
   audit export --format csv|json [--out FILE]
                              Export the audit log with everything needed to verify it offline
@@ -29,7 +30,10 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         parseArgs({ args: rest, options: {} });
-        return await serveCommand(config);
+        return await serveCommand(config, 'all');
+      case 'worker':
+        parseArgs({ args: rest, options: {} });
+        return await serveCommand(config, 'worker');
       case 'audit':
         return await auditCommand(config, rest);
       default:

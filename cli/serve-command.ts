@@ -1,5 +1,6 @@
 /**
  * `acba serve`: everything in one process until SIGINT or SIGTERM.
+ * `acba worker`: only the job worker, for running several on other machines.
  *
  * In sandbox mode the process must trust the sandbox's own CA (the Azure SDK
  * and MSAL talk HTTPS to it). Node reads NODE_EXTRA_CA_CERTS only at start-up,
@@ -12,13 +13,13 @@ import type { Config } from '../core/config.ts';
 import { ensureSandboxCa } from '../sandbox/index.ts';
 import { startApp } from './app.ts';
 
-export async function serveCommand(config: Config): Promise<number> {
-  if (config.sandbox.enabled) {
+export async function serveCommand(config: Config, role: 'all' | 'worker'): Promise<number> {
+  if (config.sandbox.enabled && role === 'all') {
     const { caCertPath } = await ensureSandboxCa(path.join(config.dataDir, 'sandbox', 'tls'));
     if (process.env.NODE_EXTRA_CA_CERTS !== caCertPath) return rerunTrusting(caCertPath);
   }
 
-  const app = await startApp(config);
+  const app = await startApp(config, { role });
   app.log.info({ url: app.url, portal: `${app.url}/portal`, chat: app.sandbox ? `${app.url}/sandbox/teams` : undefined }, 'acba_serving');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -9,6 +9,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, type Migration, type MigrationProvider } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
+import { unavailable } from '../errors.ts';
 import type { Database } from './schema.ts';
 import * as m001 from './migrations/001_initial.ts';
 
@@ -73,7 +74,16 @@ function openPostgres(url: string): DatabaseHandle {
 async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   const dir = path.join(dataDir, 'pglite');
   await fs.mkdir(dir, { recursive: true });
-  const pglite = await PGlite.create(dir);
+  const unlock = await lockEmbeddedDatabase(dir);
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(dir);
+  } catch (error) {
+    await unlock();
+    throw unavailable(
+      `The embedded database in ${dir} could not be opened (${(error as Error).message}). If another process used it at the same time its files may be damaged: restore the data folder from a copy, or move ${dir} away to start with an empty database.`,
+    );
+  }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   return {
     db,
@@ -90,6 +100,41 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     close: async () => {
       await db.destroy();
       if (!pglite.closed) await pglite.close();
+      await unlock();
     },
   };
+}
+
+/**
+ * The embedded database lives in one process: two processes opening the same
+ * files would corrupt them. A lock file holding the owner's pid keeps a second
+ * process out; a lock left by a process that no longer runs is taken over.
+ */
+async function lockEmbeddedDatabase(dir: string): Promise<() => Promise<void>> {
+  const lockFile = path.join(dir, '..', 'pglite.lock');
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      await fs.writeFile(lockFile, String(process.pid), { flag: 'wx' });
+      return () => fs.rm(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = Number((await fs.readFile(lockFile, 'utf8').catch(() => '')).trim());
+    if (owner && owner !== process.pid && processRuns(owner)) {
+      throw unavailable(
+        `The embedded database in ${dir} is in use by another ACBA process (pid ${owner}). Stop that process first, or use a PostgreSQL server through DATABASE_URL to run several processes.`,
+      );
+    }
+    await fs.rm(lockFile, { force: true });
+  }
+  throw unavailable(`Could not lock the embedded database in ${dir}; another process keeps taking it. Try again.`);
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
