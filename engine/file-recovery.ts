@@ -14,7 +14,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { badInput, notFound, unavailable } from '../core/errors.ts';
+import { badInput, limitReached, notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 
 const GUESTFISH = '/usr/bin/guestfish';
@@ -29,6 +29,8 @@ export interface FileRecoveryOptions {
   log: Logger;
   /** Whole-operation limit; the appliance is killed when it passes. */
   timeoutMs?: number;
+  /** Largest file recoverFile copies out; larger ones are refused before copying. */
+  maxFileBytes?: number;
 }
 
 /** Where the appliance reads a disk: an http(s) URL of a byte-range resource. */
@@ -83,6 +85,10 @@ export async function recoverFile(
       const localPath = path.join(options.workDir, `recovered-${randomUUID()}`);
       await gf.run(['mount-ro', fs_.device, '/']);
       try {
+        const size = Number((await gf.run(['filesize', found])).trim());
+        if (options.maxFileBytes !== undefined && size > options.maxFileBytes) {
+          throw limitReached(`\`${wanted}\` is ${formatBytes(size)}; a file restore delivers files up to ${formatBytes(options.maxFileBytes)}. Ask an operator for a disk restore instead.`);
+        }
         await gf.run(['download', found, localPath]);
       } finally {
         await gf.run(['umount-all']);
@@ -250,6 +256,12 @@ async function alive(pid: number, waitMs: number): Promise<boolean> {
     if (Date.now() >= until) return true;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${bytes} bytes`;
 }
 
 function parseStat(text: string): Record<string, number> {

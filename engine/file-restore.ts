@@ -36,6 +36,9 @@ export interface FileRestoreDeps {
   recoveryTimeoutMs?: number;
 }
 
+/** Recovered files are delivered as one sealed object, so they are kept to a size that fits in memory. */
+export const MAX_DELIVERY_BYTES = 256 * 1024 * 1024;
+
 /** States in which the request was already taken by an earlier run: a repeated job does nothing. */
 const ALREADY_HANDLED = new Set(['running', 'completed', 'failed']);
 
@@ -163,7 +166,7 @@ async function restoreAndDeliver(deps: FileRestoreDeps, log: Logger, request: Re
 
   const minutes = Math.ceil((deps.recoveryTimeoutMs ?? 3 * 60 * 1000) / 60000) + 5;
   const disks = manifest.disks.map((_, index) => deps.diskUrl(restorePoint.id, index, minutes));
-  const recovered = await recoverFile({ workDir: deps.workDir, log, timeoutMs: deps.recoveryTimeoutMs }, disks, target.path, {
+  const recovered = await recoverFile({ workDir: deps.workDir, log, timeoutMs: deps.recoveryTimeoutMs, maxFileBytes: MAX_DELIVERY_BYTES }, disks, target.path, {
     vmName: target.vmName,
     takenAt: restorePoint.created_at,
   });

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ClientSecretCredential } from '@azure/identity';
+import { BlobServiceClient } from '@azure/storage-blob';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Customer, FileRestoreTarget, ProtectedItem, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
@@ -16,7 +17,7 @@ import { silentLogger } from '../core/log.ts';
 import { requestContentHash } from '../core/request-hash.ts';
 import { LinkSigner } from '../core/signing.ts';
 import { createComputeClient } from '../engine/azure.ts';
-import { createEngine, type Engine } from '../engine/engine.ts';
+import { createEngine, type Engine, type EngineOptions } from '../engine/engine.ts';
 import type { RestoreFinished } from '../engine/notices.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { openTestDatabase, tempDir, type TestDatabase } from './support/database.ts';
@@ -29,8 +30,26 @@ let baseUrl: string;
 let dataDir: string;
 let customer: Customer;
 const signer = new LinkSigner(randomBytes(32));
+const kek = randomBytes(32);
 const notices: RestoreFinished[] = [];
 const credential = () => new ClientSecretCredential(sandbox.servicePrincipal.tenantId, sandbox.servicePrincipal.clientId, sandbox.servicePrincipal.clientSecret, { authorityHost: sandbox.authorityHost, disableInstanceDiscovery: true });
+
+function engineOptions(repository: Partial<EngineOptions['repository']> = {}): EngineOptions {
+  return {
+    db: database.db,
+    log: silentLogger,
+    credential: credential(),
+    resourceManagerUrl: sandbox.armUrl,
+    repository: { connectionString: sandbox.repositoryConnectionString, container: 'acba-repository', kek, ...repository },
+    signer,
+    publicUrl: baseUrl,
+    diskResourceUrl: `${baseUrl}/engine`,
+    downloadLinkMinutes: 60,
+    notices: { restoreFinished: async (event) => void notices.push(event) },
+    workDir: path.join(dataDir, 'work'),
+    azurePollIntervalMs: 50,
+  };
+}
 
 beforeAll(async () => {
   dataDir = await tempDir('acba-engine-');
@@ -53,20 +72,7 @@ beforeAll(async () => {
   await new Promise((resolve) => server.once('listening', resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  engine = await createEngine({
-    db: database.db,
-    log: silentLogger,
-    credential: credential(),
-    resourceManagerUrl: sandbox.armUrl,
-    repository: { connectionString: sandbox.repositoryConnectionString, container: 'acba-repository', kek: randomBytes(32) },
-    signer,
-    publicUrl: baseUrl,
-    diskResourceUrl: `${baseUrl}/engine`,
-    downloadLinkMinutes: 60,
-    notices: { restoreFinished: async (event) => void notices.push(event) },
-    workDir: path.join(dataDir, 'work'),
-    azurePollIntervalMs: 50,
-  });
+  engine = await createEngine(engineOptions());
   app.use('/engine', engine.diskRouter());
   app.use('/downloads', engine.downloadRouter());
 });
@@ -122,6 +128,22 @@ describe('backing up web-01', () => {
     expect(Number(second.stored_bytes)).toBeLessThan(Number(restorePoint.stored_bytes) / 10);
   });
 
+  it('a backup that fails leaves no snapshot and no restore point behind', async () => {
+    const failing = await createEngine(engineOptions({ container: 'acba-vanishing' }));
+    await failing.health();
+    await BlobServiceClient.fromConnectionString(sandbox.repositoryConnectionString).getContainerClient('acba-vanishing').delete();
+    const before = await database.db.selectFrom('restore_points').select('id').execute();
+
+    await expect(failing.backupVm(web01.id, 'test')).rejects.toThrow();
+
+    expect(await database.db.selectFrom('restore_points').select('id').execute()).toEqual(before);
+    const seeded = sandbox.seed.customers[0]!;
+    const compute = createComputeClient({ credential: credential(), subscriptionId: seeded.subscriptionId, endpoint: sandbox.armUrl });
+    for await (const s of compute.snapshots.listByResourceGroup(seeded.resourceGroup)) expect(s.name).not.toMatch(/^acba-/);
+    const last = await database.db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(last).toMatchObject({ action: 'backup.fail', outcome: 'failed', resource: 'vm/contoso/web-01' });
+  });
+
   it('serves the disk as a byte-range resource with the same bytes as the sandbox disk', async () => {
     const disks = restorePoint.disks as unknown as RestorePointDisk[];
     const seeded = sandbox.seed.customers[0]!;
@@ -156,19 +178,9 @@ describe('health', () => {
   it('answers when the repository does, and names the repository when it does not', async () => {
     await expect(engine.health()).resolves.toBeUndefined();
 
-    const broken = await createEngine({
-      db: database.db,
-      log: silentLogger,
-      credential: credential(),
-      resourceManagerUrl: sandbox.armUrl,
-      repository: { connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=AAAA;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;', container: 'acba-repository', kek: randomBytes(32) },
-      signer,
-      publicUrl: baseUrl,
-      diskResourceUrl: `${baseUrl}/engine`,
-      downloadLinkMinutes: 60,
-      notices: { restoreFinished: async () => {} },
-      workDir: path.join(dataDir, 'work'),
-    });
+    const broken = await createEngine(
+      engineOptions({ connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=AAAA;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;' }),
+    );
     const error = await broken.health().catch((e) => e);
     expect(isAcbaError(error, 'unavailable')).toBe(true);
     expect(error.message).toMatch(/^repository acba-repository /);
