@@ -43,16 +43,38 @@ interface VmDisk {
 }
 
 /** Backs up one protected VM and returns its new restore point. */
-export async function backupVm(deps: BackupDeps, itemId: string, trigger: string): Promise<RestorePoint> {
-  const item = await deps.db.selectFrom('protected_items').selectAll().where('id', '=', itemId).executeTakeFirst();
-  if (!item) throw notFound(`Protected item ${itemId} does not exist; sync the customer's inventory and try again.`);
-  const customer = await deps.db.selectFrom('customers').selectAll().where('id', '=', item.customer_id).executeTakeFirstOrThrow();
+export async function backupVm(
+  deps: BackupDeps,
+  itemId: string,
+  trigger: string,
+): Promise<RestorePoint> {
+  const item = await deps.db
+    .selectFrom('protected_items')
+    .selectAll()
+    .where('id', '=', itemId)
+    .executeTakeFirst();
+  if (!item)
+    throw notFound(
+      `Protected item ${itemId} does not exist; sync the customer's inventory and try again.`,
+    );
+  const customer = await deps.db
+    .selectFrom('customers')
+    .selectAll()
+    .where('id', '=', item.customer_id)
+    .executeTakeFirstOrThrow();
 
   const restorePointId = randomUUID();
   const log = deps.log.child({ itemId, restorePointId, vm: item.name, trigger });
   const resource = `vm/${customer.id}/${item.name}`;
   const started = Date.now();
-  await appendAudit(deps.db, { actor: serviceActor, channel: 'engine', action: 'backup.start', resource, outcome: 'success', details: { customerId: customer.id, itemId, restorePointId, trigger } });
+  await appendAudit(deps.db, {
+    actor: serviceActor,
+    channel: 'engine',
+    action: 'backup.start',
+    resource,
+    outcome: 'success',
+    details: { customerId: customer.id, itemId, restorePointId, trigger },
+  });
   log.info('backup_started');
 
   try {
@@ -64,19 +86,43 @@ export async function backupVm(deps: BackupDeps, itemId: string, trigger: string
       action: 'backup.finish',
       resource,
       outcome: 'success',
-      details: { customerId: customer.id, itemId, restorePointId, trigger, sizeBytes: Number(restorePoint.size_bytes), storedBytes: Number(restorePoint.stored_bytes), seconds },
+      details: {
+        customerId: customer.id,
+        itemId,
+        restorePointId,
+        trigger,
+        sizeBytes: Number(restorePoint.size_bytes),
+        storedBytes: Number(restorePoint.stored_bytes),
+        seconds,
+      },
     });
-    log.info({ seconds, sizeBytes: restorePoint.size_bytes, storedBytes: restorePoint.stored_bytes }, 'backup_finished');
+    log.info(
+      { seconds, sizeBytes: restorePoint.size_bytes, storedBytes: restorePoint.stored_bytes },
+      'backup_finished',
+    );
     return restorePoint;
   } catch (error) {
     const message = (error as Error).message;
-    await appendAudit(deps.db, { actor: serviceActor, channel: 'engine', action: 'backup.fail', resource, outcome: 'failed', details: { customerId: customer.id, itemId, restorePointId, trigger, message } });
+    await appendAudit(deps.db, {
+      actor: serviceActor,
+      channel: 'engine',
+      action: 'backup.fail',
+      resource,
+      outcome: 'failed',
+      details: { customerId: customer.id, itemId, restorePointId, trigger, message },
+    });
     log.error({ err: error }, 'backup_failed');
     throw error;
   }
 }
 
-async function runBackup(deps: BackupDeps, log: Logger, customer: Customer, item: ProtectedItem, restorePointId: string): Promise<RestorePoint> {
+async function runBackup(
+  deps: BackupDeps,
+  log: Logger,
+  customer: Customer,
+  item: ProtectedItem,
+  restorePointId: string,
+): Promise<RestorePoint> {
   const { resourceGroup, name: vmName } = parseResourceId(item.resource_id);
   const compute = deps.compute(customer.subscription_id);
 
@@ -94,9 +140,30 @@ async function runBackup(deps: BackupDeps, log: Logger, customer: Customer, item
   const rowDisks: RestorePointDisk[] = [];
   for (const [index, disk] of disks.entries()) {
     const snapshotName = `acba-${restorePointId}-${index}`;
-    const result = await withSnapshot(compute, log, deps.pollIntervalMs, resourceGroup, vm.location, snapshotName, disk, (sas) => readDisk(sas, writer, log.child({ disk: disk.name })));
-    manifestDisks.push({ name: disk.name, role: disk.role, resourceId: disk.resourceId, sizeBytes: result.sizeBytes, sha256: result.sha256, blocks: result.blocks });
-    rowDisks.push({ name: disk.name, role: disk.role, sizeBytes: result.sizeBytes, storedBytes: result.storedBytes });
+    const result = await withSnapshot(
+      compute,
+      log,
+      deps.pollIntervalMs,
+      resourceGroup,
+      vm.location,
+      snapshotName,
+      disk,
+      (sas) => readDisk(sas, writer, log.child({ disk: disk.name })),
+    );
+    manifestDisks.push({
+      name: disk.name,
+      role: disk.role,
+      resourceId: disk.resourceId,
+      sizeBytes: result.sizeBytes,
+      sha256: result.sha256,
+      blocks: result.blocks,
+    });
+    rowDisks.push({
+      name: disk.name,
+      role: disk.role,
+      sizeBytes: result.sizeBytes,
+      storedBytes: result.storedBytes,
+    });
   }
   await writer.flush();
 
@@ -130,18 +197,33 @@ async function runBackup(deps: BackupDeps, log: Logger, customer: Customer, item
     .executeTakeFirstOrThrow();
 }
 
-function vmDisks(vm: Awaited<ReturnType<ComputeManagementClient['virtualMachines']['get']>>, item: ProtectedItem): VmDisk[] {
+function vmDisks(
+  vm: Awaited<ReturnType<ComputeManagementClient['virtualMachines']['get']>>,
+  item: ProtectedItem,
+): VmDisk[] {
   const os = vm.storageProfile?.osDisk;
   const disks: VmDisk[] = [];
   if (!os?.managedDisk?.id) {
-    throw badInput(`VM ${item.name} has no managed OS disk (unmanaged VHD disks are not supported); convert it to managed disks to back it up.`);
+    throw badInput(
+      `VM ${item.name} has no managed OS disk (unmanaged VHD disks are not supported); convert it to managed disks to back it up.`,
+    );
   }
-  disks.push({ name: os.name ?? parseResourceId(os.managedDisk.id).name, role: 'os', resourceId: os.managedDisk.id });
+  disks.push({
+    name: os.name ?? parseResourceId(os.managedDisk.id).name,
+    role: 'os',
+    resourceId: os.managedDisk.id,
+  });
   for (const data of vm.storageProfile?.dataDisks ?? []) {
     if (!data.managedDisk?.id) {
-      throw badInput(`Data disk LUN ${data.lun} of VM ${item.name} is not a managed disk; convert it to a managed disk to back the VM up.`);
+      throw badInput(
+        `Data disk LUN ${data.lun} of VM ${item.name} is not a managed disk; convert it to a managed disk to back the VM up.`,
+      );
     }
-    disks.push({ name: data.name ?? parseResourceId(data.managedDisk.id).name, role: data.lun, resourceId: data.managedDisk.id });
+    disks.push({
+      name: data.name ?? parseResourceId(data.managedDisk.id).name,
+      role: data.lun,
+      resourceId: data.managedDisk.id,
+    });
   }
   return disks;
 }
@@ -160,22 +242,37 @@ async function withSnapshot<T>(
   let created = false;
   let granted = false;
   try {
-    await compute.snapshots.beginCreateOrUpdateAndWait(resourceGroup, snapshotName, {
-      location,
-      incremental: true,
-      creationData: { createOption: 'Copy', sourceResourceId: disk.resourceId },
-    }, { updateIntervalInMs });
+    await compute.snapshots.beginCreateOrUpdateAndWait(
+      resourceGroup,
+      snapshotName,
+      {
+        location,
+        incremental: true,
+        creationData: { createOption: 'Copy', sourceResourceId: disk.resourceId },
+      },
+      { updateIntervalInMs },
+    );
     created = true;
-    const access = await compute.snapshots.beginGrantAccessAndWait(resourceGroup, snapshotName, { access: 'Read', durationInSeconds: ACCESS_SECONDS }, { updateIntervalInMs });
+    const access = await compute.snapshots.beginGrantAccessAndWait(
+      resourceGroup,
+      snapshotName,
+      { access: 'Read', durationInSeconds: ACCESS_SECONDS },
+      { updateIntervalInMs },
+    );
     granted = true;
-    if (!access.accessSAS) throw new Error(`Azure granted access to snapshot ${snapshotName} without a SAS URL.`);
+    if (!access.accessSAS)
+      throw new Error(`Azure granted access to snapshot ${snapshotName} without a SAS URL.`);
     return await read(access.accessSAS);
   } finally {
     if (granted) {
-      await compute.snapshots.beginRevokeAccessAndWait(resourceGroup, snapshotName, { updateIntervalInMs }).catch((err) => log.warn({ err, snapshotName }, 'snapshot_revoke_failed'));
+      await compute.snapshots
+        .beginRevokeAccessAndWait(resourceGroup, snapshotName, { updateIntervalInMs })
+        .catch((err) => log.warn({ err, snapshotName }, 'snapshot_revoke_failed'));
     }
     if (created) {
-      await compute.snapshots.beginDeleteAndWait(resourceGroup, snapshotName, { updateIntervalInMs }).catch((err) => log.warn({ err, snapshotName }, 'snapshot_delete_failed'));
+      await compute.snapshots
+        .beginDeleteAndWait(resourceGroup, snapshotName, { updateIntervalInMs })
+        .catch((err) => log.warn({ err, snapshotName }, 'snapshot_delete_failed'));
     }
   }
 }
@@ -191,7 +288,11 @@ export interface DiskReadResult {
 }
 
 /** Reads a disk's written ranges through its SAS URL into the repository, block by block. */
-export async function readDisk(sasUrl: string, writer: PackWriter, log: Logger): Promise<DiskReadResult> {
+export async function readDisk(
+  sasUrl: string,
+  writer: PackWriter,
+  log: Logger,
+): Promise<DiskReadResult> {
   const pageBlob = new PageBlobClient(sasUrl, new AnonymousCredential());
   const sizeBytes = (await pageBlob.getProperties()).contentLength ?? 0;
   const spans = await writtenSpans(pageBlob, sizeBytes);
@@ -203,8 +304,13 @@ export async function readDisk(sasUrl: string, writer: PackWriter, log: Logger):
   let readBytes = 0;
 
   for (let first = 0; first < blockCount; first += READ_PARALLELISM) {
-    const indices = Array.from({ length: Math.min(READ_PARALLELISM, blockCount - first) }, (_, i) => first + i);
-    const datas = await Promise.all(indices.map((index) => readBlock(pageBlob, index, sizeBytes, spans.get(index))));
+    const indices = Array.from(
+      { length: Math.min(READ_PARALLELISM, blockCount - first) },
+      (_, i) => first + i,
+    );
+    const datas = await Promise.all(
+      indices.map((index) => readBlock(pageBlob, index, sizeBytes, spans.get(index))),
+    );
 
     // Hashing and storing go in disk order.
     for (const [i, data] of datas.entries()) {
@@ -223,12 +329,24 @@ export async function readDisk(sasUrl: string, writer: PackWriter, log: Logger):
     }
   }
 
-  log.info({ sizeBytes, readBytes, storedBytes, blocks: blockCount, nonZero: blocks.filter((b) => b !== null).length }, 'disk_read');
+  log.info(
+    {
+      sizeBytes,
+      readBytes,
+      storedBytes,
+      blocks: blockCount,
+      nonZero: blocks.filter((b) => b !== null).length,
+    },
+    'disk_read',
+  );
   return { sizeBytes, sha256: hash.digest('hex'), blocks, storedBytes, readBytes };
 }
 
 /** For each block holding written pages, the first and last written byte within it (block-relative, inclusive). */
-async function writtenSpans(pageBlob: PageBlobClient, sizeBytes: number): Promise<Map<number, [number, number]>> {
+async function writtenSpans(
+  pageBlob: PageBlobClient,
+  sizeBytes: number,
+): Promise<Map<number, [number, number]>> {
   const spans = new Map<number, [number, number]>();
   for (let offset = 0; offset < sizeBytes; offset += PAGE_RANGE_WINDOW) {
     const count = Math.min(PAGE_RANGE_WINDOW, sizeBytes - offset);
@@ -239,7 +357,11 @@ async function writtenSpans(pageBlob: PageBlobClient, sizeBytes: number): Promis
       // so the last written byte is offset + count, not offset + count - 1.
       const start = Math.max(range.offset, offset);
       const end = Math.min(range.offset + range.count, offset + count - 1);
-      for (let index = Math.floor(start / BLOCK_SIZE); index <= Math.floor(end / BLOCK_SIZE); index++) {
+      for (
+        let index = Math.floor(start / BLOCK_SIZE);
+        index <= Math.floor(end / BLOCK_SIZE);
+        index++
+      ) {
         const blockStart = index * BLOCK_SIZE;
         const lo = Math.max(start, blockStart) - blockStart;
         const hi = Math.min(end, blockStart + BLOCK_SIZE - 1) - blockStart;
@@ -252,7 +374,12 @@ async function writtenSpans(pageBlob: PageBlobClient, sizeBytes: number): Promis
 }
 
 /** Downloads one block's written span into a zeroed block buffer; undefined when nothing in it was written. */
-async function readBlock(pageBlob: PageBlobClient, index: number, sizeBytes: number, span: [number, number] | undefined): Promise<Buffer | undefined> {
+async function readBlock(
+  pageBlob: PageBlobClient,
+  index: number,
+  sizeBytes: number,
+  span: [number, number] | undefined,
+): Promise<Buffer | undefined> {
   if (!span) return undefined;
   const blockStart = index * BLOCK_SIZE;
   const data = Buffer.alloc(Math.min(BLOCK_SIZE, sizeBytes - blockStart));

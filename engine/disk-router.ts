@@ -75,7 +75,10 @@ function drainedOrClosed(res: Response): Promise<void> {
 }
 
 /** Parses a single `bytes=` range; undefined when absent (the whole resource). */
-export function parseRange(header: string | undefined, size: number): [number, number] | 'unsatisfiable' | undefined {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): [number, number] | 'unsatisfiable' | undefined {
   if (!header) return undefined;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) {

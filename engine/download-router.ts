@@ -25,7 +25,11 @@ export function createDownloadRouter(deps: DownloadRouterDeps): express.Router {
   const router = express.Router();
   router.get('/:token', async (req, res) => {
     const grant = deps.signer.verify(String(req.params.token), 'download');
-    const delivery = await deps.db.selectFrom('deliveries').selectAll().where('id', '=', grant.subject).executeTakeFirst();
+    const delivery = await deps.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('id', '=', grant.subject)
+      .executeTakeFirst();
     if (!delivery || delivery.expires_at.getTime() <= Date.now()) {
       throw notFound('This file is no longer available for download. Ask for the restore again.');
     }
@@ -38,7 +42,13 @@ export function createDownloadRouter(deps: DownloadRouterDeps): express.Router {
       action: 'delivery.download',
       resource: `delivery/${delivery.id}`,
       outcome: 'success',
-      details: { customerId: delivery.customer_id, requestId: delivery.request_id, fileName: delivery.file_name, sizeBytes: data.length, ip: req.ip },
+      details: {
+        customerId: delivery.customer_id,
+        requestId: delivery.request_id,
+        fileName: delivery.file_name,
+        sizeBytes: data.length,
+        ip: req.ip,
+      },
     });
 
     res.attachment(delivery.file_name);

@@ -73,7 +73,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const compute = (subscriptionId: string) => {
     let client = computeClients.get(subscriptionId);
     if (!client) {
-      client = createComputeClient({ credential: options.credential, subscriptionId, endpoint: options.resourceManagerUrl });
+      client = createComputeClient({
+        credential: options.credential,
+        subscriptionId,
+        endpoint: options.resourceManagerUrl,
+      });
       computeClients.set(subscriptionId, client);
     }
     return client;
@@ -104,20 +108,41 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     return new DiskImage(await repository(), disk, loaded.blockSize ?? BLOCK_SIZE, blockCache);
   };
   const loadManifest = async (restorePointId: string): Promise<Manifest> => {
-    const row = await options.db.selectFrom('restore_points').selectAll().where('id', '=', restorePointId).executeTakeFirst();
-    if (!row) throw notFound(`Restore point ${restorePointId} does not exist (it may have expired).`);
+    const row = await options.db
+      .selectFrom('restore_points')
+      .selectAll()
+      .where('id', '=', restorePointId)
+      .executeTakeFirst();
+    if (!row)
+      throw notFound(`Restore point ${restorePointId} does not exist (it may have expired).`);
     return readManifest(await repository(), row);
   };
 
   const diskUrl = (restorePointId: string, diskIndex: number, minutes: number): URL => {
-    const token = options.signer.sign({ purpose: 'disk', subject: `${restorePointId}/${diskIndex}`, expiresAt: Date.now() + minutes * 60 * 1000 });
+    const token = options.signer.sign({
+      purpose: 'disk',
+      subject: `${restorePointId}/${diskIndex}`,
+      expiresAt: Date.now() + minutes * 60 * 1000,
+    });
     return new URL(`${options.diskResourceUrl.replace(/\/+$/, '')}/disks/${token}/disk.raw`);
   };
 
   return {
-    syncInventory: (customer) => syncInventory(options.db, log, compute(customer.subscription_id), customer),
+    syncInventory: (customer) =>
+      syncInventory(options.db, log, compute(customer.subscription_id), customer),
 
-    backupVm: async (itemId, trigger) => backupVm({ db: options.db, log, repository: await repository(), compute, pollIntervalMs: options.azurePollIntervalMs }, itemId, trigger),
+    backupVm: async (itemId, trigger) =>
+      backupVm(
+        {
+          db: options.db,
+          log,
+          repository: await repository(),
+          compute,
+          pollIntervalMs: options.azurePollIntervalMs,
+        },
+        itemId,
+        trigger,
+      ),
 
     runFileRestore: (requestId) =>
       runFileRestore(
@@ -138,18 +163,25 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 
     listFolder: async (restorePointId, diskIndex, path) => {
       await openDisk(restorePointId, diskIndex);
-      return listFolder({ workDir: options.workDir, log, timeoutMs: options.recoveryTimeoutMs }, diskUrl(restorePointId, diskIndex, 10), path);
+      return listFolder(
+        { workDir: options.workDir, log, timeoutMs: options.recoveryTimeoutMs },
+        diskUrl(restorePointId, diskIndex, 10),
+        path,
+      );
     },
 
     diskRouter: () => createDiskRouter({ signer: options.signer, log, openDisk }),
-    downloadRouter: () => createDownloadRouter({ db: options.db, log, signer: options.signer, repository }),
+    downloadRouter: () =>
+      createDownloadRouter({ db: options.db, log, signer: options.signer, repository }),
 
     health: async () => {
       let repo: Repository;
       try {
         repo = await repository();
       } catch (error) {
-        throw unavailable(`repository ${options.repository.container} is not usable: ${(error as Error).message}`);
+        throw unavailable(
+          `repository ${options.repository.container} is not usable: ${(error as Error).message}`,
+        );
       }
       await repo.health();
     },
@@ -159,4 +191,3 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
   };
 }
-

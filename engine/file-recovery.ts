@@ -59,12 +59,19 @@ export interface FolderListing {
 
 /** Checks a path asked for by a person: absolute, no `..`, no NUL; Windows `C:\x` becomes `/x`. */
 export function normalizeGuestPath(input: string): string {
-  if (input.includes('\0')) throw badInput('The path contains a NUL character; give a plain absolute path such as /etc/hosts.');
+  if (input.includes('\0'))
+    throw badInput(
+      'The path contains a NUL character; give a plain absolute path such as /etc/hosts.',
+    );
   let p = input.trim().replace(/\\/g, '/');
   p = p.replace(/^[A-Za-z]:\//, '/');
-  if (!p.startsWith('/')) throw badInput(`\`${input}\` is not an absolute path; give the full path, such as /etc/nginx/nginx.conf or C:\\inetpub\\web.config.`);
+  if (!p.startsWith('/'))
+    throw badInput(
+      `\`${input}\` is not an absolute path; give the full path, such as /etc/nginx/nginx.conf or C:\\inetpub\\web.config.`,
+    );
   const parts = p.split('/').filter((s) => s !== '' && s !== '.');
-  if (parts.includes('..')) throw badInput(`\`${input}\` contains \`..\`; give the full path without \`..\`.`);
+  if (parts.includes('..'))
+    throw badInput(`\`${input}\` contains \`..\`; give the full path without \`..\`.`);
   return `/${parts.join('/')}`;
 }
 
@@ -87,22 +94,40 @@ export async function recoverFile(
       try {
         const size = Number((await gf.run(['filesize', found])).trim());
         if (options.maxFileBytes !== undefined && size > options.maxFileBytes) {
-          throw limitReached(`\`${wanted}\` is ${formatBytes(size)}; a file restore delivers files up to ${formatBytes(options.maxFileBytes)}. Ask an operator for a disk restore instead.`);
+          throw limitReached(
+            `\`${wanted}\` is ${formatBytes(size)}; a file restore delivers files up to ${formatBytes(options.maxFileBytes)}. Ask an operator for a disk restore instead.`,
+          );
         }
         await gf.run(['download', found, localPath]);
       } finally {
         await gf.run(['umount-all']);
       }
       const { size, sha256 } = await fileDigest(localPath);
-      options.log.info({ device: fs_.device, filesystem: fs_.type, sizeBytes: size }, 'file_recovered');
-      return { localPath, fileName: path.posix.basename(found), sizeBytes: size, sha256, diskIndex: fs_.diskIndex, filesystem: `${fs_.device} (${fs_.type})` };
+      options.log.info(
+        { device: fs_.device, filesystem: fs_.type, sizeBytes: size },
+        'file_recovered',
+      );
+      return {
+        localPath,
+        fileName: path.posix.basename(found),
+        sizeBytes: size,
+        sha256,
+        diskIndex: fs_.diskIndex,
+        filesystem: `${fs_.device} (${fs_.type})`,
+      };
     }
-    throw notFound(`\`${wanted}\` was not found in the backup of ${describe.vmName} taken at ${describe.takenAt.toISOString()}; check the path (Linux paths are case-sensitive) and the restore point, then ask again.`);
+    throw notFound(
+      `\`${wanted}\` was not found in the backup of ${describe.vmName} taken at ${describe.takenAt.toISOString()}; check the path (Linux paths are case-sensitive) and the restore point, then ask again.`,
+    );
   });
 }
 
 /** Lists a folder on every file system of one disk where it exists. */
-export async function listFolder(options: FileRecoveryOptions, disk: DiskUrl, guestPath: string): Promise<FolderListing[]> {
+export async function listFolder(
+  options: FileRecoveryOptions,
+  disk: DiskUrl,
+  guestPath: string,
+): Promise<FolderListing[]> {
   const wanted = normalizeGuestPath(guestPath);
   return withAppliance(options, [disk], async (gf) => {
     const listings: FolderListing[] = [];
@@ -110,7 +135,10 @@ export async function listFolder(options: FileRecoveryOptions, disk: DiskUrl, gu
       await gf.run(['mount-ro', fs_.device, '/']);
       try {
         if ((await gf.run(['is-dir', wanted])).trim() !== 'true') continue;
-        const names = (await gf.run(['ls', wanted])).split('\n').filter((n) => n !== '').slice(0, 1000);
+        const names = (await gf.run(['ls', wanted]))
+          .split('\n')
+          .filter((n) => n !== '')
+          .slice(0, 1000);
         const entries: FolderEntry[] = [];
         for (const name of names) {
           const stat = parseStat(await gf.run(['lstatns', path.posix.join(wanted, name)]));
@@ -121,7 +149,10 @@ export async function listFolder(options: FileRecoveryOptions, disk: DiskUrl, gu
         await gf.run(['umount-all']);
       }
     }
-    if (listings.length === 0) throw notFound(`The folder \`${wanted}\` was not found on this disk; check the path and ask again.`);
+    if (listings.length === 0)
+      throw notFound(
+        `The folder \`${wanted}\` was not found on this disk; check the path and ask again.`,
+      );
     return listings;
   });
 }
@@ -144,12 +175,17 @@ class Guestfish {
   run(args: string[]): Promise<string> {
     const timeout = Math.max(1000, this.deadline - Date.now());
     return new Promise((resolve, reject) => {
-      execFile(GUESTFISH, [`--remote=${this.pid}`, '--', ...args], { env: this.env, timeout, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-        if (error) {
-          const reason = error.killed ? 'timed out' : stderr.trim() || error.message;
-          reject(new Error(`guestfish ${args[0]} failed: ${reason}`));
-        } else resolve(stdout);
-      });
+      execFile(
+        GUESTFISH,
+        [`--remote=${this.pid}`, '--', ...args],
+        { env: this.env, timeout, maxBuffer: 16 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          if (error) {
+            const reason = error.killed ? 'timed out' : stderr.trim() || error.message;
+            reject(new Error(`guestfish ${args[0]} failed: ${reason}`));
+          } else resolve(stdout);
+        },
+      );
     });
   }
 
@@ -160,7 +196,14 @@ class Guestfish {
       .split('\n')
       .map((line) => line.match(/^(\S+): (.*)$/))
       .filter((m): m is RegExpMatchArray => m !== null && !UNMOUNTABLE.has(m[2]!))
-      .map((m) => ({ device: m[1]!, type: m[2]!, diskIndex: Math.max(0, devices.findIndex((d) => m[1]!.startsWith(d))) }));
+      .map((m) => ({
+        device: m[1]!,
+        type: m[2]!,
+        diskIndex: Math.max(
+          0,
+          devices.findIndex((d) => m[1]!.startsWith(d)),
+        ),
+      }));
   }
 
   /** The file's real path on this file system, or undefined when it is not a regular file there. */
@@ -172,7 +215,8 @@ class Guestfish {
     }
     try {
       let real = wanted;
-      if (CASE_INSENSITIVE.has(fs_.type)) real = (await this.run(['case-sensitive-path', wanted]).catch(() => wanted)).trim();
+      if (CASE_INSENSITIVE.has(fs_.type))
+        real = (await this.run(['case-sensitive-path', wanted]).catch(() => wanted)).trim();
       return (await this.run(['is-file', real])).trim() === 'true' ? real : undefined;
     } finally {
       await this.run(['umount-all']);
@@ -180,15 +224,31 @@ class Guestfish {
   }
 }
 
-async function withAppliance<T>(options: FileRecoveryOptions, disks: DiskUrl[], work: (gf: Guestfish) => Promise<T>): Promise<T> {
-  const env: NodeJS.ProcessEnv = { ...process.env, LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
+async function withAppliance<T>(
+  options: FileRecoveryOptions,
+  disks: DiskUrl[],
+  work: (gf: Guestfish) => Promise<T>,
+): Promise<T> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LIBGUESTFS_BACKEND: 'direct',
+    LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg',
+  };
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const pid = await startServer(env);
   const gf = new Guestfish(pid, env, deadline);
   const log = options.log.child({ guestfishPid: pid });
 
   const timeout = new Promise<never>((_, reject) => {
-    const timer = setTimeout(() => reject(unavailable('File recovery took longer than allowed and was stopped; try again later or ask an operator.')), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () =>
+        reject(
+          unavailable(
+            'File recovery took longer than allowed and was stopped; try again later or ask an operator.',
+          ),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
     timer.unref();
   });
   try {
@@ -196,7 +256,14 @@ async function withAppliance<T>(options: FileRecoveryOptions, disks: DiskUrl[], 
       for (const disk of disks) {
         const port = disk.port || (disk.protocol === 'https:' ? '443' : '80');
         const protocol = disk.protocol === 'https:' ? 'https' : 'http';
-        await gf.run(['add-drive', disk.pathname, 'readonly:true', 'format:raw', `protocol:${protocol}`, `server:tcp:${disk.hostname}:${port}`]);
+        await gf.run([
+          'add-drive',
+          disk.pathname,
+          'readonly:true',
+          'format:raw',
+          `protocol:${protocol}`,
+          `server:tcp:${disk.hostname}:${port}`,
+        ]);
       }
       const launched = Date.now();
       await gf.run(['run']);
@@ -213,12 +280,21 @@ async function withAppliance<T>(options: FileRecoveryOptions, disks: DiskUrl[], 
 /** Starts `guestfish --listen`, which forks a server and prints its pid. */
 function startServer(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(GUESTFISH, ['--listen', '--ro'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(GUESTFISH, ['--listen', '--ro'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.on('error', (e) => reject(unavailable(`libguestfs cannot start (${e.message}); an operator must install libguestfs-tools.`)));
+    child.on('error', (e) =>
+      reject(
+        unavailable(
+          `libguestfs cannot start (${e.message}); an operator must install libguestfs-tools.`,
+        ),
+      ),
+    );
     child.stdout.on('data', () => {
       const match = out.match(/GUESTFISH_PID=(\d+)/);
       if (match) resolve(Number(match[1]));
@@ -227,13 +303,20 @@ function startServer(env: NodeJS.ProcessEnv): Promise<number> {
     child.on('close', () => {
       const match = out.match(/GUESTFISH_PID=(\d+)/);
       if (match) resolve(Number(match[1]));
-      else reject(unavailable(`libguestfs did not start: ${err.trim() || out.trim() || 'no output'}`));
+      else
+        reject(unavailable(`libguestfs did not start: ${err.trim() || out.trim() || 'no output'}`));
     });
   });
 }
 
 async function stopServer(gf: Guestfish, pid: number, log: Logger): Promise<void> {
-  const exited = await Promise.race([gf.run(['exit']).then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
+  const exited = await Promise.race([
+    gf.run(['exit']).then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref()),
+  ]);
   if (exited && !(await alive(pid, 5_000))) return;
   // The server's recovery process takes qemu down with it.
   try {

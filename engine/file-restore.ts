@@ -45,14 +45,39 @@ const ALREADY_HANDLED = new Set(['running', 'completed', 'failed']);
 /** Checks the approval and, when it holds, recovers the file and delivers it. */
 export async function runFileRestore(deps: FileRestoreDeps, requestId: string): Promise<void> {
   const log = deps.log.child({ requestId });
-  const request = await deps.db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirst();
-  if (!request) return refuse(deps, log, requestId, undefined, `Request ${requestId} does not exist, so nothing was restored.`);
+  const request = await deps.db
+    .selectFrom('requests')
+    .selectAll()
+    .where('id', '=', requestId)
+    .executeTakeFirst();
+  if (!request)
+    return refuse(
+      deps,
+      log,
+      requestId,
+      undefined,
+      `Request ${requestId} does not exist, so nothing was restored.`,
+    );
   if (ALREADY_HANDLED.has(request.status)) {
     log.info({ status: request.status }, 'file_restore_already_handled');
     return;
   }
-  if (request.kind !== 'file_restore') return refuse(deps, log, requestId, request, `Request ${requestId} is a ${request.kind} request, not a file restore; nothing was restored.`);
-  if (request.status !== 'approved') return refuse(deps, log, requestId, request, `Request ${requestId} is ${request.status}, not approved; nothing was restored.`);
+  if (request.kind !== 'file_restore')
+    return refuse(
+      deps,
+      log,
+      requestId,
+      request,
+      `Request ${requestId} is a ${request.kind} request, not a file restore; nothing was restored.`,
+    );
+  if (request.status !== 'approved')
+    return refuse(
+      deps,
+      log,
+      requestId,
+      request,
+      `Request ${requestId} is ${request.status}, not approved; nothing was restored.`,
+    );
 
   const problem = await approvalProblem(deps.db, request);
   if (problem) return refuse(deps, log, requestId, request, problem);
@@ -80,7 +105,14 @@ export async function runFileRestore(deps: FileRestoreDeps, requestId: string): 
       .where('id', '=', requestId)
       .where('status', '=', 'running')
       .execute();
-    await appendAudit(deps.db, { actor: serviceActor, channel: 'engine', action: 'restore.fail', resource: `request/${requestId}`, outcome: 'failed', details: { customerId: request.customer_id, message } });
+    await appendAudit(deps.db, {
+      actor: serviceActor,
+      channel: 'engine',
+      action: 'restore.fail',
+      resource: `request/${requestId}`,
+      outcome: 'failed',
+      details: { customerId: request.customer_id, message },
+    });
     await deps.notices.restoreFinished({ requestId, outcome: 'failed', message });
   }
 }
@@ -100,27 +132,33 @@ export async function approvalProblem(db: Db, request: RequestRow): Promise<stri
     return `Request ${request.id} was changed after it was written (its content no longer matches its recorded hash); nothing was restored. Write a new request.`;
   }
 
-  const decisions = await db.selectFrom('decisions').selectAll().where('request_id', '=', request.id).execute();
+  const decisions = await db
+    .selectFrom('decisions')
+    .selectAll()
+    .where('request_id', '=', request.id)
+    .execute();
   const rejection = decisions.find((d) => d.decision === 'reject');
-  if (rejection) return `Request ${request.id} was rejected by ${rejection.approver_name}; nothing was restored.`;
+  if (rejection)
+    return `Request ${request.id} was rejected by ${rejection.approver_name}; nothing was restored.`;
 
   const approvers = await db
     .selectFrom('principals')
     .select(['tenant_id', 'object_id'])
     .where('role', '=', 'approver')
-    .where(
-      'object_id',
-      'in',
-      decisions.map((d) => d.approver_object_id).concat(['']),
-    )
+    .where('object_id', 'in', decisions.map((d) => d.approver_object_id).concat(['']))
     .execute();
-  const isApprover = (tenantId: string, objectId: string) => approvers.some((a) => a.tenant_id === tenantId && a.object_id === objectId);
+  const isApprover = (tenantId: string, objectId: string) =>
+    approvers.some((a) => a.tenant_id === tenantId && a.object_id === objectId);
 
   const valid = new Set(
     decisions
       .filter((d) => d.decision === 'approve')
       .filter((d) => d.request_hash === hash)
-      .filter((d) => d.approver_object_id !== request.requester_object_id && d.approver_tenant_id !== request.requester_tenant_id)
+      .filter(
+        (d) =>
+          d.approver_object_id !== request.requester_object_id &&
+          d.approver_tenant_id !== request.requester_tenant_id,
+      )
       .filter((d) => isApprover(d.approver_tenant_id, d.approver_object_id))
       .map((d) => `${d.approver_tenant_id}/${d.approver_object_id}`),
   );
@@ -130,7 +168,13 @@ export async function approvalProblem(db: Db, request: RequestRow): Promise<stri
   return undefined;
 }
 
-async function refuse(deps: FileRestoreDeps, log: Logger, requestId: string, request: RequestRow | undefined, reason: string): Promise<never> {
+async function refuse(
+  deps: FileRestoreDeps,
+  log: Logger,
+  requestId: string,
+  request: RequestRow | undefined,
+  reason: string,
+): Promise<never> {
   log.warn({ reason }, 'file_restore_refused');
   await appendAudit(deps.db, {
     actor: serviceActor,
@@ -145,36 +189,65 @@ async function refuse(deps: FileRestoreDeps, log: Logger, requestId: string, req
   if (request?.status === 'approved') {
     const failed = await deps.db
       .updateTable('requests')
-      .set({ status: 'failed', finished_at: new Date(), result: JSON.stringify({ message: reason }) })
+      .set({
+        status: 'failed',
+        finished_at: new Date(),
+        result: JSON.stringify({ message: reason }),
+      })
       .where('id', '=', requestId)
       .where('status', '=', 'approved')
       .returning('id')
       .executeTakeFirst();
-    if (failed) await deps.notices.restoreFinished({ requestId, outcome: 'failed', message: reason });
+    if (failed)
+      await deps.notices.restoreFinished({ requestId, outcome: 'failed', message: reason });
   }
   throw forbidden(reason, { requestId });
 }
 
-async function restoreAndDeliver(deps: FileRestoreDeps, log: Logger, request: RequestRow): Promise<void> {
+async function restoreAndDeliver(
+  deps: FileRestoreDeps,
+  log: Logger,
+  request: RequestRow,
+): Promise<void> {
   const target = request.target as FileRestoreTarget;
-  const restorePoint = await deps.db.selectFrom('restore_points').selectAll().where('id', '=', target.restorePointId).executeTakeFirst();
+  const restorePoint = await deps.db
+    .selectFrom('restore_points')
+    .selectAll()
+    .where('id', '=', target.restorePointId)
+    .executeTakeFirst();
   if (!restorePoint || restorePoint.customer_id !== request.customer_id) {
-    throw notFound(`The restore point of ${target.vmName} taken at ${target.restorePointTime} no longer exists; ask for a file from a newer restore point.`);
+    throw notFound(
+      `The restore point of ${target.vmName} taken at ${target.restorePointTime} no longer exists; ask for a file from a newer restore point.`,
+    );
   }
   const repository = await deps.repository();
   const manifest = await readManifest(repository, restorePoint);
 
   const minutes = Math.ceil((deps.recoveryTimeoutMs ?? 3 * 60 * 1000) / 60000) + 5;
   const disks = manifest.disks.map((_, index) => deps.diskUrl(restorePoint.id, index, minutes));
-  const recovered = await recoverFile({ workDir: deps.workDir, log, timeoutMs: deps.recoveryTimeoutMs, maxFileBytes: MAX_DELIVERY_BYTES }, disks, target.path, {
-    vmName: target.vmName,
-    takenAt: restorePoint.created_at,
-  });
+  const recovered = await recoverFile(
+    {
+      workDir: deps.workDir,
+      log,
+      timeoutMs: deps.recoveryTimeoutMs,
+      maxFileBytes: MAX_DELIVERY_BYTES,
+    },
+    disks,
+    target.path,
+    {
+      vmName: target.vmName,
+      takenAt: restorePoint.created_at,
+    },
+  );
 
   const deliveryId = randomUUID();
   const blobPath = `deliveries/${deliveryId}`;
   try {
-    await repository.putObject(blobPath, ObjectType.Delivery, await fs.readFile(recovered.localPath));
+    await repository.putObject(
+      blobPath,
+      ObjectType.Delivery,
+      await fs.readFile(recovered.localPath),
+    );
   } finally {
     await fs.rm(recovered.localPath, { force: true });
   }
@@ -182,9 +255,23 @@ async function restoreAndDeliver(deps: FileRestoreDeps, log: Logger, request: Re
   const expiresAt = new Date(Date.now() + deps.downloadLinkMinutes * 60 * 1000);
   await deps.db
     .insertInto('deliveries')
-    .values({ id: deliveryId, request_id: request.id, customer_id: request.customer_id, file_name: recovered.fileName, blob_path: blobPath, size_bytes: recovered.sizeBytes, sha256: recovered.sha256, expires_at: expiresAt })
+    .values({
+      id: deliveryId,
+      request_id: request.id,
+      customer_id: request.customer_id,
+      file_name: recovered.fileName,
+      blob_path: blobPath,
+      size_bytes: recovered.sizeBytes,
+      sha256: recovered.sha256,
+      expires_at: expiresAt,
+    })
     .execute();
-  const result = { deliveryId, fileName: recovered.fileName, sizeBytes: recovered.sizeBytes, sha256: recovered.sha256 };
+  const result = {
+    deliveryId,
+    fileName: recovered.fileName,
+    sizeBytes: recovered.sizeBytes,
+    sha256: recovered.sha256,
+  };
   await deps.db
     .updateTable('requests')
     .set({ status: 'completed', finished_at: new Date(), result: JSON.stringify(result) })
@@ -197,11 +284,21 @@ async function restoreAndDeliver(deps: FileRestoreDeps, log: Logger, request: Re
     action: 'restore.complete',
     resource: `request/${request.id}`,
     outcome: 'success',
-    details: { customerId: request.customer_id, restorePointId: restorePoint.id, path: target.path, filesystem: recovered.filesystem, ...result },
+    details: {
+      customerId: request.customer_id,
+      restorePointId: restorePoint.id,
+      path: target.path,
+      filesystem: recovered.filesystem,
+      ...result,
+    },
   });
   log.info({ deliveryId, sizeBytes: recovered.sizeBytes }, 'file_restore_completed');
 
-  const token = deps.signer.sign({ purpose: 'download', subject: deliveryId, expiresAt: expiresAt.getTime() });
+  const token = deps.signer.sign({
+    purpose: 'download',
+    subject: deliveryId,
+    expiresAt: expiresAt.getTime(),
+  });
   await deps.notices.restoreFinished({
     requestId: request.id,
     outcome: 'completed',

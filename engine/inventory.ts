@@ -15,14 +15,25 @@ export function itemIdFor(resourceId: string): string {
 }
 
 /** Lists the subscription's VMs and upserts one protected item each; returns the customer's items seen now. */
-export async function syncInventory(db: Db, log: Logger, compute: ComputeManagementClient, customer: Customer): Promise<ProtectedItem[]> {
+export async function syncInventory(
+  db: Db,
+  log: Logger,
+  compute: ComputeManagementClient,
+  customer: Customer,
+): Promise<ProtectedItem[]> {
   const items: ProtectedItem[] = [];
   for await (const vm of compute.virtualMachines.listAll()) {
     if (!vm.id || !vm.name) continue;
     try {
       const item = await db
         .insertInto('protected_items')
-        .values({ id: itemIdFor(vm.id), customer_id: customer.id, kind: 'vm', name: vm.name, resource_id: vm.id })
+        .values({
+          id: itemIdFor(vm.id),
+          customer_id: customer.id,
+          kind: 'vm',
+          name: vm.name,
+          resource_id: vm.id,
+        })
         .onConflict((oc) => oc.column('id').doUpdateSet({ name: vm.name!, resource_id: vm.id! }))
         .returningAll()
         .executeTakeFirstOrThrow();

@@ -44,12 +44,19 @@ const PERMANENT_KINDS = ['forbidden', 'bad_input', 'not_found', 'conflict'] as c
 
 export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJobQueue> {
   const log = opts.log.child({ component: 'job-queue' });
-  const boss = new PgBoss({ db: { executeSql: (text, values) => opts.executeSql(text, values) }, schema: 'pgboss' });
+  const boss = new PgBoss({
+    db: { executeSql: (text, values) => opts.executeSql(text, values) },
+    schema: 'pgboss',
+  });
   boss.on('error', (err) => log.error({ err }, 'job_queue_error'));
   await boss.start();
 
   // Stately: per item (or request) at most one job waiting and one running.
-  const retry = { retryLimit: opts.retry?.limit ?? 2, retryDelay: opts.retry?.delaySeconds ?? 30, retryBackoff: true };
+  const retry = {
+    retryLimit: opts.retry?.limit ?? 2,
+    retryDelay: opts.retry?.delaySeconds ?? 30,
+    retryBackoff: true,
+  };
   const queues = [
     { name: FILE_RESTORE_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 15 * 60 },
     { name: BACKUP_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 12 * 3600 },
@@ -85,8 +92,16 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
     },
     work: async (handlers) => {
       const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? 2;
-      await boss.work<FileRestoreJob>(FILE_RESTORE_QUEUE, { batchSize: 1, pollingIntervalSeconds }, async ([job]) => job && run(FILE_RESTORE_QUEUE, job, handlers.fileRestore));
-      await boss.work<BackupJob>(BACKUP_QUEUE, { batchSize: 1, pollingIntervalSeconds }, async ([job]) => job && run(BACKUP_QUEUE, job, handlers.backup));
+      await boss.work<FileRestoreJob>(
+        FILE_RESTORE_QUEUE,
+        { batchSize: 1, pollingIntervalSeconds },
+        async ([job]) => job && run(FILE_RESTORE_QUEUE, job, handlers.fileRestore),
+      );
+      await boss.work<BackupJob>(
+        BACKUP_QUEUE,
+        { batchSize: 1, pollingIntervalSeconds },
+        async ([job]) => job && run(BACKUP_QUEUE, job, handlers.backup),
+      );
     },
     health: async () => {
       try {

@@ -14,7 +14,9 @@ export function parseResourceId(id: string): ResourceIdParts {
   const rg = lower.indexOf('resourcegroups');
   const name = parts.at(-1);
   if (sub < 0 || rg < 0 || !parts[sub + 1] || !parts[rg + 1] || !name) {
-    throw badInput(`${id} is not an Azure resource id of the form /subscriptions/<id>/resourceGroups/<group>/providers/.../<name>.`);
+    throw badInput(
+      `${id} is not an Azure resource id of the form /subscriptions/<id>/resourceGroups/<group>/providers/.../<name>.`,
+    );
   }
   return { subscriptionId: parts[sub + 1]!, resourceGroup: parts[rg + 1]!, name };
 }

@@ -23,7 +23,12 @@ async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void
 
 beforeAll(async () => {
   database = await openTestDatabase();
-  queue = await startJobQueue({ executeSql: database.executeSql, log: silentLogger, pollingIntervalSeconds: 0.5, retry: { limit: 2, delaySeconds: 1 } });
+  queue = await startJobQueue({
+    executeSql: database.executeSql,
+    log: silentLogger,
+    pollingIntervalSeconds: 0.5,
+    retry: { limit: 2, delaySeconds: 1 },
+  });
   await queue.work({
     backup: async (job) => {
       backups.push(job);

@@ -15,7 +15,8 @@ import { BLOCK_SIZE, Repository } from '../engine/repository/repository.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
 const ACCOUNT = 'devstoreaccount1';
-const ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const ACCOUNT_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 let azurite: ChildProcess;
 let connectionString: string;
@@ -32,7 +33,21 @@ async function freePort(): Promise<number> {
 async function startAzurite(): Promise<void> {
   const port = await freePort();
   const bin = path.resolve('node_modules/.bin/azurite-blob');
-  azurite = spawn(bin, ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--inMemoryPersistence', '--skipApiVersionCheck', '--loose', '--silent', '--disableTelemetry'], { stdio: 'ignore' });
+  azurite = spawn(
+    bin,
+    [
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(port),
+      '--inMemoryPersistence',
+      '--skipApiVersionCheck',
+      '--loose',
+      '--silent',
+      '--disableTelemetry',
+    ],
+    { stdio: 'ignore' },
+  );
   connectionString = `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`;
   const service = BlobServiceClient.fromConnectionString(connectionString);
   for (let attempt = 0; ; attempt++) {
@@ -62,7 +77,12 @@ function randomContainer(): string {
 
 describe('repository', () => {
   it('stores a block and reads it back, and a second copy of the same data is stored once', async () => {
-    const repo = await Repository.open({ connectionString, container: randomContainer(), kek: randomBytes(32), db: database.db });
+    const repo = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: database.db,
+    });
     const data = randomBytes(BLOCK_SIZE);
 
     const writer = repo.newWriter();
@@ -77,7 +97,8 @@ describe('repository', () => {
     expect((await repo.readBlock(first.id)).equals(data)).toBe(true);
 
     const packs: string[] = [];
-    for await (const blob of repo.container.listBlobsFlat({ prefix: 'packs/' })) packs.push(blob.name);
+    for await (const blob of repo.container.listBlobsFlat({ prefix: 'packs/' }))
+      packs.push(blob.name);
     expect(packs).toHaveLength(1);
     expect(packs[0]).toMatch(/^packs\/([0-9a-f]{2})\/\1[0-9a-f]{62}$/);
   });
@@ -85,8 +106,18 @@ describe('repository', () => {
   it('compresses, and block ids are keyed: the same data in another repository gets another id', async () => {
     const text = Buffer.alloc(BLOCK_SIZE, 'all work and no play makes a dull backup\n');
     const otherDatabase = await openTestDatabase();
-    const a = await Repository.open({ connectionString, container: randomContainer(), kek: randomBytes(32), db: otherDatabase.db });
-    const b = await Repository.open({ connectionString, container: randomContainer(), kek: randomBytes(32), db: database.db });
+    const a = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: otherDatabase.db,
+    });
+    const b = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: database.db,
+    });
 
     const storedA = await a.newWriter().add(text);
     const storedB = await b.newWriter().add(text);
@@ -97,12 +128,21 @@ describe('repository', () => {
   });
 
   it('detects a tampered block', async () => {
-    const repo = await Repository.open({ connectionString, container: randomContainer(), kek: randomBytes(32), db: database.db });
+    const repo = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: database.db,
+    });
     const writer = repo.newWriter();
     const { id } = await writer.add(randomBytes(4096));
     await writer.flush();
 
-    const row = await database.db.selectFrom('repository_blocks').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const row = await database.db
+      .selectFrom('repository_blocks')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
     const pack = repo.container.getBlockBlobClient(row.pack_path);
     const body = await pack.downloadToBuffer();
     body[Number(row.offset) + 100]! ^= 0x01;
@@ -115,28 +155,48 @@ describe('repository', () => {
     const container = randomContainer();
     await Repository.open({ connectionString, container, kek: randomBytes(32), db: database.db });
 
-    const error = await Repository.open({ connectionString, container, kek: randomBytes(32), db: database.db }).catch((e) => e);
+    const error = await Repository.open({
+      connectionString,
+      container,
+      kek: randomBytes(32),
+      db: database.db,
+    }).catch((e) => e);
     expect(isAcbaError(error, 'forbidden')).toBe(true);
-    expect(error.message).toMatch(/keys\/\S+ in container .* cannot be unwrapped with the configured key-encryption key\. Set ACBA_REPOSITORY_KEK/);
+    expect(error.message).toMatch(
+      /keys\/\S+ in container .* cannot be unwrapped with the configured key-encryption key\. Set ACBA_REPOSITORY_KEK/,
+    );
   });
 
   it('reopens with the right KEK and reads what was stored; objects are bound to their path', async () => {
     const container = randomContainer();
     const kek = randomBytes(32);
     const first = await Repository.open({ connectionString, container, kek, db: database.db });
-    await first.putObject('restore-points/c1/rp1', ObjectType.Manifest, Buffer.from('{"hello":"world"}'));
+    await first.putObject(
+      'restore-points/c1/rp1',
+      ObjectType.Manifest,
+      Buffer.from('{"hello":"world"}'),
+    );
 
     const second = await Repository.open({ connectionString, container, kek, db: database.db });
     expect(second.keyId).toBe(first.keyId);
-    expect((await second.getObject('restore-points/c1/rp1', ObjectType.Manifest)).toString()).toBe('{"hello":"world"}');
+    expect((await second.getObject('restore-points/c1/rp1', ObjectType.Manifest)).toString()).toBe(
+      '{"hello":"world"}',
+    );
 
     const copy = await second.container.getBlobClient('restore-points/c1/rp1').downloadToBuffer();
     await second.container.getBlockBlobClient('restore-points/c1/rp2').uploadData(copy);
-    await expect(second.getObject('restore-points/c1/rp2', ObjectType.Manifest)).rejects.toThrow(IntegrityError);
+    await expect(second.getObject('restore-points/c1/rp2', ObjectType.Manifest)).rejects.toThrow(
+      IntegrityError,
+    );
   });
 
   it('reads a disk from its page ranges: skips unwritten and all-zero blocks and reassembles the same bytes', async () => {
-    const repo = await Repository.open({ connectionString, container: randomContainer(), kek: randomBytes(32), db: database.db });
+    const repo = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: database.db,
+    });
     const size = 6 * BLOCK_SIZE + 512 * 3;
     const image = Buffer.alloc(size);
     randomBytes(4096).copy(image, 10 * 512); // block 0, partly written
@@ -144,27 +204,61 @@ describe('repository', () => {
     image.copy(image, 4 * BLOCK_SIZE, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE); // block 4 repeats block 2
     randomBytes(1024).copy(image, 6 * BLOCK_SIZE + 512); // the short last block
 
-    const disk = BlobServiceClient.fromConnectionString(connectionString).getContainerClient(repo.container.containerName).getPageBlobClient('disk.vhd');
+    const disk = BlobServiceClient.fromConnectionString(connectionString)
+      .getContainerClient(repo.container.containerName)
+      .getPageBlobClient('disk.vhd');
     await disk.create(size);
-    for (const [offset, length] of [[0, BLOCK_SIZE], [2 * BLOCK_SIZE, BLOCK_SIZE], [4 * BLOCK_SIZE, BLOCK_SIZE], [6 * BLOCK_SIZE, 512 * 3]] as const) {
+    for (const [offset, length] of [
+      [0, BLOCK_SIZE],
+      [2 * BLOCK_SIZE, BLOCK_SIZE],
+      [4 * BLOCK_SIZE, BLOCK_SIZE],
+      [6 * BLOCK_SIZE, 512 * 3],
+    ] as const) {
       await disk.uploadPages(image.subarray(offset, offset + length), offset, length);
     }
     // Written, but zeros: must not be stored either.
     await disk.uploadPages(Buffer.alloc(BLOCK_SIZE), 5 * BLOCK_SIZE, BLOCK_SIZE);
-    const sas = await disk.generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn: new Date(Date.now() + 3600_000) });
+    const sas = await disk.generateSasUrl({
+      permissions: BlobSASPermissions.parse('r'),
+      expiresOn: new Date(Date.now() + 3600_000),
+    });
 
     const writer = repo.newWriter();
     const result = await readDisk(sas, writer, silentLogger);
     await writer.flush();
 
     expect(result.sizeBytes).toBe(size);
-    expect(result.blocks.map((b) => (b === null ? null : 'id'))).toEqual(['id', null, 'id', null, 'id', null, 'id']);
+    expect(result.blocks.map((b) => (b === null ? null : 'id'))).toEqual([
+      'id',
+      null,
+      'id',
+      null,
+      'id',
+      null,
+      'id',
+    ]);
     expect(result.blocks[2]).toBe(result.blocks[4]);
     expect(result.readBytes).toBeLessThan(5 * BLOCK_SIZE);
 
     expect(result.sha256).toBe(createHash('sha256').update(image).digest('hex'));
-    const restored = new DiskImage(repo, { name: 'd', role: 'os', resourceId: 'x', sizeBytes: size, sha256: result.sha256, blocks: result.blocks }, BLOCK_SIZE, new LruCache(4));
+    const restored = new DiskImage(
+      repo,
+      {
+        name: 'd',
+        role: 'os',
+        resourceId: 'x',
+        sizeBytes: size,
+        sha256: result.sha256,
+        blocks: result.blocks,
+      },
+      BLOCK_SIZE,
+      new LruCache(4),
+    );
     expect((await restored.read(0, size)).equals(image)).toBe(true);
-    expect((await restored.read(2 * BLOCK_SIZE - 7, 20)).equals(image.subarray(2 * BLOCK_SIZE - 7, 2 * BLOCK_SIZE + 13))).toBe(true);
+    expect(
+      (await restored.read(2 * BLOCK_SIZE - 7, 20)).equals(
+        image.subarray(2 * BLOCK_SIZE - 7, 2 * BLOCK_SIZE + 13),
+      ),
+    ).toBe(true);
   });
 });

@@ -40,7 +40,13 @@ export class IntegrityError extends Error {
  * Encrypts `payload` into a sealed object. `binding` (the object's id or path)
  * is authenticated but not stored, so an object moved to another name fails to open.
  */
-export function seal(key: Buffer, type: ObjectType, compression: Compression, payload: Buffer, binding: string): Buffer {
+export function seal(
+  key: Buffer,
+  type: ObjectType,
+  compression: Compression,
+  payload: Buffer,
+  binding: string,
+): Buffer {
   const nonce = randomBytes(NONCE_BYTES);
   const header = Buffer.concat([OBJECT_MAGIC, Buffer.from([type, compression]), nonce]);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
@@ -50,8 +56,16 @@ export function seal(key: Buffer, type: ObjectType, compression: Compression, pa
 }
 
 /** Opens a sealed object; throws IntegrityError when it was altered, moved, or sealed with another key. */
-export function open(key: Buffer, expectedType: ObjectType, sealed: Buffer, binding: string): { compression: Compression; payload: Buffer } {
-  if (sealed.length < SEAL_OVERHEAD || !sealed.subarray(0, OBJECT_MAGIC.length).equals(OBJECT_MAGIC)) {
+export function open(
+  key: Buffer,
+  expectedType: ObjectType,
+  sealed: Buffer,
+  binding: string,
+): { compression: Compression; payload: Buffer } {
+  if (
+    sealed.length < SEAL_OVERHEAD ||
+    !sealed.subarray(0, OBJECT_MAGIC.length).equals(OBJECT_MAGIC)
+  ) {
     throw new IntegrityError(`object ${binding} is not a repository object (bad header)`);
   }
   const header = sealed.subarray(0, HEADER_BYTES);
@@ -65,10 +79,15 @@ export function open(key: Buffer, expectedType: ObjectType, sealed: Buffer, bind
   decipher.setAAD(Buffer.concat([header, Buffer.from(binding, 'utf8')]));
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   try {
-    const payload = Buffer.concat([decipher.update(sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+    const payload = Buffer.concat([
+      decipher.update(sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES)),
+      decipher.final(),
+    ]);
     return { compression, payload };
   } catch {
-    throw new IntegrityError(`object ${binding} failed authentication: it was altered or sealed with another key`);
+    throw new IntegrityError(
+      `object ${binding} failed authentication: it was altered or sealed with another key`,
+    );
   }
 }
 

@@ -43,10 +43,17 @@ export async function writeManifest(repository: Repository, manifest: Manifest):
   return path;
 }
 
-export async function readManifest(repository: Repository, restorePoint: RestorePoint): Promise<Manifest> {
-  const manifest = JSON.parse((await repository.getObject(restorePoint.manifest_path, ObjectType.Manifest)).toString('utf8')) as Manifest;
+export async function readManifest(
+  repository: Repository,
+  restorePoint: RestorePoint,
+): Promise<Manifest> {
+  const manifest = JSON.parse(
+    (await repository.getObject(restorePoint.manifest_path, ObjectType.Manifest)).toString('utf8'),
+  ) as Manifest;
   if (manifest.restorePointId !== restorePoint.id) {
-    throw new Error(`The manifest at ${restorePoint.manifest_path} belongs to restore point ${manifest.restorePointId}, not ${restorePoint.id}.`);
+    throw new Error(
+      `The manifest at ${restorePoint.manifest_path} belongs to restore point ${manifest.restorePointId}, not ${restorePoint.id}.`,
+    );
   }
   return manifest;
 }

@@ -64,8 +64,19 @@ export class PackWriter {
 
     const compressed = compress(plaintext);
     const useZstd = compressed.length < plaintext.length;
-    const sealed = seal(this.options.dataKey, ObjectType.Block, useZstd ? Compression.Zstd : Compression.None, useZstd ? compressed : plaintext, id);
-    this.entries.push({ id, offset: this.size, length: sealed.length, rawLength: plaintext.length });
+    const sealed = seal(
+      this.options.dataKey,
+      ObjectType.Block,
+      useZstd ? Compression.Zstd : Compression.None,
+      useZstd ? compressed : plaintext,
+      id,
+    );
+    this.entries.push({
+      id,
+      offset: this.size,
+      length: sealed.length,
+      rawLength: plaintext.length,
+    });
     this.chunks.push(sealed);
     this.size += sealed.length;
     this.pending.add(id);
@@ -84,22 +95,44 @@ export class PackWriter {
     this.size = 0;
 
     const path = packPath(randomBytes(32).toString('hex'));
-    const index = seal(this.options.dataKey, ObjectType.PackIndex, Compression.None, Buffer.from(JSON.stringify(entries)), path);
+    const index = seal(
+      this.options.dataKey,
+      ObjectType.PackIndex,
+      Compression.None,
+      Buffer.from(JSON.stringify(entries)),
+      path,
+    );
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32BE(index.length);
     const body = Buffer.concat([...chunks, index, trailer]);
     await this.options.container.getBlockBlobClient(path).uploadData(body);
 
     for (let i = 0; i < entries.length; i += 500) {
-      const rows = entries.slice(i, i + 500).map((e) => ({ id: e.id, pack_path: path, offset: e.offset, length: e.length, raw_length: e.rawLength }));
+      const rows = entries
+        .slice(i, i + 500)
+        .map((e) => ({
+          id: e.id,
+          pack_path: path,
+          offset: e.offset,
+          length: e.length,
+          raw_length: e.rawLength,
+        }));
       // Another writer may have stored the same block meanwhile; the first row wins, the copy here stays unreferenced.
-      await this.options.db.insertInto('repository_blocks').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();
+      await this.options.db
+        .insertInto('repository_blocks')
+        .values(rows)
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
     }
     for (const e of entries) this.pending.delete(e.id);
   }
 
   private async known(id: string): Promise<boolean> {
-    const row = await this.options.db.selectFrom('repository_blocks').select('id').where('id', '=', id).executeTakeFirst();
+    const row = await this.options.db
+      .selectFrom('repository_blocks')
+      .select('id')
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row !== undefined;
   }
 }

@@ -75,13 +75,18 @@ export class Repository {
 
   /** Opens the repository, creating its container and key file on first use. */
   static async open(options: RepositoryOptions): Promise<Repository> {
-    if (options.kek.length !== 32) throw new Error(`The repository KEK must be 32 bytes; it is ${options.kek.length}.`);
-    const container = BlobServiceClient.fromConnectionString(options.connectionString).getContainerClient(options.container);
+    if (options.kek.length !== 32)
+      throw new Error(`The repository KEK must be 32 bytes; it is ${options.kek.length}.`);
+    const container = BlobServiceClient.fromConnectionString(
+      options.connectionString,
+    ).getContainerClient(options.container);
     try {
       // Bounded, so that a dead storage account fails health checks and jobs in seconds, not minutes.
       await container.createIfNotExists({ abortSignal: AbortSignal.timeout(15_000) });
     } catch (error) {
-      throw unavailable(`The repository container ${options.container} cannot be reached (${(error as Error).message}). Check the repository connection string and that the storage account answers.`);
+      throw unavailable(
+        `The repository container ${options.container} cannot be reached (${(error as Error).message}). Check the repository connection string and that the storage account answers.`,
+      );
     }
 
     let keyFile = await readKeyFile(container, options.kek);
@@ -91,20 +96,42 @@ export class Repository {
     }
     if (!keyFile) throw new Error('The repository key file vanished right after it was written.');
 
-    return new Repository(container, options.db, keyFile.keyId, Buffer.from(keyFile.dataKey, 'base64'), Buffer.from(keyFile.idKey, 'base64'), options.packTargetBytes);
+    return new Repository(
+      container,
+      options.db,
+      keyFile.keyId,
+      Buffer.from(keyFile.dataKey, 'base64'),
+      Buffer.from(keyFile.idKey, 'base64'),
+      options.packTargetBytes,
+    );
   }
 
   /** A writer for one backup's blocks; call flush() before referencing its blocks. */
   newWriter(): PackWriter {
-    return new PackWriter({ container: this.container, db: this.db, dataKey: this.dataKey, idKey: this.idKey, targetBytes: this.packTargetBytes });
+    return new PackWriter({
+      container: this.container,
+      db: this.db,
+      dataKey: this.dataKey,
+      idKey: this.idKey,
+      targetBytes: this.packTargetBytes,
+    });
   }
 
   /** Reads, authenticates, decompresses and checks one block. */
   async readBlock(id: string): Promise<Buffer> {
-    const row = await this.db.selectFrom('repository_blocks').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound(`Block ${id} is missing from the repository index; the restore point that references it is damaged.`);
+    const row = await this.db
+      .selectFrom('repository_blocks')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row)
+      throw notFound(
+        `Block ${id} is missing from the repository index; the restore point that references it is damaged.`,
+      );
 
-    const sealed = await this.container.getBlobClient(row.pack_path).downloadToBuffer(Number(row.offset), row.length);
+    const sealed = await this.container
+      .getBlobClient(row.pack_path)
+      .downloadToBuffer(Number(row.offset), row.length);
     const { compression, payload } = open(this.dataKey, ObjectType.Block, sealed, id);
     const plaintext = compression === Compression.Zstd ? decompress(payload) : payload;
     if (plaintext.length !== row.raw_length || blockId(this.idKey, plaintext) !== id) {
@@ -117,7 +144,13 @@ export class Repository {
   async putObject(path: string, type: ObjectType, plaintext: Buffer): Promise<number> {
     const compressed = compress(plaintext);
     const useZstd = compressed.length < plaintext.length;
-    const sealed = seal(this.dataKey, type, useZstd ? Compression.Zstd : Compression.None, useZstd ? compressed : plaintext, path);
+    const sealed = seal(
+      this.dataKey,
+      type,
+      useZstd ? Compression.Zstd : Compression.None,
+      useZstd ? compressed : plaintext,
+      path,
+    );
     await this.container.getBlockBlobClient(path).uploadData(sealed);
     return sealed.length;
   }
@@ -127,7 +160,8 @@ export class Repository {
     try {
       sealed = await this.container.getBlobClient(path).downloadToBuffer();
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) throw notFound(`${path} is not in the repository.`);
+      if ((error as { statusCode?: number }).statusCode === 404)
+        throw notFound(`${path} is not in the repository.`);
       throw error;
     }
     const { compression, payload } = open(this.dataKey, type, sealed, path);
@@ -143,7 +177,9 @@ export class Repository {
     try {
       await this.container.getProperties({ abortSignal: AbortSignal.timeout(5000) });
     } catch (error) {
-      throw unavailable(`repository ${this.container.containerName} does not answer: ${(error as Error).message}`);
+      throw unavailable(
+        `repository ${this.container.containerName} does not answer: ${(error as Error).message}`,
+      );
     }
   }
 }
@@ -160,7 +196,9 @@ async function readKeyFile(container: ContainerClient, kek: Buffer): Promise<Key
     return JSON.parse(payload.toString('utf8')) as KeyFile;
   } catch (error) {
     if (!(error instanceof IntegrityError)) throw error;
-    throw forbidden(`The repository key ${first} in container ${container.containerName} cannot be unwrapped with the configured key-encryption key. Set ACBA_REPOSITORY_KEK to the key this repository was created with.`);
+    throw forbidden(
+      `The repository key ${first} in container ${container.containerName} cannot be unwrapped with the configured key-encryption key. Set ACBA_REPOSITORY_KEK to the key this repository was created with.`,
+    );
   }
 }
 
@@ -175,6 +213,12 @@ async function writeKeyFile(container: ContainerClient, kek: Buffer): Promise<vo
     dataKey: newKey().toString('base64'),
     idKey: newKey().toString('base64'),
   };
-  const sealed = seal(kek, ObjectType.Key, Compression.None, Buffer.from(JSON.stringify(file)), path);
+  const sealed = seal(
+    kek,
+    ObjectType.Key,
+    Compression.None,
+    Buffer.from(JSON.stringify(file)),
+    path,
+  );
   await container.getBlockBlobClient(path).uploadData(sealed, { conditions: { ifNoneMatch: '*' } });
 }
