@@ -217,6 +217,16 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       },
     });
 
+    if (role === 'all') {
+      // Requests nobody decided in time expire; the update is guarded by the
+      // request's state, so several web processes doing this at once is safe.
+      const timer = setInterval(() => {
+        approvals.expireOverdue().catch((error) => log.error({ err: error }, 'request_expiry_failed'));
+      }, 60_000);
+      timer.unref();
+      closers.push(async () => clearInterval(timer));
+    }
+
     if (config.backupOnStart && role === 'all') {
       for (const customer of await db.selectFrom('customers').selectAll().execute()) {
         const items = await engine.syncInventory(customer);
