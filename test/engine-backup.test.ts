@@ -398,12 +398,13 @@ describe('file restore', () => {
     expect(error.message).toMatch(/changed after it was written/);
   });
 
-  it('recovers /etc/nginx/nginx.conf with a valid approval, once, and delivers it through a signed link', async () => {
+  it('recovers /etc/nginx/nginx.conf with a valid approval once, even when two workers run the job at once, and delivers it through a signed link', async () => {
     const { id, contentHash } = await insertRequest();
     await approve(id, contentHash);
 
-    await engine.runFileRestore(id);
-    await engine.runFileRestore(id); // the same job again does nothing
+    // Two workers take the same job at once: the state check in the UPDATE lets one restore.
+    await Promise.all([engine.runFileRestore(id), engine.runFileRestore(id)]);
+    await engine.runFileRestore(id); // and a late retry does nothing
 
     const row = await requestRow(id);
     expect(row.status).toBe('completed');

@@ -85,7 +85,7 @@ export class Repository {
       await container.createIfNotExists({ abortSignal: AbortSignal.timeout(15_000) });
     } catch (error) {
       throw unavailable(
-        `The repository container ${options.container} cannot be reached (${(error as Error).message}). Check the repository connection string and that the storage account answers.`,
+        `The repository container ${options.container} cannot be opened (${(error as Error).message}). Check the container name, the repository connection string and that the storage account answers.`,
       );
     }
 
