@@ -3,10 +3,18 @@
 # file-level recovery, with qemu's HTTP block driver and a kernel for its
 # appliance) and the npm packages. Quick when everything is already there, so
 # `npm start` and `npm test` run it every time.
+#
+# With the argument `test` it also installs Debian's Chromium, which the chat
+# page's browser test drives; serving ACBA does not need a browser.
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="libguestfs-tools qemu-block-extra qemu-utils linux-image-amd64 openssl"
+case "${1:-}" in
+  "") ;;
+  test) packages="$packages chromium" ;;
+  *) echo "usage: sh scripts/setup.sh [test]" >&2; exit 2 ;;
+esac
 missing=""
 for package in $packages; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
