@@ -197,7 +197,11 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         const standIn = createTeamsStandIn({
           botEndpoint: `${url}/api/messages`,
           publicUrl: `${url}/sandbox/teams`,
-          users: sandbox.seed.users,
+          users: sandbox.seed.users.map((user) => ({
+            ...user,
+            organization:
+              sandbox!.seed.customers.find((c) => c.tenantId === user.tenantId)?.name ?? sandbox!.seed.provider.name,
+          })),
           approversConversationId: approversConversationId!,
           log: log.child({ part: 'sandbox-teams' }),
         });

@@ -10,6 +10,8 @@ export interface SeededUser {
   tenantId: string;
   displayName: string;
   role: string;
+  /** The person's organisation as people know it, e.g. "Contoso"; shown in the user picker. */
+  organization?: string;
 }
 
 /** A conversation as the stand-in offers it to a user. */

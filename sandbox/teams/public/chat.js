@@ -60,15 +60,16 @@
   function organisations(users) {
     const groups = new Map();
     for (const user of users) {
-      if (!groups.has(user.tenantId)) groups.set(user.tenantId, { users: [], provider: false, domain: '' });
+      if (!groups.has(user.tenantId)) groups.set(user.tenantId, { users: [], provider: false, domain: '', organization: '' });
       const group = groups.get(user.tenantId);
       group.users.push(user);
       group.provider ||= user.conversations.some((c) => c.conversationType === 'channel');
       group.domain ||= domainOf(user);
+      group.organization ||= user.organization || '';
     }
     return [...groups.values()]
       .sort((a, b) => Number(a.provider) - Number(b.provider))
-      .map((g) => ({ ...g, label: `${g.provider ? 'Service provider' : 'Customer'} · ${g.domain || 'tenant'}` }));
+      .map((g) => ({ ...g, label: `${g.provider ? 'Service provider' : 'Customer'} · ${g.organization || g.domain || 'tenant'}` }));
   }
 
   function domainOf(user) {
