@@ -10,7 +10,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import {
+  ClientSecretCredential,
+  DefaultAzureCredential,
+  type TokenCredential,
+} from '@azure/identity';
 import express from 'express';
 import { sql } from 'kysely';
 import { createApprovals } from '../approvals/index.ts';
@@ -61,12 +65,15 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const closers: Array<() => Promise<void>> = [];
   const role = options.role ?? 'all';
   const close = async () => {
-    for (const closer of closers.reverse()) await closer().catch((error) => log.warn({ err: error }, 'shutdown_step_failed'));
+    for (const closer of closers.reverse())
+      await closer().catch((error) => log.warn({ err: error }, 'shutdown_step_failed'));
   };
 
   try {
     if (config.sandbox.enabled && role === 'worker') {
-      throw badInput('A separate worker needs real Azure settings (AZURE_CLIENT_ID and friends) and a shared DATABASE_URL; with the sandbox, run everything in one process with "acba serve".');
+      throw badInput(
+        'A separate worker needs real Azure settings (AZURE_CLIENT_ID and friends) and a shared DATABASE_URL; with the sandbox, run everything in one process with "acba serve".',
+      );
     }
 
     // The HTTP server goes up first so that its real address (port 0 in tests)
@@ -92,8 +99,16 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     closers.push(() => database.close());
     const { db } = database;
 
-    const signingKey = await keyFromConfigOrDataDir(config.signingKey, config.dataDir, 'signing-key');
-    const kek = await keyFromConfigOrDataDir(config.repository.kek, config.dataDir, 'repository-kek');
+    const signingKey = await keyFromConfigOrDataDir(
+      config.signingKey,
+      config.dataDir,
+      'signing-key',
+    );
+    const kek = await keyFromConfigOrDataDir(
+      config.repository.kek,
+      config.dataDir,
+      'repository-kek',
+    );
     const signer = new LinkSigner(signingKey);
 
     let sandbox: Sandbox | undefined;
@@ -126,19 +141,32 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       approversServiceUrl ??= `${url}/sandbox/teams`;
     } else {
       const { tenantId, clientId, clientSecret, authorityHost } = config.azure;
-      credential = tenantId && clientId && clientSecret
-        ? new ClientSecretCredential(tenantId, clientId, clientSecret, authorityHost ? { authorityHost } : {})
-        : new DefaultAzureCredential();
+      credential =
+        tenantId && clientId && clientSecret
+          ? new ClientSecretCredential(
+              tenantId,
+              clientId,
+              clientSecret,
+              authorityHost ? { authorityHost } : {},
+            )
+          : new DefaultAzureCredential();
     }
 
     if (!repositoryConnectionString) {
-      throw badInput('No repository is configured. Set ACBA_REPOSITORY_CONNECTION_STRING to the provider\'s storage account, or run without Azure settings to use the sandbox.');
+      throw badInput(
+        "No repository is configured. Set ACBA_REPOSITORY_CONNECTION_STRING to the provider's storage account, or run without Azure settings to use the sandbox.",
+      );
     }
     if (!providerTenantId) {
-      throw badInput('ACBA_PROVIDER_TENANT_ID is not set. Set it to the Entra tenant id of the provider, whose staff approve requests.');
+      throw badInput(
+        'ACBA_PROVIDER_TENANT_ID is not set. Set it to the Entra tenant id of the provider, whose staff approve requests.',
+      );
     }
 
-    const queue = await startJobQueue({ executeSql: database.executeSql, log: log.child({ part: 'queue' }) });
+    const queue = await startJobQueue({
+      executeSql: database.executeSql,
+      log: log.child({ part: 'queue' }),
+    });
     closers.push(() => queue.stop());
 
     // The bot is built after the engine but the engine reports to it; this
@@ -153,7 +181,11 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       log: log.child({ part: 'engine' }),
       credential,
       resourceManagerUrl,
-      repository: { connectionString: repositoryConnectionString, container: config.repository.container, kek },
+      repository: {
+        connectionString: repositoryConnectionString,
+        container: config.repository.container,
+        kek,
+      },
       signer,
       publicUrl,
       diskResourceUrl: `http://127.0.0.1:${internalPort}/engine`,
@@ -163,7 +195,12 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     });
     closers.push(() => engine.close());
 
-    const approvals = createApprovals({ db, log: log.child({ part: 'approvals' }), queue, providerTenantId });
+    const approvals = createApprovals({
+      db,
+      log: log.child({ part: 'approvals' }),
+      queue,
+      providerTenantId,
+    });
     const bot = createBot({
       approvals,
       db,
@@ -200,7 +237,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           users: sandbox.seed.users.map((user) => ({
             ...user,
             organization:
-              sandbox!.seed.customers.find((c) => c.tenantId === user.tenantId)?.name ?? sandbox!.seed.provider.name,
+              sandbox!.seed.customers.find((c) => c.tenantId === user.tenantId)?.name ??
+              sandbox!.seed.provider.name,
           })),
           approversConversationId: approversConversationId!,
           log: log.child({ part: 'sandbox-teams' }),
@@ -209,10 +247,17 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       }
       app.get('/', (_req, res) => res.redirect(sandbox ? '/sandbox/teams/' : '/portal'));
     }
-    app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-      log.error({ err: error }, 'request_failed');
-      res.status(500).json({ error: publicMessageOf(error) });
-    });
+    app.use(
+      (
+        error: unknown,
+        _req: express.Request,
+        res: express.Response,
+        _next: express.NextFunction,
+      ) => {
+        log.error({ err: error }, 'request_failed');
+        res.status(500).json({ error: publicMessageOf(error) });
+      },
+    );
 
     await queue.work({
       fileRestore: (job) => engine.runFileRestore(job.requestId),
@@ -225,7 +270,9 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       // Requests nobody decided in time expire; the update is guarded by the
       // request's state, so several web processes doing this at once is safe.
       const timer = setInterval(() => {
-        approvals.expireOverdue().catch((error) => log.error({ err: error }, 'request_expiry_failed'));
+        approvals
+          .expireOverdue()
+          .catch((error) => log.error({ err: error }, 'request_expiry_failed'));
       }, 60_000);
       timer.unref();
       closers.push(async () => clearInterval(timer));
@@ -234,7 +281,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     if (config.backupOnStart && role === 'all') {
       for (const customer of await db.selectFrom('customers').selectAll().execute()) {
         const items = await engine.syncInventory(customer);
-        for (const item of items) await queue.enqueueBackup({ itemId: item.id, trigger: 'startup' });
+        for (const item of items)
+          await queue.enqueueBackup({ itemId: item.id, trigger: 'startup' });
       }
     }
 
@@ -248,19 +296,32 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
 }
 
 /** Listens on the port (0: any free one) and returns the port; closing is added to `closers`. */
-async function listen(app: express.Express, port: number, host: string | undefined, closers: Array<() => Promise<void>>): Promise<number> {
+async function listen(
+  app: express.Express,
+  port: number,
+  host: string | undefined,
+  closers: Array<() => Promise<void>>,
+): Promise<number> {
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         error.code === 'EADDRINUSE'
-          ? unavailable(`Port ${port} is already in use (is ACBA already running?). Stop that program or set PORT to a free port.`)
+          ? unavailable(
+              `Port ${port} is already in use (is ACBA already running?). Stop that program or set PORT to a free port.`,
+            )
           : error,
       ),
     );
     server.listen(port, host, resolve);
   });
-  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return (server.address() as AddressInfo).port;
 }
 
@@ -277,7 +338,11 @@ interface HealthDeps {
 }
 
 function starting(): HealthReport {
-  return { status: 'unavailable', failing: ['startup'], parts: { startup: { ok: false, error: 'ACBA is still starting' } } };
+  return {
+    status: 'unavailable',
+    failing: ['startup'],
+    parts: { startup: { ok: false, error: 'ACBA is still starting' } },
+  };
 }
 
 /** Asks each part in turn; 200 only when all answer, else the failing parts are named. */
@@ -298,7 +363,9 @@ async function health(deps: HealthDeps): Promise<HealthReport> {
       }
     }),
   );
-  const failing = Object.entries(parts).filter(([, p]) => !p.ok).map(([name]) => name);
+  const failing = Object.entries(parts)
+    .filter(([, p]) => !p.ok)
+    .map(([name]) => name);
   return failing.length === 0 ? { status: 'ok', parts } : { status: 'unavailable', failing, parts };
 }
 
@@ -306,6 +373,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
   let timer: NodeJS.Timeout;
   return Promise.race([
     promise,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
   ]).finally(() => clearTimeout(timer));
 }

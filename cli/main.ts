@@ -37,13 +37,16 @@ export async function main(argv: string[]): Promise<number> {
       case 'audit':
         return await auditCommand(config, rest);
       default:
-        process.stderr.write(`acba: unknown command "${command}". Run "acba --help" for the list of commands.\n`);
+        process.stderr.write(
+          `acba: unknown command "${command}". Run "acba --help" for the list of commands.\n`,
+        );
         return 2;
     }
   } catch (error) {
-    const message = isAcbaError(error) || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-      ? (error as Error).message
-      : `unexpected failure: ${(error as Error).message}`;
+    const message =
+      isAcbaError(error) || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+        ? (error as Error).message
+        : `unexpected failure: ${(error as Error).message}`;
     process.stderr.write(`acba: ${message.split('\n')[0]}\n`);
     return 1;
   }

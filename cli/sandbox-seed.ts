@@ -10,14 +10,24 @@ export async function seedFromSandbox(db: Db, seed: SandboxSeed): Promise<void> 
   for (const customer of seed.customers) {
     await db
       .insertInto('customers')
-      .values({ id: customer.id, name: customer.name, tenant_id: customer.tenantId, subscription_id: customer.subscriptionId })
+      .values({
+        id: customer.id,
+        name: customer.name,
+        tenant_id: customer.tenantId,
+        subscription_id: customer.subscriptionId,
+      })
       .onConflict((oc) => oc.column('id').doNothing())
       .execute();
   }
   for (const user of seed.users) {
     await db
       .insertInto('principals')
-      .values({ tenant_id: user.tenantId, object_id: user.objectId, display_name: user.displayName, role: user.role })
+      .values({
+        tenant_id: user.tenantId,
+        object_id: user.objectId,
+        display_name: user.displayName,
+        role: user.role,
+      })
       .onConflict((oc) => oc.columns(['tenant_id', 'object_id', 'role']).doNothing())
       .execute();
   }

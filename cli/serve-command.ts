@@ -20,7 +20,14 @@ export async function serveCommand(config: Config, role: 'all' | 'worker'): Prom
   }
 
   const app = await startApp(config, { role });
-  app.log.info({ url: app.url, portal: `${app.url}/portal`, chat: app.sandbox ? `${app.url}/sandbox/teams` : undefined }, 'acba_serving');
+  app.log.info(
+    {
+      url: app.url,
+      portal: `${app.url}/portal`,
+      chat: app.sandbox ? `${app.url}/sandbox/teams` : undefined,
+    },
+    'acba_serving',
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -36,5 +43,7 @@ function rerunTrusting(caCertPath: string): Promise<number> {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: caCertPath },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  return new Promise((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
+  );
 }

@@ -6,7 +6,11 @@ import type { Db } from '../core/db/database.ts';
 import type { ProtectedItem, RestorePoint } from '../core/db/schema.ts';
 
 /** The customer's protected item with this name (VM names compare case-insensitively, as Azure does). */
-export async function findItemByName(db: Db, customerId: string, name: string): Promise<ProtectedItem | undefined> {
+export async function findItemByName(
+  db: Db,
+  customerId: string,
+  name: string,
+): Promise<ProtectedItem | undefined> {
   return db
     .selectFrom('protected_items')
     .selectAll()
@@ -16,7 +20,11 @@ export async function findItemByName(db: Db, customerId: string, name: string): 
 }
 
 /** The newest restore point of the item taken at or before `at` (the newest of all when `at` is unset). */
-export async function findRestorePoint(db: Db, itemId: string, at?: Date): Promise<RestorePoint | undefined> {
+export async function findRestorePoint(
+  db: Db,
+  itemId: string,
+  at?: Date,
+): Promise<RestorePoint | undefined> {
   let query = db.selectFrom('restore_points').selectAll().where('item_id', '=', itemId);
   if (at) query = query.where('created_at', '<=', at);
   return query.orderBy('created_at', 'desc').limit(1).executeTakeFirst();
@@ -42,5 +50,8 @@ export async function listRestorePoints(
     .select('protected_items.name as item_name');
   if (filter.customerId) query = query.where('restore_points.customer_id', '=', filter.customerId);
   if (filter.itemId) query = query.where('restore_points.item_id', '=', filter.itemId);
-  return query.orderBy('restore_points.created_at', 'desc').limit(filter.limit ?? 200).execute();
+  return query
+    .orderBy('restore_points.created_at', 'desc')
+    .limit(filter.limit ?? 200)
+    .execute();
 }

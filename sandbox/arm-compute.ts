@@ -21,7 +21,12 @@ import { diskJson, snapshotJson, virtualMachineJson } from './compute-json.ts';
 import { ArmAuthError, type IdentityProvider } from './identity.ts';
 import type { LongRunningOperations } from './long-running.ts';
 import type { DiskBlobService } from './page-blobs.ts';
-import { snapshotResourceId, type ComputeResources, type DiskRecord, type SnapshotRecord } from './resources.ts';
+import {
+  snapshotResourceId,
+  type ComputeResources,
+  type DiskRecord,
+  type SnapshotRecord,
+} from './resources.ts';
 import type { SandboxSeed } from './seed.ts';
 
 export interface ArmComputeOptions {
@@ -56,27 +61,55 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
   const { resources, blobs, operations } = options;
   const router = express.Router({ mergeParams: true });
   const sub = express.Router({ mergeParams: true });
-  router.use('/subscriptions/:subscriptionId', armPreamble(options), express.json({ limit: '1mb' }), sub);
+  router.use(
+    '/subscriptions/:subscriptionId',
+    armPreamble(options),
+    express.json({ limit: '1mb' }),
+    sub,
+  );
 
   sub.get(`${compute}/virtualMachines`, (req, res) => {
     const vms = resources.listVirtualMachines(param(req, 'subscriptionId'));
-    sendPage(req, res, options, vms.map((vm) => virtualMachineJson(vm, resources)));
+    sendPage(
+      req,
+      res,
+      options,
+      vms.map((vm) => virtualMachineJson(vm, resources)),
+    );
   });
   sub.get(`${inGroup}/virtualMachines`, (req, res) => {
-    const vms = resources.listVirtualMachines(param(req, 'subscriptionId'), existingGroup(req, options));
-    sendPage(req, res, options, vms.map((vm) => virtualMachineJson(vm, resources)));
+    const vms = resources.listVirtualMachines(
+      param(req, 'subscriptionId'),
+      existingGroup(req, options),
+    );
+    sendPage(
+      req,
+      res,
+      options,
+      vms.map((vm) => virtualMachineJson(vm, resources)),
+    );
   });
   sub.get(`${inGroup}/virtualMachines/:name`, (req, res) => {
-    const vm = resources.getVirtualMachine(param(req, 'subscriptionId'), existingGroup(req, options), param(req, 'name'));
+    const vm = resources.getVirtualMachine(
+      param(req, 'subscriptionId'),
+      existingGroup(req, options),
+      param(req, 'name'),
+    );
     if (!vm) throw resourceNotFound('virtualMachines', req);
     res.json(virtualMachineJson(vm, resources));
   });
 
   sub.get(`${compute}/disks`, (req, res) => {
-    res.json({ value: resources.listDisks(param(req, 'subscriptionId')).map((disk) => diskJson(disk, blobs)) });
+    res.json({
+      value: resources.listDisks(param(req, 'subscriptionId')).map((disk) => diskJson(disk, blobs)),
+    });
   });
   sub.get(`${inGroup}/disks`, (req, res) => {
-    res.json({ value: resources.listDisks(param(req, 'subscriptionId'), existingGroup(req, options)).map((disk) => diskJson(disk, blobs)) });
+    res.json({
+      value: resources
+        .listDisks(param(req, 'subscriptionId'), existingGroup(req, options))
+        .map((disk) => diskJson(disk, blobs)),
+    });
   });
   sub.get(`${inGroup}/disks/:name`, (req, res) => {
     res.json(diskJson(requireDisk(req, options), blobs));
@@ -88,14 +121,25 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
   sub.post(`${inGroup}/disks/:name/endGetAccess`, (req, res) => {
     const disk = requireDisk(req, options);
     blobs.revoke(disk.id);
-    accepted(res, operations.start({ subscriptionId: disk.subscriptionId, location: disk.location }));
+    accepted(
+      res,
+      operations.start({ subscriptionId: disk.subscriptionId, location: disk.location }),
+    );
   });
 
   sub.get(`${compute}/snapshots`, (req, res) => {
-    res.json({ value: resources.listSnapshots(param(req, 'subscriptionId')).map((snapshot) => snapshotJson(snapshot, blobs)) });
+    res.json({
+      value: resources
+        .listSnapshots(param(req, 'subscriptionId'))
+        .map((snapshot) => snapshotJson(snapshot, blobs)),
+    });
   });
   sub.get(`${inGroup}/snapshots`, (req, res) => {
-    res.json({ value: resources.listSnapshots(param(req, 'subscriptionId'), existingGroup(req, options)).map((snapshot) => snapshotJson(snapshot, blobs)) });
+    res.json({
+      value: resources
+        .listSnapshots(param(req, 'subscriptionId'), existingGroup(req, options))
+        .map((snapshot) => snapshotJson(snapshot, blobs)),
+    });
   });
   sub.get(`${inGroup}/snapshots/:name`, (req, res) => {
     res.json(snapshotJson(requireSnapshot(req, options), blobs));
@@ -104,14 +148,21 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
     await putSnapshot(req, res, options);
   });
   sub.delete(`${inGroup}/snapshots/:name`, async (req, res) => {
-    const id = snapshotResourceId(param(req, 'subscriptionId'), existingGroup(req, options), param(req, 'name'));
+    const id = snapshotResourceId(
+      param(req, 'subscriptionId'),
+      existingGroup(req, options),
+      param(req, 'name'),
+    );
     const snapshot = resources.getSnapshot(id);
     if (!snapshot) return void res.status(204).end();
 
     blobs.revoke(snapshot.id);
     await resources.deleteSnapshot(snapshot.id);
     options.log.info({ snapshotId: snapshot.id }, 'sandbox_snapshot_deleted');
-    accepted(res, operations.start({ subscriptionId: snapshot.subscriptionId, location: snapshot.location }));
+    accepted(
+      res,
+      operations.start({ subscriptionId: snapshot.subscriptionId, location: snapshot.location }),
+    );
   });
   sub.post(`${inGroup}/snapshots/:name/beginGetAccess`, (req, res) => {
     const snapshot = requireSnapshot(req, options);
@@ -120,25 +171,46 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
   sub.post(`${inGroup}/snapshots/:name/endGetAccess`, (req, res) => {
     const snapshot = requireSnapshot(req, options);
     blobs.revoke(snapshot.id);
-    accepted(res, operations.start({ subscriptionId: snapshot.subscriptionId, location: snapshot.location }));
+    accepted(
+      res,
+      operations.start({ subscriptionId: snapshot.subscriptionId, location: snapshot.location }),
+    );
   });
 
   sub.get(`${compute}/locations/:location/DiskOperations/:operationId`, async (req, res) => {
     const poll = await operations.poll(param(req, 'operationId'));
-    if (poll.kind === 'unknown') throw new ArmError(404, 'NotFound', `The operation '${param(req, 'operationId')}' was not found.`);
+    if (poll.kind === 'unknown')
+      throw new ArmError(
+        404,
+        'NotFound',
+        `The operation '${param(req, 'operationId')}' was not found.`,
+      );
     if (poll.kind === 'running') res.set('Retry-After', '0');
     res.json(poll.status);
   });
   sub.get(`${compute}/locations/:location/operations/:operationId`, async (req, res) => {
     const poll = await operations.poll(param(req, 'operationId'));
-    if (poll.kind === 'unknown') throw new ArmError(404, 'NotFound', `The operation '${param(req, 'operationId')}' was not found.`);
-    if (poll.kind === 'running') return void res.status(202).set({ 'Retry-After': '0', Location: `${options.baseUrl}${req.originalUrl}` }).end();
+    if (poll.kind === 'unknown')
+      throw new ArmError(
+        404,
+        'NotFound',
+        `The operation '${param(req, 'operationId')}' was not found.`,
+      );
+    if (poll.kind === 'running')
+      return void res
+        .status(202)
+        .set({ 'Retry-After': '0', Location: `${options.baseUrl}${req.originalUrl}` })
+        .end();
     if (poll.result === undefined) return void res.status(200).end();
     res.status(200).json(poll.result);
   });
 
   sub.use((req) => {
-    throw new ArmError(404, 'InvalidResourceType', `The resource type could not be found for the path '${req.path}' in the namespace 'Microsoft.Compute' of this sandbox.`);
+    throw new ArmError(
+      404,
+      'InvalidResourceType',
+      `The resource type could not be found for the path '${req.path}' in the namespace 'Microsoft.Compute' of this sandbox.`,
+    );
   });
   router.use(armErrorHandler(options.log));
   return router;
@@ -157,17 +229,34 @@ function armPreamble(options: ArmComputeOptions) {
     try {
       const caller = await options.identity.verifyArmToken(req.header('authorization'));
       if (!req.query['api-version']) {
-        throw new ArmError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+        throw new ArmError(
+          400,
+          'MissingApiVersionParameter',
+          'The api-version query parameter (?api-version=) is required for all requests.',
+        );
       }
 
       const subscriptionId = param(req, 'subscriptionId');
-      const customer = options.seed.customers.find((c) => c.subscriptionId.toLowerCase() === subscriptionId.toLowerCase());
-      if (!customer) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`);
+      const customer = options.seed.customers.find(
+        (c) => c.subscriptionId.toLowerCase() === subscriptionId.toLowerCase(),
+      );
+      if (!customer)
+        throw new ArmError(
+          404,
+          'SubscriptionNotFound',
+          `The subscription '${subscriptionId}' could not be found.`,
+        );
 
       // The provider reaches customer subscriptions through delegated access (Azure Lighthouse).
-      const allowed = [customer.tenantId, options.seed.provider.tenantId].map((id) => id.toLowerCase());
+      const allowed = [customer.tenantId, options.seed.provider.tenantId].map((id) =>
+        id.toLowerCase(),
+      );
       if (!allowed.includes(caller.tenantId.toLowerCase())) {
-        throw new ArmError(401, 'InvalidAuthenticationTokenTenant', `The access token is from the wrong issuer '${caller.tenantId}'. It must match the tenant '${customer.tenantId}' associated with this subscription, or a tenant with delegated access to it.`);
+        throw new ArmError(
+          401,
+          'InvalidAuthenticationTokenTenant',
+          `The access token is from the wrong issuer '${caller.tenantId}'. It must match the tenant '${customer.tenantId}' associated with this subscription, or a tenant with delegated access to it.`,
+        );
       }
       next();
     } catch (error) {
@@ -180,16 +269,36 @@ function armErrorHandler(log: Logger) {
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     if (error instanceof ArmAuthError) {
-      res.set('WWW-Authenticate', `Bearer authorization_uri="${'https://login.microsoftonline.com/common'}", error="invalid_token", error_description="${error.message.replace(/"/g, "'")}"`);
+      res.set(
+        'WWW-Authenticate',
+        `Bearer authorization_uri="${'https://login.microsoftonline.com/common'}", error="invalid_token", error_description="${error.message.replace(/"/g, "'")}"`,
+      );
       return void res.status(401).json({ error: { code: error.code, message: error.message } });
     }
-    if (error instanceof ArmError) return void res.status(error.status).json({ error: { code: error.code, message: error.message } });
+    if (error instanceof ArmError)
+      return void res
+        .status(error.status)
+        .json({ error: { code: error.code, message: error.message } });
     if ((error as { type?: string }).type === 'entity.parse.failed') {
-      return void res.status(400).json({ error: { code: 'InvalidRequestContent', message: 'The request content was invalid and could not be deserialized.' } });
+      return void res
+        .status(400)
+        .json({
+          error: {
+            code: 'InvalidRequestContent',
+            message: 'The request content was invalid and could not be deserialized.',
+          },
+        });
     }
 
     log.error({ err: error, method: req.method, path: req.path }, 'sandbox_arm_request_failed');
-    res.status(500).json({ error: { code: 'InternalServerError', message: 'The sandbox failed to process the request; see its log.' } });
+    res
+      .status(500)
+      .json({
+        error: {
+          code: 'InternalServerError',
+          message: 'The sandbox failed to process the request; see its log.',
+        },
+      });
   };
 }
 
@@ -201,25 +310,51 @@ async function putSnapshot(req: Request, res: Response, options: ArmComputeOptio
   const body = (req.body ?? {}) as SnapshotBody;
 
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,78}[A-Za-z0-9_]$/.test(name)) {
-    throw new ArmError(400, 'InvalidResourceName', `The resource name '${name}' is invalid. Use 2 to 80 letters, digits, underscores, periods or hyphens, starting with a letter, digit or underscore.`);
+    throw new ArmError(
+      400,
+      'InvalidResourceName',
+      `The resource name '${name}' is invalid. Use 2 to 80 letters, digits, underscores, periods or hyphens, starting with a letter, digit or underscore.`,
+    );
   }
-  if (!body.location) throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
+  if (!body.location)
+    throw new ArmError(
+      400,
+      'LocationRequired',
+      'The location property is required for this definition.',
+    );
   const creationData = body.properties?.creationData;
   if (creationData?.createOption !== 'Copy') {
-    throw new ArmError(400, 'InvalidParameter', `The sandbox creates snapshots with createOption 'Copy' only; got '${creationData?.createOption ?? ''}'. Parameter name: creationData.createOption.`);
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The sandbox creates snapshots with createOption 'Copy' only; got '${creationData?.createOption ?? ''}'. Parameter name: creationData.createOption.`,
+    );
   }
   const sourceId = creationData.sourceResourceId ?? '';
   const source = resources.getDisk(sourceId) ?? resources.getSnapshot(sourceId);
-  if (!source) throw new ArmError(404, 'NotFound', `Resource ${sourceId} is not found. Parameter name: creationData.sourceResourceId.`);
+  if (!source)
+    throw new ArmError(
+      404,
+      'NotFound',
+      `Resource ${sourceId} is not found. Parameter name: creationData.sourceResourceId.`,
+    );
   if (normaliseLocation(source.location) !== normaliseLocation(body.location)) {
-    throw new ArmError(400, 'InvalidParameter', `The snapshot must be in the location of its source (${source.location}); copying across regions needs createOption 'CopyStart'.`);
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The snapshot must be in the location of its source (${source.location}); copying across regions needs createOption 'CopyStart'.`,
+    );
   }
 
   const id = snapshotResourceId(subscriptionId, resourceGroup, name);
   const existing = resources.getSnapshot(id);
   if (existing) {
     if (existing.sourceResourceId.toLowerCase() !== source.id.toLowerCase()) {
-      throw new ArmError(409, 'PropertyChangeNotAllowed', "Changing property 'sourceResourceId' is not allowed.");
+      throw new ArmError(
+        409,
+        'PropertyChangeNotAllowed',
+        "Changing property 'sourceResourceId' is not allowed.",
+      );
     }
     await resources.updateSnapshotTags(id, body.tags ?? existing.tags);
     return void res.status(200).json(snapshotJson(resources.getSnapshot(id) ?? existing, blobs));
@@ -234,7 +369,10 @@ async function putSnapshot(req: Request, res: Response, options: ArmComputeOptio
     sourceResourceId: source.id,
     incremental: body.properties?.incremental === true,
   });
-  options.log.info({ snapshotId: snapshot.id, sourceId: source.id, incremental: snapshot.incremental }, 'sandbox_snapshot_created');
+  options.log.info(
+    { snapshotId: snapshot.id, sourceId: source.id, incremental: snapshot.incremental },
+    'sandbox_snapshot_created',
+  );
 
   accepted(
     res,
@@ -250,14 +388,28 @@ async function putSnapshot(req: Request, res: Response, options: ArmComputeOptio
   );
 }
 
-function grantAccess(req: Request, res: Response, options: ArmComputeOptions, resourceId: string, location: string): void {
+function grantAccess(
+  req: Request,
+  res: Response,
+  options: ArmComputeOptions,
+  resourceId: string,
+  location: string,
+): void {
   const body = (req.body ?? {}) as { access?: string; durationInSeconds?: number };
   if (body.access !== 'Read') {
-    throw new ArmError(400, 'InvalidParameter', `The sandbox grants 'Read' access only; got '${body.access ?? ''}'. Parameter name: grantAccessData.access.`);
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The sandbox grants 'Read' access only; got '${body.access ?? ''}'. Parameter name: grantAccessData.access.`,
+    );
   }
   const duration = Number(body.durationInSeconds);
   if (!Number.isInteger(duration) || duration < 1) {
-    throw new ArmError(400, 'InvalidParameter', 'durationInSeconds must be a positive whole number of seconds. Parameter name: grantAccessData.durationInSeconds.');
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      'durationInSeconds must be a positive whole number of seconds. Parameter name: grantAccessData.durationInSeconds.',
+    );
   }
 
   const accessSAS = options.blobs.grant(resourceId, duration);
@@ -294,7 +446,10 @@ function sendPage(req: Request, res: Response, options: ArmComputeOptions, items
 interface SnapshotBody {
   location?: string;
   tags?: Record<string, string>;
-  properties?: { incremental?: boolean; creationData?: { createOption?: string; sourceResourceId?: string } };
+  properties?: {
+    incremental?: boolean;
+    creationData?: { createOption?: string; sourceResourceId?: string };
+  };
 }
 
 function param(req: Request, name: string): string {
@@ -306,21 +461,34 @@ function existingGroup(req: Request, options: ArmComputeOptions): string {
   const subscriptionId = param(req, 'subscriptionId').toLowerCase();
   const resourceGroup = param(req, 'resourceGroup');
   const customer = options.seed.customers.find(
-    (c) => c.subscriptionId.toLowerCase() === subscriptionId && c.resourceGroup.toLowerCase() === resourceGroup.toLowerCase(),
+    (c) =>
+      c.subscriptionId.toLowerCase() === subscriptionId &&
+      c.resourceGroup.toLowerCase() === resourceGroup.toLowerCase(),
   );
-  if (!customer) throw new ArmError(404, 'ResourceGroupNotFound', `Resource group '${resourceGroup}' could not be found.`);
+  if (!customer)
+    throw new ArmError(
+      404,
+      'ResourceGroupNotFound',
+      `Resource group '${resourceGroup}' could not be found.`,
+    );
   return customer.resourceGroup;
 }
 
 function requireDisk(req: Request, options: ArmComputeOptions): DiskRecord {
   const resourceGroup = existingGroup(req, options);
-  const disk = options.resources.listDisks(param(req, 'subscriptionId'), resourceGroup).find((d) => d.name.toLowerCase() === param(req, 'name').toLowerCase());
+  const disk = options.resources
+    .listDisks(param(req, 'subscriptionId'), resourceGroup)
+    .find((d) => d.name.toLowerCase() === param(req, 'name').toLowerCase());
   if (!disk) throw resourceNotFound('disks', req);
   return disk;
 }
 
 function requireSnapshot(req: Request, options: ArmComputeOptions): SnapshotRecord {
-  const id = snapshotResourceId(param(req, 'subscriptionId'), existingGroup(req, options), param(req, 'name'));
+  const id = snapshotResourceId(
+    param(req, 'subscriptionId'),
+    existingGroup(req, options),
+    param(req, 'name'),
+  );
   const snapshot = options.resources.getSnapshot(id);
   if (!snapshot) throw resourceNotFound('snapshots', req);
   return snapshot;

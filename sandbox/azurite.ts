@@ -17,7 +17,8 @@ import type { Logger } from '../core/log.ts';
 
 /** Azurite's published development account; the key is public and only valid against Azurite. */
 const devAccountName = 'devstoreaccount1';
-const devAccountKey = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const devAccountKey =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export interface AzuriteProcess {
   port: number;
@@ -34,16 +35,29 @@ const launcher = [
   'require(process.env.ACBA_AZURITE_MAIN);',
 ].join(' ');
 
-export async function startAzurite(options: { location: string; port: number; log: Logger; startTimeoutMs?: number }): Promise<AzuriteProcess> {
+export async function startAzurite(options: {
+  location: string;
+  port: number;
+  log: Logger;
+  startTimeoutMs?: number;
+}): Promise<AzuriteProcess> {
   await fs.mkdir(options.location, { recursive: true });
-  const main = path.join(path.dirname(createRequire(import.meta.url).resolve('azurite/package.json')), 'dist/src/blob/main.js');
+  const main = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('azurite/package.json')),
+    'dist/src/blob/main.js',
+  );
 
   // Azurite parses process.argv from index 2; with `node -e` the first extra argument takes index 1.
   const args = [
-    '-e', launcher, 'azurite-blob',
-    '--blobHost', '127.0.0.1',
-    '--blobPort', String(options.port),
-    '--location', options.location,
+    '-e',
+    launcher,
+    'azurite-blob',
+    '--blobHost',
+    '127.0.0.1',
+    '--blobPort',
+    String(options.port),
+    '--location',
+    options.location,
     '--skipApiVersionCheck',
     '--loose',
     '--silent',
@@ -72,7 +86,15 @@ export async function startAzurite(options: { location: string; port: number; lo
 function waitForListening(child: ChildProcess, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => fail(new Error(`Azurite did not start within ${timeoutMs} ms. Its output: ${output.trim().slice(-1000)}`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        fail(
+          new Error(
+            `Azurite did not start within ${timeoutMs} ms. Its output: ${output.trim().slice(-1000)}`,
+          ),
+        ),
+      timeoutMs,
+    );
 
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
@@ -86,7 +108,12 @@ function waitForListening(child: ChildProcess, timeoutMs: number): Promise<numbe
         resolve(Number(match[1]));
       }
     };
-    const onExit = (code: number | null) => fail(new Error(`Azurite exited with code ${code} before it was ready. Is the port in use? Its output: ${output.trim().slice(-1000)}`));
+    const onExit = (code: number | null) =>
+      fail(
+        new Error(
+          `Azurite exited with code ${code} before it was ready. Is the port in use? Its output: ${output.trim().slice(-1000)}`,
+        ),
+      );
     const fail = (error: Error) => {
       clearTimeout(timer);
       child.kill('SIGKILL');
@@ -96,7 +123,9 @@ function waitForListening(child: ChildProcess, timeoutMs: number): Promise<numbe
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.once('exit', onExit);
-    child.once('error', (error) => fail(new Error(`Azurite could not be started: ${error.message}`)));
+    child.once('error', (error) =>
+      fail(new Error(`Azurite could not be started: ${error.message}`)),
+    );
   });
 }
 

@@ -16,15 +16,30 @@ function diskSizeGB(bytes: number): number {
   return Math.max(1, Math.ceil(bytes / 1024 ** 3));
 }
 
-export function virtualMachineJson(vm: SeedVirtualMachine, resources: ComputeResources): Record<string, unknown> {
+export function virtualMachineJson(
+  vm: SeedVirtualMachine,
+  resources: ComputeResources,
+): Record<string, unknown> {
   const id = vmResourceId(vm.subscriptionId, vm.resourceGroup, vm.name);
   const rgPrefix = `/subscriptions/${vm.subscriptionId}/resourceGroups/${vm.resourceGroup}/providers`;
   const diskId = `${rgPrefix}/Microsoft.Compute/disks/${vm.osDisk.name}`;
   const disk = resources.getDisk(diskId);
   const osConfiguration =
     vm.osType === 'Linux'
-      ? { linuxConfiguration: { disablePasswordAuthentication: true, provisionVMAgent: true, patchSettings: { patchMode: 'ImageDefault', assessmentMode: 'ImageDefault' } } }
-      : { windowsConfiguration: { provisionVMAgent: true, enableAutomaticUpdates: true, patchSettings: { patchMode: 'AutomaticByOS', assessmentMode: 'ImageDefault' } } };
+      ? {
+          linuxConfiguration: {
+            disablePasswordAuthentication: true,
+            provisionVMAgent: true,
+            patchSettings: { patchMode: 'ImageDefault', assessmentMode: 'ImageDefault' },
+          },
+        }
+      : {
+          windowsConfiguration: {
+            provisionVMAgent: true,
+            enableAutomaticUpdates: true,
+            patchSettings: { patchMode: 'AutomaticByOS', assessmentMode: 'ImageDefault' },
+          },
+        };
 
   return {
     name: vm.name,
@@ -37,7 +52,10 @@ export function virtualMachineJson(vm: SeedVirtualMachine, resources: ComputeRes
       vmId: vm.vmId,
       hardwareProfile: { vmSize: vm.vmSize },
       storageProfile: {
-        imageReference: { ...vm.imageReference, exactVersion: vm.osType === 'Linux' ? '22.04.202503110' : '20348.3328.250306' },
+        imageReference: {
+          ...vm.imageReference,
+          exactVersion: vm.osType === 'Linux' ? '22.04.202503110' : '20348.3328.250306',
+        },
         osDisk: {
           osType: vm.osType,
           name: vm.osDisk.name,
@@ -58,7 +76,11 @@ export function virtualMachineJson(vm: SeedVirtualMachine, resources: ComputeRes
         allowExtensionOperations: true,
         requireGuestProvisionSignal: true,
       },
-      networkProfile: { networkInterfaces: [{ id: `${rgPrefix}/Microsoft.Network/networkInterfaces/${vm.name}-nic` }] },
+      networkProfile: {
+        networkInterfaces: [
+          { id: `${rgPrefix}/Microsoft.Network/networkInterfaces/${vm.name}-nic` },
+        ],
+      },
       diagnosticsProfile: { bootDiagnostics: { enabled: true } },
       provisioningState: 'Succeeded',
       timeCreated: vm.timeCreated,
@@ -96,7 +118,10 @@ export function diskJson(disk: DiskRecord, blobs: DiskBlobService): Record<strin
   };
 }
 
-export function snapshotJson(snapshot: SnapshotRecord, blobs: DiskBlobService): Record<string, unknown> {
+export function snapshotJson(
+  snapshot: SnapshotRecord,
+  blobs: DiskBlobService,
+): Record<string, unknown> {
   return {
     name: snapshot.name,
     id: snapshot.id,
@@ -107,11 +132,17 @@ export function snapshotJson(snapshot: SnapshotRecord, blobs: DiskBlobService): 
     properties: {
       osType: snapshot.osType,
       hyperVGeneration: snapshot.hyperVGeneration,
-      creationData: { createOption: 'Copy', sourceResourceId: snapshot.sourceResourceId, sourceUniqueId: snapshot.sourceUniqueId },
+      creationData: {
+        createOption: 'Copy',
+        sourceResourceId: snapshot.sourceResourceId,
+        sourceUniqueId: snapshot.sourceUniqueId,
+      },
       diskSizeGB: diskSizeGB(snapshot.sizeBytes),
       encryption: { type: 'EncryptionAtRestWithPlatformKey' },
       incremental: snapshot.incremental,
-      ...(snapshot.incrementalSnapshotFamilyId ? { incrementalSnapshotFamilyId: snapshot.incrementalSnapshotFamilyId } : {}),
+      ...(snapshot.incrementalSnapshotFamilyId
+        ? { incrementalSnapshotFamilyId: snapshot.incrementalSnapshotFamilyId }
+        : {}),
       networkAccessPolicy: 'AllowAll',
       publicNetworkAccess: 'Enabled',
       diskState: blobs.hasActiveGrant(snapshot.id) ? 'ActiveSAS' : 'Unattached',
@@ -119,7 +150,9 @@ export function snapshotJson(snapshot: SnapshotRecord, blobs: DiskBlobService): 
       uniqueId: snapshot.uniqueId,
       timeCreated: snapshot.timeCreated,
       provisioningState: snapshot.provisioningState,
-      ...(snapshot.incremental ? { completionPercent: snapshot.provisioningState === 'Succeeded' ? 100 : 0 } : {}),
+      ...(snapshot.incremental
+        ? { completionPercent: snapshot.provisioningState === 'Succeeded' ? 100 : 0 }
+        : {}),
     },
   };
 }

@@ -80,7 +80,8 @@ http {
   },
   {
     path: '/home/azureuser/notes.txt',
-    content: 'Renew the TLS certificate for web-01.contoso.com before 30 June.\nAsk Megan about the new product page.\n',
+    content:
+      'Renew the TLS certificate for web-01.contoso.com before 30 June.\nAsk Megan about the new product page.\n',
     owner: { uid: 1000, gid: 1000 },
   },
 ];
@@ -102,7 +103,8 @@ const windowsFiles: ImageFile[] = [
   },
   {
     path: '/Users/Public/Documents/report.txt',
-    content: 'Contoso quarterly report\r\n\r\nRevenue grew 4% over the previous quarter.\r\nNext review: 15 July.\r\n',
+    content:
+      'Contoso quarterly report\r\n\r\nRevenue grew 4% over the previous quarter.\r\nNext review: 15 July.\r\n',
   },
 ];
 
@@ -124,7 +126,11 @@ function buildScript(): { script: string; uploads: Map<string, string> } {
       const source = `file-${uploads.size}`;
       uploads.set(source, file.content);
       lines.push(`mkdir-p "${path.posix.dirname(file.path)}"`, `upload ${source} "${file.path}"`);
-      if (file.owner) lines.push(`chown ${file.owner.uid} ${file.owner.gid} "${path.posix.dirname(file.path)}"`, `chown ${file.owner.uid} ${file.owner.gid} "${file.path}"`);
+      if (file.owner)
+        lines.push(
+          `chown ${file.owner.uid} ${file.owner.gid} "${path.posix.dirname(file.path)}"`,
+          `chown ${file.owner.uid} ${file.owner.gid} "${file.path}"`,
+        );
     }
     lines.push('umount-all');
   };
@@ -139,12 +145,18 @@ const imageSizes: Record<ImageName, string> = { 'web-01': '64M', 'win-01': '32M'
 /** The cache key: changes whenever the script, the contents or the sizes change. */
 export function imageVersion(): string {
   const { script, uploads } = buildScript();
-  const hash = createHash('sha256').update(script).update(JSON.stringify([...uploads], null, 0)).update(JSON.stringify(imageSizes));
+  const hash = createHash('sha256')
+    .update(script)
+    .update(JSON.stringify([...uploads], null, 0))
+    .update(JSON.stringify(imageSizes));
   return `v1-${hash.digest('hex').slice(0, 12)}`;
 }
 
 /** Paths of the cached images, building them first when the cache lacks this version. */
-export async function ensureDiskImages(cacheDir: string, log: Logger): Promise<Record<ImageName, string>> {
+export async function ensureDiskImages(
+  cacheDir: string,
+  log: Logger,
+): Promise<Record<ImageName, string>> {
   const versionDir = path.join(path.resolve(cacheDir), imageVersion());
   const images: Record<ImageName, string> = {
     'web-01': path.join(versionDir, 'web-01.raw'),
@@ -169,7 +181,12 @@ async function buildImages(versionDir: string, images: Record<ImageName, string>
     const { script, uploads } = buildScript();
     for (const [name, content] of uploads) await fs.writeFile(path.join(work, name), content);
 
-    const args = ['-N', `web.img=disk:${imageSizes['web-01']}`, '-N', `win.img=disk:${imageSizes['win-01']}`];
+    const args = [
+      '-N',
+      `web.img=disk:${imageSizes['web-01']}`,
+      '-N',
+      `win.img=disk:${imageSizes['win-01']}`,
+    ];
     await runGuestfish(args, script, work);
 
     // The web image is renamed last: its presence marks a complete cache entry only once both exist.
@@ -186,22 +203,44 @@ function runGuestfish(args: string[], script: string, cwd: string): Promise<void
       cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
       // The direct backend with software emulation works in containers without KVM or libvirt.
-      env: { ...process.env, LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' },
+      env: {
+        ...process.env,
+        LIBGUESTFS_BACKEND: 'direct',
+        LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg',
+      },
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', (error) => reject(new Error(`guestfish could not be started (${error.message}); install libguestfs-tools to build the sandbox disk images.`)));
+    child.on('error', (error) =>
+      reject(
+        new Error(
+          `guestfish could not be started (${error.message}); install libguestfs-tools to build the sandbox disk images.`,
+        ),
+      ),
+    );
     child.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(new Error(`guestfish exited with code ${code} while building the sandbox disk images: ${output.trim().slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `guestfish exited with code ${code} while building the sandbox disk images: ${output.trim().slice(-2000)}`,
+          ),
+        );
     });
     child.stdin.end(script);
   });
 }
 
 async function allExist(files: string[]): Promise<boolean> {
-  const found = await Promise.all(files.map((file) => fs.access(file).then(() => true, () => false)));
+  const found = await Promise.all(
+    files.map((file) =>
+      fs.access(file).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   return found.every(Boolean);
 }
 
@@ -216,8 +255,12 @@ async function withLock(lock: string, fn: () => Promise<void>): Promise<void> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const stat = await fs.stat(lock).catch(() => undefined);
-    if (stat && Date.now() - stat.mtimeMs > 10 * 60_000) await fs.rm(lock, { recursive: true, force: true });
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${lock}; remove it if no other sandbox is building images.`);
+    if (stat && Date.now() - stat.mtimeMs > 10 * 60_000)
+      await fs.rm(lock, { recursive: true, force: true });
+    if (Date.now() > deadline)
+      throw new Error(
+        `Timed out waiting for ${lock}; remove it if no other sandbox is building images.`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 

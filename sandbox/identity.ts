@@ -14,12 +14,25 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import express, { type Request, type Response, type Router } from 'express';
-import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, errors as joseErrors, type JWK, type JWTPayload } from 'jose';
+import {
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  jwtVerify,
+  SignJWT,
+  errors as joseErrors,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
 import type { SeedApplication } from './seed.ts';
 
 /** The resource Azure Resource Manager tokens are issued for. */
 export const armAudience = 'https://management.azure.com/';
-const acceptedArmAudiences = [armAudience, 'https://management.azure.com', 'https://management.core.windows.net/'];
+const acceptedArmAudiences = [
+  armAudience,
+  'https://management.azure.com',
+  'https://management.core.windows.net/',
+];
 const tokenLifetimeSeconds = 3599;
 
 export interface ArmCaller {
@@ -31,7 +44,11 @@ export interface ArmCaller {
 /** Why a bearer token was refused, with ARM's error code for it. */
 export class ArmAuthError extends Error {
   constructor(
-    readonly code: 'AuthenticationFailed' | 'InvalidAuthenticationToken' | 'ExpiredAuthenticationToken' | 'InvalidAuthenticationTokenAudience',
+    readonly code:
+      | 'AuthenticationFailed'
+      | 'InvalidAuthenticationToken'
+      | 'ExpiredAuthenticationToken'
+      | 'InvalidAuthenticationTokenAudience',
     message: string,
   ) {
     super(message);
@@ -54,9 +71,19 @@ export class IdentityProvider {
   ) {}
 
   /** Loads the signing key from stateDir (creating it once) for an authority at baseUrl. */
-  static async open(options: { baseUrl: string; stateDir: string; tenantIds: string[]; application: SeedApplication }): Promise<IdentityProvider> {
+  static async open(options: {
+    baseUrl: string;
+    stateDir: string;
+    tenantIds: string[];
+    application: SeedApplication;
+  }): Promise<IdentityProvider> {
     const key = await loadOrCreateKey(path.join(options.stateDir, 'identity-signing-key.json'));
-    return new IdentityProvider(options.baseUrl, new Set(options.tenantIds.map((id) => id.toLowerCase())), options.application, key);
+    return new IdentityProvider(
+      options.baseUrl,
+      new Set(options.tenantIds.map((id) => id.toLowerCase())),
+      options.application,
+      key,
+    );
   }
 
   issuerOf(tenantId: string): string {
@@ -66,39 +93,70 @@ export class IdentityProvider {
   /** Routes under /{tenantId}/...; mount at the server root. */
   router(): Router {
     const router = express.Router();
-    router.get('/:tenantId/v2.0/.well-known/openid-configuration', (req, res) => this.openIdConfiguration(req, res));
-    router.get('/:tenantId/.well-known/openid-configuration', (req, res) => this.openIdConfiguration(req, res));
+    router.get('/:tenantId/v2.0/.well-known/openid-configuration', (req, res) =>
+      this.openIdConfiguration(req, res),
+    );
+    router.get('/:tenantId/.well-known/openid-configuration', (req, res) =>
+      this.openIdConfiguration(req, res),
+    );
     router.get('/:tenantId/discovery/v2.0/keys', (req, res) => this.keys(req, res));
     router.get('/:tenantId/discovery/keys', (req, res) => this.keys(req, res));
-    router.post('/:tenantId/oauth2/v2.0/token', express.urlencoded({ extended: false }), (req, res) => void this.token(req, res));
+    router.post(
+      '/:tenantId/oauth2/v2.0/token',
+      express.urlencoded({ extended: false }),
+      (req, res) => void this.token(req, res),
+    );
     return router;
   }
 
   /** Checks an Authorization header for ARM; throws ArmAuthError saying why it is refused. */
   async verifyArmToken(authorization: string | undefined): Promise<ArmCaller> {
-    if (!authorization) throw new ArmAuthError('AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.");
+    if (!authorization)
+      throw new ArmAuthError(
+        'AuthenticationFailed',
+        "Authentication failed. The 'Authorization' header is missing.",
+      );
     const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-    if (!match) throw new ArmAuthError('AuthenticationFailed', "Authentication failed. The 'Authorization' header is provided in an invalid format.");
+    if (!match)
+      throw new ArmAuthError(
+        'AuthenticationFailed',
+        "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+      );
 
     let payload: JWTPayload;
     try {
       const publicKey = await importJWK(this.key.publicJwk, 'RS256');
-      ({ payload } = await jwtVerify(match[1]!, publicKey, { algorithms: ['RS256'], clockTolerance: 60 }));
+      ({ payload } = await jwtVerify(match[1]!, publicKey, {
+        algorithms: ['RS256'],
+        clockTolerance: 60,
+      }));
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) {
-        const exp = typeof error.payload.exp === 'number' ? new Date(error.payload.exp * 1000).toISOString() : 'unknown';
-        throw new ArmAuthError('ExpiredAuthenticationToken', `The access token expiry UTC time '${exp}' is earlier than current UTC time '${new Date().toISOString()}'.`);
+        const exp =
+          typeof error.payload.exp === 'number'
+            ? new Date(error.payload.exp * 1000).toISOString()
+            : 'unknown';
+        throw new ArmAuthError(
+          'ExpiredAuthenticationToken',
+          `The access token expiry UTC time '${exp}' is earlier than current UTC time '${new Date().toISOString()}'.`,
+        );
       }
       throw new ArmAuthError('InvalidAuthenticationToken', 'The access token is invalid.');
     }
 
     const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     if (!audiences.some((aud) => aud !== undefined && acceptedArmAudiences.includes(aud))) {
-      throw new ArmAuthError('InvalidAuthenticationTokenAudience', `The access token has been obtained for wrong audience or resource '${audiences.join(',')}'. It should exactly match with one of the allowed audiences '${acceptedArmAudiences.join("','")}'.`);
+      throw new ArmAuthError(
+        'InvalidAuthenticationTokenAudience',
+        `The access token has been obtained for wrong audience or resource '${audiences.join(',')}'. It should exactly match with one of the allowed audiences '${acceptedArmAudiences.join("','")}'.`,
+      );
     }
     const tenantId = String(payload.tid ?? '');
     if (!this.tenantIds.has(tenantId.toLowerCase()) || payload.iss !== this.issuerOf(tenantId)) {
-      throw new ArmAuthError('InvalidAuthenticationToken', 'The access token is from the wrong issuer. It must match the tenant associated with this subscription.');
+      throw new ArmAuthError(
+        'InvalidAuthenticationToken',
+        'The access token is from the wrong issuer. It must match the tenant associated with this subscription.',
+      );
     }
     return { tenantId, objectId: String(payload.oid ?? ''), appId: String(payload.appid ?? '') };
   }
@@ -124,7 +182,18 @@ export class IdentityProvider {
       end_session_endpoint: `${base}/oauth2/v2.0/logout`,
       http_logout_supported: true,
       frontchannel_logout_supported: true,
-      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'tid', 'oid', 'name', 'preferred_username'],
+      claims_supported: [
+        'sub',
+        'iss',
+        'aud',
+        'exp',
+        'iat',
+        'nbf',
+        'tid',
+        'oid',
+        'name',
+        'preferred_username',
+      ],
       tenant_region_scope: 'EU',
       cloud_instance_name: 'microsoftonline.com',
       cloud_graph_host_name: 'graph.windows.net',
@@ -148,21 +217,64 @@ export class IdentityProvider {
     const clientSecret = body.client_secret ?? basic?.clientSecret;
 
     if (body.grant_type !== 'client_credentials') {
-      return this.fail(res, 400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${body.grant_type ?? ''}'. This stand-in supports client_credentials only.`);
+      return this.fail(
+        res,
+        400,
+        'unsupported_grant_type',
+        70003,
+        `The app requested an unsupported grant type '${body.grant_type ?? ''}'. This stand-in supports client_credentials only.`,
+      );
     }
-    if (!clientId) return this.fail(res, 400, 'invalid_request', 900144, "The request body must contain the following parameter: 'client_id'.");
-    if (clientId !== this.application.clientId || tenantId.toLowerCase() !== this.application.tenantId.toLowerCase()) {
-      return this.fail(res, 400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`);
+    if (!clientId)
+      return this.fail(
+        res,
+        400,
+        'invalid_request',
+        900144,
+        "The request body must contain the following parameter: 'client_id'.",
+      );
+    if (
+      clientId !== this.application.clientId ||
+      tenantId.toLowerCase() !== this.application.tenantId.toLowerCase()
+    ) {
+      return this.fail(
+        res,
+        400,
+        'unauthorized_client',
+        700016,
+        `Application with identifier '${clientId}' was not found in the directory '${tenantId}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`,
+      );
     }
-    if (!clientSecret) return this.fail(res, 400, 'invalid_request', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    if (!clientSecret)
+      return this.fail(
+        res,
+        400,
+        'invalid_request',
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+      );
     if (!sameSecret(clientSecret, this.application.clientSecret)) {
-      return this.fail(res, 401, 'invalid_client', 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`);
+      return this.fail(
+        res,
+        401,
+        'invalid_client',
+        7000215,
+        `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+      );
     }
 
     const scopes = (body.scope ?? '').split(/\s+/).filter(Boolean);
-    const resource = scopes.find((scope) => scope.endsWith('/.default'))?.replace(/\/\.default$/, '');
+    const resource = scopes
+      .find((scope) => scope.endsWith('/.default'))
+      ?.replace(/\/\.default$/, '');
     if (!resource || !acceptedArmAudiences.includes(`${resource}/`)) {
-      return this.fail(res, 400, 'invalid_resource', 500011, `The resource principal named ${resource ?? body.scope ?? ''} was not found in the tenant named ${tenantId}. This stand-in issues tokens for Azure Resource Manager (https://management.azure.com/.default) only.`);
+      return this.fail(
+        res,
+        400,
+        'invalid_resource',
+        500011,
+        `The resource principal named ${resource ?? body.scope ?? ''} was not found in the tenant named ${tenantId}. This stand-in issues tokens for Azure Resource Manager (https://management.azure.com/.default) only.`,
+      );
     }
 
     const now = Math.floor(Date.now() / 1000);
@@ -198,13 +310,28 @@ export class IdentityProvider {
   }
 
   private tenantNotFound(res: Response, tenantId: string): void {
-    this.fail(res, 400, 'invalid_tenant', 90002, `Tenant '${tenantId}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
+    this.fail(
+      res,
+      400,
+      'invalid_tenant',
+      90002,
+      `Tenant '${tenantId}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+    );
   }
 
-  private fail(res: Response, status: number, error: string, code: number, description: string): void {
+  private fail(
+    res: Response,
+    status: number,
+    error: string,
+    code: number,
+    description: string,
+  ): void {
     const traceId = randomUUID();
     const correlationId = randomUUID();
-    const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    const timestamp = new Date()
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, 'Z');
     res.status(status).json({
       error,
       error_description: `AADSTS${code}: ${description} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
@@ -224,22 +351,33 @@ async function loadOrCreateKey(file: string): Promise<SigningKey> {
   }
 
   const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const key: SigningKey = { kid: randomUUID().replace(/-/g, ''), privateJwk: await exportJWK(privateKey), publicJwk: await exportJWK(publicKey) };
+  const key: SigningKey = {
+    kid: randomUUID().replace(/-/g, ''),
+    privateJwk: await exportJWK(privateKey),
+    publicJwk: await exportJWK(publicKey),
+  };
   await fs.mkdir(path.dirname(file), { recursive: true });
   // Two sandboxes starting on one state folder: the first writer wins and both read its key.
-  await fs.writeFile(file, JSON.stringify(key), { mode: 0o600, flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error;
-  });
+  await fs
+    .writeFile(file, JSON.stringify(key), { mode: 0o600, flag: 'wx' })
+    .catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
   return JSON.parse(await fs.readFile(file, 'utf8')) as SigningKey;
 }
 
-function parseBasicAuthorization(header: string | undefined): { clientId: string; clientSecret: string } | undefined {
+function parseBasicAuthorization(
+  header: string | undefined,
+): { clientId: string; clientSecret: string } | undefined {
   const match = /^Basic\s+(\S+)$/i.exec(header ?? '');
   if (!match) return undefined;
   const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return undefined;
-  return { clientId: decodeURIComponent(decoded.slice(0, colon)), clientSecret: decodeURIComponent(decoded.slice(colon + 1)) };
+  return {
+    clientId: decodeURIComponent(decoded.slice(0, colon)),
+    clientSecret: decodeURIComponent(decoded.slice(colon + 1)),
+  };
 }
 
 function sameSecret(given: string, expected: string): boolean {

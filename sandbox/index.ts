@@ -85,14 +85,21 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   warnIfUntrusted(ca.caCertPath, log);
 
   const world = buildSeed();
-  const images = await ensureDiskImages(options.imageCacheDir ?? path.join(stateDir, 'images'), log);
+  const images = await ensureDiskImages(
+    options.imageCacheDir ?? path.join(stateDir, 'images'),
+    log,
+  );
   const resources = await ComputeResources.open(stateDir, world.virtualMachines, images);
 
   let app: express.Express | undefined;
-  const servers = await listenOnLoopback(options.armPort ?? 3979, { cert: serverCert.certPem, key: serverCert.keyPem }, (req, res) => {
-    if (app) app(req, res);
-    else res.writeHead(503).end();
-  });
+  const servers = await listenOnLoopback(
+    options.armPort ?? 3979,
+    { cert: serverCert.certPem, key: serverCert.keyPem },
+    (req, res) => {
+      if (app) app(req, res);
+      else res.writeHead(503).end();
+    },
+  );
   const port = (servers[0]!.address() as AddressInfo).port;
   const baseUrl = `https://localhost:${port}`;
 
@@ -108,12 +115,33 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     app = buildApp([
       identity.router(),
       blobs.router(),
-      armComputeRouter({ baseUrl, seed: world.seed, resources, identity, blobs, operations, pageSize: options.listPageSize ?? 1, log }),
+      armComputeRouter({
+        baseUrl,
+        seed: world.seed,
+        resources,
+        identity,
+        blobs,
+        operations,
+        pageSize: options.listPageSize ?? 1,
+        log,
+      }),
     ]);
 
-    const azurite = await startAzurite({ location: path.join(stateDir, 'azurite'), port: options.blobPort ?? 10000, log });
+    const azurite = await startAzurite({
+      location: path.join(stateDir, 'azurite'),
+      port: options.blobPort ?? 10000,
+      log,
+    });
     log.info({ armUrl: baseUrl, blobPort: azurite.port, stateDir }, 'sandbox_started');
-    return sandboxHandle({ baseUrl, caCertPath: ca.caCertPath, world, resources, servers, azurite, log });
+    return sandboxHandle({
+      baseUrl,
+      caCertPath: ca.caCertPath,
+      world,
+      resources,
+      servers,
+      azurite,
+      log,
+    });
   } catch (error) {
     await closeServers(servers);
     throw error;
@@ -135,7 +163,11 @@ function sandboxHandle(parts: {
     armUrl: parts.baseUrl,
     authorityHost: parts.baseUrl,
     caCertPath: parts.caCertPath,
-    servicePrincipal: { tenantId: application.tenantId, clientId: application.clientId, clientSecret: application.clientSecret },
+    servicePrincipal: {
+      tenantId: application.tenantId,
+      clientId: application.clientId,
+      clientSecret: application.clientSecret,
+    },
     repositoryConnectionString: parts.azurite.connectionString,
     seed,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
@@ -155,7 +187,14 @@ function buildApp(routers: express.Router[]): express.Express {
   app.set('etag', false);
   for (const router of routers) app.use(router);
   app.use((req, res) => {
-    res.status(404).json({ error: { code: 'NotFound', message: `The sandbox has nothing at ${req.method} ${req.path}.` } });
+    res
+      .status(404)
+      .json({
+        error: {
+          code: 'NotFound',
+          message: `The sandbox has nothing at ${req.method} ${req.path}.`,
+        },
+      });
   });
   return app;
 }
@@ -170,7 +209,10 @@ function chooseTlsDir(options: SandboxOptions, stateDir: string): string {
 function warnIfUntrusted(caCertPath: string, log: Logger): void {
   const trusted = process.env.NODE_EXTRA_CA_CERTS;
   if (trusted && path.resolve(trusted) === caCertPath) return;
-  log.warn({ caCertPath, hint: 'start client processes with NODE_EXTRA_CA_CERTS set to caCertPath' }, 'sandbox_ca_not_trusted_by_this_process');
+  log.warn(
+    { caCertPath, hint: 'start client processes with NODE_EXTRA_CA_CERTS set to caCertPath' },
+    'sandbox_ca_not_trusted_by_this_process',
+  );
 }
 
 /**
@@ -178,16 +220,26 @@ function warnIfUntrusted(caCertPath: string, log: Logger): void {
  * "localhost" may resolve to either, and the sandbox should not be reachable
  * from other machines.
  */
-async function listenOnLoopback(port: number, tls: https.ServerOptions, handler: Parameters<typeof https.createServer>[1]): Promise<https.Server[]> {
+async function listenOnLoopback(
+  port: number,
+  tls: https.ServerOptions,
+  handler: Parameters<typeof https.createServer>[1],
+): Promise<https.Server[]> {
   const v4 = https.createServer(tls, handler);
   v4.listen(port, '127.0.0.1');
-  await Promise.race([once(v4, 'listening'), once(v4, 'error').then(([error]) => Promise.reject(portError(error as Error, port)))]);
+  await Promise.race([
+    once(v4, 'listening'),
+    once(v4, 'error').then(([error]) => Promise.reject(portError(error as Error, port))),
+  ]);
   const bound = (v4.address() as AddressInfo).port;
 
   const v6 = https.createServer(tls, handler);
   try {
     v6.listen(bound, '::1');
-    await Promise.race([once(v6, 'listening'), once(v6, 'error').then(([error]) => Promise.reject(error))]);
+    await Promise.race([
+      once(v6, 'listening'),
+      once(v6, 'error').then(([error]) => Promise.reject(error)),
+    ]);
     return [v4, v6];
   } catch {
     // No IPv6 loopback here (or the port is taken on it): 127.0.0.1 alone serves.
@@ -198,7 +250,9 @@ async function listenOnLoopback(port: number, tls: https.ServerOptions, handler:
 
 function portError(error: Error, port: number): Error {
   if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-    return new Error(`The sandbox's HTTPS port ${port} is in use. Stop the other sandbox or choose another port (0 picks a free one).`);
+    return new Error(
+      `The sandbox's HTTPS port ${port} is in use. Stop the other sandbox or choose another port (0 picks a free one).`,
+    );
   }
   return error;
 }

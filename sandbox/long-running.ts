@@ -60,7 +60,13 @@ export class LongRunningOperations {
   start(start: OperationStart): OperationHeaders {
     this.forgetOld();
     const id = randomUUID();
-    this.operations.set(id, { ...start, id, startTime: new Date().toISOString(), pollsLeft: this.pollsBeforeDone, status: 'InProgress' });
+    this.operations.set(id, {
+      ...start,
+      id,
+      startTime: new Date().toISOString(),
+      pollsLeft: this.pollsBeforeDone,
+      status: 'InProgress',
+    });
 
     const base = `${this.baseUrl}/subscriptions/${start.subscriptionId}/providers/Microsoft.Compute/locations/${start.location}`;
     return {
@@ -85,7 +91,11 @@ export class LongRunningOperations {
       }
     }
 
-    const status: Record<string, unknown> = { startTime: operation.startTime, status: operation.status, name: operation.id };
+    const status: Record<string, unknown> = {
+      startTime: operation.startTime,
+      status: operation.status,
+      name: operation.id,
+    };
     if (operation.status === 'InProgress') return { kind: 'running', status };
 
     status.endTime = operation.endTime;

@@ -90,7 +90,11 @@ export class DiskBlobService {
 
   hasActiveGrant(resourceId: string): boolean {
     const now = Date.now();
-    return [...this.grantsByContainer.values()].some((grant) => grant.resourceId.toLowerCase() === resourceId.toLowerCase() && grant.expiresAt.getTime() > now);
+    return [...this.grantsByContainer.values()].some(
+      (grant) =>
+        grant.resourceId.toLowerCase() === resourceId.toLowerCase() &&
+        grant.expiresAt.getTime() > now,
+    );
   }
 
   /** Serves /md-.../{container}/{blob}; other paths fall through. */
@@ -112,11 +116,20 @@ export class DiskBlobService {
 
     const comp = typeof req.query.comp === 'string' ? req.query.comp : undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      throw new StorageError(403, 'AuthorizationPermissionMismatch', 'This request is not authorized to perform this operation using this permission.');
+      throw new StorageError(
+        403,
+        'AuthorizationPermissionMismatch',
+        'This request is not authorized to perform this operation using this permission.',
+      );
     }
     if (req.method === 'HEAD' || comp === 'properties') return this.properties(res, stat.size);
     if (comp === 'pagelist') return this.pageList(req, res, file, stat.size, grant);
-    if (comp !== undefined) throw new StorageError(400, 'UnsupportedQueryParameter', `The query parameter comp=${comp} is not supported by the sandbox's disk endpoint.`);
+    if (comp !== undefined)
+      throw new StorageError(
+        400,
+        'UnsupportedQueryParameter',
+        `The query parameter comp=${comp} is not supported by the sandbox's disk endpoint.`,
+      );
     return this.download(req, res, file, stat.size);
   }
 
@@ -136,28 +149,58 @@ export class DiskBlobService {
 
   private download(req: Request, res: Response, file: string, size: number): void {
     const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size);
-    res.set({ 'Content-Type': 'application/octet-stream', 'x-ms-blob-type': 'PageBlob', 'Accept-Ranges': 'bytes' });
+    res.set({
+      'Content-Type': 'application/octet-stream',
+      'x-ms-blob-type': 'PageBlob',
+      'Accept-Ranges': 'bytes',
+    });
 
     if (range) {
-      res.status(206).set({ 'Content-Length': String(range.end - range.start + 1), 'Content-Range': `bytes ${range.start}-${range.end}/${size}` });
+      res
+        .status(206)
+        .set({
+          'Content-Length': String(range.end - range.start + 1),
+          'Content-Range': `bytes ${range.start}-${range.end}/${size}`,
+        });
     } else {
       res.status(200).set('Content-Length', String(size));
     }
     if (size === 0) return void res.end();
-    const stream = createReadStream(file, { start: range?.start ?? 0, end: range?.end ?? size - 1 });
+    const stream = createReadStream(file, {
+      start: range?.start ?? 0,
+      end: range?.end ?? size - 1,
+    });
     stream.on('error', (error) => res.destroy(error));
     stream.pipe(res);
   }
 
-  private async pageList(req: Request, res: Response, file: string, size: number, grant: Grant): Promise<void> {
-    const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size) ?? { start: 0, end: size - 1 };
+  private async pageList(
+    req: Request,
+    res: Response,
+    file: string,
+    size: number,
+    grant: Grant,
+  ): Promise<void> {
+    const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size) ?? {
+      start: 0,
+      end: size - 1,
+    };
     if (range.start % sectorSize !== 0 || (range.end + 1) % sectorSize !== 0) {
-      throw new StorageError(416, 'InvalidPageRange', 'The page range specified is invalid: start and end+1 must be multiples of 512.');
+      throw new StorageError(
+        416,
+        'InvalidPageRange',
+        'The page range specified is invalid: start and end+1 must be multiples of 512.',
+      );
     }
 
     const previousUrl = req.header('x-ms-previous-snapshot-url');
     const entries = previousUrl
-      ? await diffPageRanges(file, this.previousSnapshotFile(previousUrl, grant), range.start, range.end)
+      ? await diffPageRanges(
+          file,
+          this.previousSnapshotFile(previousUrl, grant),
+          range.start,
+          range.end,
+        )
       : await writtenPageRanges(file, range.start, range.end);
 
     const body = entries
@@ -166,7 +209,9 @@ export class DiskBlobService {
         return `<${tag}><Start>${entry.start}</Start><End>${entry.end}</End></${tag}>`;
       })
       .join('');
-    res.status(200).set({ 'Content-Type': 'application/xml', 'x-ms-blob-content-length': String(size) });
+    res
+      .status(200)
+      .set({ 'Content-Type': 'application/xml', 'x-ms-blob-content-length': String(size) });
     res.send(`<?xml version="1.0" encoding="utf-8"?><PageList>${body}</PageList>`);
   }
 
@@ -180,21 +225,45 @@ export class DiskBlobService {
       const url = new URL(previousUrl);
       previous = this.authorize(url.pathname + url.search);
     } catch (error) {
-      if (error instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot is not found or its access URL is no longer valid. Grant access to it again and retry.');
-      throw new StorageError(400, 'InvalidHeaderValue', 'The value for the header x-ms-previous-snapshot-url is not a URL.');
+      if (error instanceof StorageError)
+        throw new StorageError(
+          409,
+          'PreviousSnapshotNotFound',
+          'The previous snapshot is not found or its access URL is no longer valid. Grant access to it again and retry.',
+        );
+      throw new StorageError(
+        400,
+        'InvalidHeaderValue',
+        'The value for the header x-ms-previous-snapshot-url is not a URL.',
+      );
     }
 
     const earlier = this.resources.getSnapshot(previous.resourceId);
-    if (!earlier) throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot URL does not refer to a snapshot.');
+    if (!earlier)
+      throw new StorageError(
+        409,
+        'PreviousSnapshotNotFound',
+        'The previous snapshot URL does not refer to a snapshot.',
+      );
     const targetSnapshot = this.resources.getSnapshot(target.resourceId);
     const sameDisk = targetSnapshot
-      ? targetSnapshot.incremental && earlier.incremental && targetSnapshot.incrementalSnapshotFamilyId === earlier.incrementalSnapshotFamilyId
+      ? targetSnapshot.incremental &&
+        earlier.incremental &&
+        targetSnapshot.incrementalSnapshotFamilyId === earlier.incrementalSnapshotFamilyId
       : earlier.sourceResourceId.toLowerCase() === target.resourceId.toLowerCase();
     if (!sameDisk) {
-      throw new StorageError(400, 'PreviousSnapshotOperationNotSupported', 'The previous snapshot must be an earlier incremental snapshot of the same disk.');
+      throw new StorageError(
+        400,
+        'PreviousSnapshotOperationNotSupported',
+        'The previous snapshot must be an earlier incremental snapshot of the same disk.',
+      );
     }
     if (targetSnapshot && earlier.timeCreated > targetSnapshot.timeCreated) {
-      throw new StorageError(400, 'PreviousSnapshotCannotBeNewer', 'The previous snapshot was taken after this one.');
+      throw new StorageError(
+        400,
+        'PreviousSnapshotCannotBeNewer',
+        'The previous snapshot was taken after this one.',
+      );
     }
     return earlier.file;
   }
@@ -204,53 +273,108 @@ export class DiskBlobService {
     const url = new URL(pathAndQuery, 'https://sandbox.invalid');
     const [, account = '', container = '', blob = ''] = decodeURIComponent(url.pathname).split('/');
     const q = url.searchParams;
-    const fields = { sv: q.get('sv') ?? '', sr: q.get('sr') ?? '', sk: q.get('sk') ?? '', st: q.get('st') ?? '', se: q.get('se') ?? '', sp: q.get('sp') ?? '' };
-    const denied = (detail: string) => new StorageError(403, 'AuthenticationFailed', 'Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.', detail);
+    const fields = {
+      sv: q.get('sv') ?? '',
+      sr: q.get('sr') ?? '',
+      sk: q.get('sk') ?? '',
+      st: q.get('st') ?? '',
+      se: q.get('se') ?? '',
+      sp: q.get('sp') ?? '',
+    };
+    const denied = (detail: string) =>
+      new StorageError(
+        403,
+        'AuthenticationFailed',
+        'Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.',
+        detail,
+      );
 
     const given = Buffer.from(q.get('sig') ?? '');
     const expected = Buffer.from(this.sign(fields, `/${account}/${container}/${blob}`));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw denied('Signature did not match. String to sign used was not accepted.');
     }
-    if (!(new Date(fields.se).getTime() > Date.now())) throw denied(`Signed expiry time [${fields.se}] must be after current time.`);
-    if (!fields.sp.includes('r')) throw new StorageError(403, 'AuthorizationPermissionMismatch', 'This request is not authorized to perform this operation using this permission.');
+    if (!(new Date(fields.se).getTime() > Date.now()))
+      throw denied(`Signed expiry time [${fields.se}] must be after current time.`);
+    if (!fields.sp.includes('r'))
+      throw new StorageError(
+        403,
+        'AuthorizationPermissionMismatch',
+        'This request is not authorized to perform this operation using this permission.',
+      );
 
     const grant = this.grantsByContainer.get(container);
-    if (!grant || grant.account !== account || blob !== blobName) throw denied('The access grant for this disk was revoked. Grant access again.');
+    if (!grant || grant.account !== account || blob !== blobName)
+      throw denied('The access grant for this disk was revoked. Grant access again.');
     return grant;
   }
 
   private sign(fields: Record<string, string>, resourcePath: string): string {
-    const stringToSign = [fields.sp, fields.st, fields.se, resourcePath, fields.sv, fields.sr, fields.sk].join('\n');
+    const stringToSign = [
+      fields.sp,
+      fields.st,
+      fields.se,
+      resourcePath,
+      fields.sv,
+      fields.sr,
+      fields.sk,
+    ].join('\n');
     return createHmac('sha256', this.key).update(stringToSign).digest('base64');
   }
 
   private fail(req: Request, res: Response, next: NextFunction, error: unknown): void {
     if (!(error instanceof StorageError)) return next(error);
     const requestId = res.getHeader('x-ms-request-id') ?? randomUUID();
-    this.log.debug({ code: error.code, status: error.status, method: req.method }, 'sandbox_disk_blob_refused');
-    res.status(error.status).set({ 'x-ms-error-code': error.code, 'x-ms-request-id': String(requestId), 'Content-Type': 'application/xml' });
+    this.log.debug(
+      { code: error.code, status: error.status, method: req.method },
+      'sandbox_disk_blob_refused',
+    );
+    res
+      .status(error.status)
+      .set({
+        'x-ms-error-code': error.code,
+        'x-ms-request-id': String(requestId),
+        'Content-Type': 'application/xml',
+      });
     if (req.method === 'HEAD') return void res.end();
-    const detail = error.detail ? `<AuthenticationErrorDetail>${escapeXml(error.detail)}</AuthenticationErrorDetail>` : '';
-    res.send(`<?xml version="1.0" encoding="utf-8"?><Error><Code>${error.code}</Code><Message>${escapeXml(`${error.message}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`)}</Message>${detail}</Error>`);
+    const detail = error.detail
+      ? `<AuthenticationErrorDetail>${escapeXml(error.detail)}</AuthenticationErrorDetail>`
+      : '';
+    res.send(
+      `<?xml version="1.0" encoding="utf-8"?><Error><Code>${error.code}</Code><Message>${escapeXml(`${error.message}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`)}</Message>${detail}</Error>`,
+    );
   }
 }
 
 /** Parses `bytes=a-b` or `bytes=a-`; undefined when absent. */
-function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | undefined {
   if (!header) return undefined;
   const match = /^bytes=(\d+)-(\d*)$/.exec(header.trim());
-  if (!match) throw new StorageError(400, 'InvalidRange', `The range header '${header}' is not valid.`);
+  if (!match)
+    throw new StorageError(400, 'InvalidRange', `The range header '${header}' is not valid.`);
   const start = Number(match[1]);
   const end = match[2] ? Math.min(Number(match[2]), size - 1) : size - 1;
-  if (start >= size || end < start) throw new StorageError(416, 'InvalidRange', 'The range specified is invalid for the current size of the resource.');
+  if (start >= size || end < start)
+    throw new StorageError(
+      416,
+      'InvalidRange',
+      'The range specified is invalid for the current size of the resource.',
+    );
   return { start, end };
 }
 
-function setCommonHeaders(res: Response, stat: { mtime: Date; mtimeMs: number; birthtime: Date }): void {
+function setCommonHeaders(
+  res: Response,
+  stat: { mtime: Date; mtimeMs: number; birthtime: Date },
+): void {
   res.set({
     'Last-Modified': stat.mtime.toUTCString(),
-    ETag: `"0x${Math.floor(stat.mtimeMs * 10_000).toString(16).toUpperCase()}"`,
+    ETag: `"0x${Math.floor(stat.mtimeMs * 10_000)
+      .toString(16)
+      .toUpperCase()}"`,
     'x-ms-creation-time': stat.birthtime.toUTCString(),
     'x-ms-request-id': randomUUID(),
     'x-ms-version': storageVersion,

@@ -20,7 +20,11 @@ export interface PageRangeEntry {
 }
 
 /** Non-zero 512-byte sectors of file between start and end (inclusive), coalesced. */
-export async function writtenPageRanges(file: string, start: number, end: number): Promise<PageRangeEntry[]> {
+export async function writtenPageRanges(
+  file: string,
+  start: number,
+  end: number,
+): Promise<PageRangeEntry[]> {
   const ranges: PageRangeEntry[] = [];
   const handle = await fs.open(file, 'r');
   try {
@@ -29,7 +33,8 @@ export async function writtenPageRanges(file: string, start: number, end: number
         const blockBytes = chunk.subarray(block, block + scanBlockSize);
         if (isZero(blockBytes)) continue;
         for (let sector = 0; sector < blockBytes.length; sector += sectorSize) {
-          if (!isZero(blockBytes.subarray(sector, sector + sectorSize))) addRange(ranges, offset + block + sector, false);
+          if (!isZero(blockBytes.subarray(sector, sector + sectorSize)))
+            addRange(ranges, offset + block + sector, false);
         }
       }
     });
@@ -40,7 +45,12 @@ export async function writtenPageRanges(file: string, start: number, end: number
 }
 
 /** Sectors of file that differ from previousFile: written ones as page ranges, zeroed ones as clear ranges. */
-export async function diffPageRanges(file: string, previousFile: string, start: number, end: number): Promise<PageRangeEntry[]> {
+export async function diffPageRanges(
+  file: string,
+  previousFile: string,
+  start: number,
+  end: number,
+): Promise<PageRangeEntry[]> {
   const ranges: PageRangeEntry[] = [];
   const handle = await fs.open(file, 'r');
   const previous = await fs.open(previousFile, 'r');
@@ -85,7 +95,8 @@ async function forEachChunk(
 
 function addRange(ranges: PageRangeEntry[], sectorStart: number, cleared: boolean): void {
   const last = ranges[ranges.length - 1];
-  if (last && last.cleared === cleared && last.end + 1 === sectorStart) last.end = sectorStart + sectorSize - 1;
+  if (last && last.cleared === cleared && last.end + 1 === sectorStart)
+    last.end = sectorStart + sectorSize - 1;
   else ranges.push({ start: sectorStart, end: sectorStart + sectorSize - 1, cleared });
 }
 

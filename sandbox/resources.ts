@@ -64,11 +64,19 @@ export interface NewSnapshot {
   incremental: boolean;
 }
 
-export function diskResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
+export function diskResourceId(
+  subscriptionId: string,
+  resourceGroup: string,
+  name: string,
+): string {
   return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/disks/${name}`;
 }
 
-export function snapshotResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
+export function snapshotResourceId(
+  subscriptionId: string,
+  resourceGroup: string,
+  name: string,
+): string {
   return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/snapshots/${name}`;
 }
 
@@ -89,14 +97,25 @@ export class ComputeResources {
    * Loads the state under stateDir, copying a seed image into place for each
    * disk that has no file yet (existing disk files are kept as they are).
    */
-  static async open(stateDir: string, virtualMachines: SeedVirtualMachine[], images: Record<ImageName, string>): Promise<ComputeResources> {
+  static async open(
+    stateDir: string,
+    virtualMachines: SeedVirtualMachine[],
+    images: Record<ImageName, string>,
+  ): Promise<ComputeResources> {
     const disksDir = path.join(stateDir, 'disks');
     await fs.mkdir(path.join(disksDir, 'snapshots'), { recursive: true });
-    const resources = new ComputeResources(disksDir, path.join(stateDir, 'snapshots.json'), virtualMachines);
+    const resources = new ComputeResources(
+      disksDir,
+      path.join(stateDir, 'snapshots.json'),
+      virtualMachines,
+    );
 
     for (const vm of virtualMachines) {
       const file = path.join(disksDir, `${vm.osDisk.name}.raw`);
-      const exists = await fs.access(file).then(() => true, () => false);
+      const exists = await fs.access(file).then(
+        () => true,
+        () => false,
+      );
       if (!exists) await copyReflink(images[vm.osDisk.image], file);
       const { size } = await fs.stat(file);
 
@@ -135,12 +154,21 @@ export class ComputeResources {
   }
 
   listSnapshots(subscriptionId: string, resourceGroup?: string): SnapshotRecord[] {
-    return [...this.snapshots.values()].filter((snapshot) => inScope(snapshot, subscriptionId, resourceGroup));
+    return [...this.snapshots.values()].filter((snapshot) =>
+      inScope(snapshot, subscriptionId, resourceGroup),
+    );
   }
 
-  getVirtualMachine(subscriptionId: string, resourceGroup: string, name: string): SeedVirtualMachine | undefined {
+  getVirtualMachine(
+    subscriptionId: string,
+    resourceGroup: string,
+    name: string,
+  ): SeedVirtualMachine | undefined {
     return this.virtualMachines.find(
-      (vm) => key(vm.subscriptionId) === key(subscriptionId) && key(vm.resourceGroup) === key(resourceGroup) && key(vm.name) === key(name),
+      (vm) =>
+        key(vm.subscriptionId) === key(subscriptionId) &&
+        key(vm.resourceGroup) === key(resourceGroup) &&
+        key(vm.name) === key(name),
     );
   }
 
@@ -176,7 +204,8 @@ export class ComputeResources {
       sourceResourceId: source.id,
       sourceUniqueId: source.uniqueId,
       incremental: input.incremental,
-      incrementalSnapshotFamilyId: input.incremental && sourceDisk ? familyIdOf(sourceDisk.uniqueId) : undefined,
+      incrementalSnapshotFamilyId:
+        input.incremental && sourceDisk ? familyIdOf(sourceDisk.uniqueId) : undefined,
       uniqueId,
       file,
       sizeBytes: source.sizeBytes,
@@ -221,8 +250,12 @@ export class ComputeResources {
     }
     for (const snapshot of saved) {
       // A snapshot whose file vanished (a cleaned folder) is dropped rather than served broken.
-      const exists = await fs.access(snapshot.file).then(() => true, () => false);
-      if (exists) this.snapshots.set(key(snapshot.id), { ...snapshot, provisioningState: 'Succeeded' });
+      const exists = await fs.access(snapshot.file).then(
+        () => true,
+        () => false,
+      );
+      if (exists)
+        this.snapshots.set(key(snapshot.id), { ...snapshot, provisioningState: 'Succeeded' });
     }
   }
 
@@ -240,7 +273,11 @@ export class ComputeResources {
   }
 }
 
-function inScope(resource: { subscriptionId: string; resourceGroup: string }, subscriptionId: string, resourceGroup?: string): boolean {
+function inScope(
+  resource: { subscriptionId: string; resourceGroup: string },
+  subscriptionId: string,
+  resourceGroup?: string,
+): boolean {
   if (key(resource.subscriptionId) !== key(subscriptionId)) return false;
   return resourceGroup === undefined || key(resource.resourceGroup) === key(resourceGroup);
 }

@@ -56,7 +56,12 @@ export interface SeedVirtualMachine {
   computerName: string;
   adminUsername: string;
   imageReference: { publisher: string; offer: string; sku: string; version: string };
-  osDisk: { name: string; uniqueId: string; image: 'web-01' | 'win-01'; hyperVGeneration: 'V1' | 'V2' };
+  osDisk: {
+    name: string;
+    uniqueId: string;
+    image: 'web-01' | 'win-01';
+    hyperVGeneration: 'V1' | 'V2';
+  };
   timeCreated: string;
 }
 
@@ -97,7 +102,12 @@ export function buildSeed(): SeedWorld {
       vmSize: 'Standard_B2s',
       computerName: 'web-01',
       adminUsername: 'azureuser',
-      imageReference: { publisher: 'Canonical', offer: '0001-com-ubuntu-server-jammy', sku: '22_04-lts-gen2', version: 'latest' },
+      imageReference: {
+        publisher: 'Canonical',
+        offer: '0001-com-ubuntu-server-jammy',
+        sku: '22_04-lts-gen2',
+        version: 'latest',
+      },
       osDisk: osDisk('web-01', 'V2'),
       timeCreated: '2025-03-11T08:42:17.5216934+00:00',
     },
@@ -111,7 +121,12 @@ export function buildSeed(): SeedWorld {
       vmSize: 'Standard_D2s_v5',
       computerName: 'win-01',
       adminUsername: 'contosoadmin',
-      imageReference: { publisher: 'MicrosoftWindowsServer', offer: 'WindowsServer', sku: '2022-datacenter-azure-edition', version: 'latest' },
+      imageReference: {
+        publisher: 'MicrosoftWindowsServer',
+        offer: 'WindowsServer',
+        sku: '2022-datacenter-azure-edition',
+        version: 'latest',
+      },
       osDisk: osDisk('win-01', 'V1'),
       timeCreated: '2025-03-11T09:05:51.0738211+00:00',
     },
@@ -124,10 +139,19 @@ export function buildSeed(): SeedWorld {
     subscriptionId,
     resourceGroup,
     location,
-    vms: virtualMachines.map((vm) => ({ name: vm.name, resourceId: vmResourceId(subscriptionId, resourceGroup, vm.name), osType: vm.osType })),
+    vms: virtualMachines.map((vm) => ({
+      name: vm.name,
+      resourceId: vmResourceId(subscriptionId, resourceGroup, vm.name),
+      osType: vm.osType,
+    })),
   };
 
-  const user = (tenantId: string, domain: string, displayName: string, role: SandboxUser['role']): SandboxUser => {
+  const user = (
+    tenantId: string,
+    domain: string,
+    displayName: string,
+    role: SandboxUser['role'],
+  ): SandboxUser => {
     const [first = '', last = ''] = displayName.split(' ');
     return {
       objectId: stableGuid(`user:${tenantId}:${displayName}`),
@@ -157,13 +181,25 @@ export function buildSeed(): SeedWorld {
   };
 
   return {
-    seed: { provider: { tenantId: providerTenantId, name: 'Fabrikam Managed Services' }, customers: [contoso], users },
+    seed: {
+      provider: { tenantId: providerTenantId, name: 'Fabrikam Managed Services' },
+      customers: [contoso],
+      users,
+    },
     application,
     virtualMachines,
   };
 }
 
-function osDisk(vmName: 'web-01' | 'win-01', hyperVGeneration: 'V1' | 'V2'): SeedVirtualMachine['osDisk'] {
+function osDisk(
+  vmName: 'web-01' | 'win-01',
+  hyperVGeneration: 'V1' | 'V2',
+): SeedVirtualMachine['osDisk'] {
   const suffix = createHash('sha256').update(`os-disk:${vmName}`).digest('hex').slice(0, 32);
-  return { name: `${vmName}_OsDisk_1_${suffix}`, uniqueId: stableGuid(`disk:${vmName}:os`), image: vmName, hyperVGeneration };
+  return {
+    name: `${vmName}_OsDisk_1_${suffix}`,
+    uniqueId: stableGuid(`disk:${vmName}:os`),
+    image: vmName,
+    hyperVGeneration,
+  };
 }

@@ -50,14 +50,21 @@ export function ensureSandboxCa(dir: string): SandboxCa {
   });
 
   const created = readCa(absolute);
-  if (!created) throw new Error(`The sandbox CA could not be created in ${absolute}. Check that openssl is installed and the folder is writable.`);
+  if (!created)
+    throw new Error(
+      `The sandbox CA could not be created in ${absolute}. Check that openssl is installed and the folder is writable.`,
+    );
   return created;
 }
 
 /** True when dir holds a CA certificate with its key beside it. */
 export function hasCaWithKey(caCertPath: string): boolean {
   const dir = path.dirname(caCertPath);
-  return path.basename(caCertPath) === caCertName && fs.existsSync(caCertPath) && fs.existsSync(path.join(dir, caKeyName));
+  return (
+    path.basename(caCertPath) === caCertName &&
+    fs.existsSync(caCertPath) &&
+    fs.existsSync(path.join(dir, caKeyName))
+  );
 }
 
 /** A localhost server certificate signed by the CA in dir, reused while valid for another week. */
@@ -73,7 +80,8 @@ export function ensureServerCertificate(dir: string): ServerCertificate {
   });
 
   const created = readServerCertificate(absolute, ca);
-  if (!created) throw new Error(`The sandbox server certificate could not be created in ${absolute}.`);
+  if (!created)
+    throw new Error(`The sandbox server certificate could not be created in ${absolute}.`);
   return created;
 }
 
@@ -114,11 +122,24 @@ function generateCa(dir: string): void {
     const key = path.join(work, caKeyName);
     const cert = path.join(work, caCertName);
     openssl([
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650',
-      '-keyout', key, '-out', cert,
-      '-subj', '/O=ACBA Sandbox/CN=ACBA Sandbox CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '3650',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/O=ACBA Sandbox/CN=ACBA Sandbox CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE,pathlen:0',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ]);
     fs.chmodSync(key, 0o600);
     fs.renameSync(key, path.join(dir, caKeyName));
@@ -146,12 +167,36 @@ function generateServerCertificate(dir: string): void {
       ].join('\n'),
     );
 
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/O=ACBA Sandbox/CN=localhost']);
     openssl([
-      'x509', '-req', '-sha256', '-days', '825', '-in', csr,
-      '-CA', path.join(dir, caCertName), '-CAkey', path.join(dir, caKeyName),
-      '-set_serial', `0x${randomBytes(16).toString('hex')}`,
-      '-extfile', extensions, '-out', cert,
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      csr,
+      '-subj',
+      '/O=ACBA Sandbox/CN=localhost',
+    ]);
+    openssl([
+      'x509',
+      '-req',
+      '-sha256',
+      '-days',
+      '825',
+      '-in',
+      csr,
+      '-CA',
+      path.join(dir, caCertName),
+      '-CAkey',
+      path.join(dir, caKeyName),
+      '-set_serial',
+      `0x${randomBytes(16).toString('hex')}`,
+      '-extfile',
+      extensions,
+      '-out',
+      cert,
     ]);
 
     fs.chmodSync(key, 0o600);
@@ -167,7 +212,9 @@ function openssl(args: string[]): void {
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (error) {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`openssl ${args[0]} failed while creating the sandbox certificates: ${stderr || (error as Error).message}`);
+    throw new Error(
+      `openssl ${args[0]} failed while creating the sandbox certificates: ${stderr || (error as Error).message}`,
+    );
   }
 }
 
@@ -190,7 +237,8 @@ function withLockSync(dir: string, fn: () => void): void {
     }
     const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
     if (age > 60_000) fs.rmSync(lock, { recursive: true, force: true });
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${lock}; remove it if no other sandbox is starting.`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out waiting for ${lock}; remove it if no other sandbox is starting.`);
     Atomics.wait(sleeper, 0, 0, 50);
   }
 

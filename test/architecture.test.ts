@@ -28,7 +28,11 @@ function sourceFiles(dir: string): string[] {
 
 function importsOf(file: string): string[] {
   const text = fs.readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)]
+  return [
+    ...text.matchAll(
+      /(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g,
+    ),
+  ]
     .map((m) => m[1] ?? m[2]!)
     .filter((spec) => spec.startsWith('.'));
 }
@@ -39,8 +43,11 @@ describe('import direction between layers', () => {
       const violations: string[] = [];
       for (const file of sourceFiles(path.join(root, layer))) {
         for (const spec of importsOf(file)) {
-          const target = path.relative(root, path.resolve(path.dirname(file), spec)).split(path.sep)[0]!;
-          if (banned.includes(target)) violations.push(`${path.relative(root, file)} imports ${spec}`);
+          const target = path
+            .relative(root, path.resolve(path.dirname(file), spec))
+            .split(path.sep)[0]!;
+          if (banned.includes(target))
+            violations.push(`${path.relative(root, file)} imports ${spec}`);
         }
       }
       expect(violations).toEqual([]);

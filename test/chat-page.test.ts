@@ -69,14 +69,17 @@ async function waitForWeb01Backup(): Promise<void> {
       .select('protected_items.name')
       .execute();
     if (points.some((p) => p.name === 'web-01')) return;
-    if (Date.now() > deadline) throw new Error('web-01 was not backed up within 4 minutes of start-up');
+    if (Date.now() > deadline)
+      throw new Error('web-01 was not backed up within 4 minutes of start-up');
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 beforeAll(async () => {
   await fs.access(CHROMIUM).catch(() => {
-    throw new Error(`${CHROMIUM} is missing: run "sh scripts/setup.sh test" to install Debian's chromium.`);
+    throw new Error(
+      `${CHROMIUM} is missing: run "sh scripts/setup.sh test" to install Debian's chromium.`,
+    );
   });
   await fs.mkdir(SCREENSHOTS, { recursive: true });
 
@@ -117,9 +120,15 @@ describe('a person walks a file restore through the sandbox chat page', () => {
   it('opens on a user picker that names each person, their role and their organisation', async () => {
     await page.goto(`${app.url}/sandbox/teams/`);
     const groupOf = (name: string) =>
-      page.locator('#user option', { hasText: name }).evaluate((o) => `${(o.parentElement as HTMLOptGroupElement).label} / ${o.textContent}`);
-    await expect.poll(() => groupOf('Alex Wilber')).toMatch(/^Customer · contoso.* \/ Alex Wilber · requester$/);
-    expect(await groupOf('Adele Vance')).toMatch(/^Service provider · fabrikam.* \/ Adele Vance · approver$/);
+      page
+        .locator('#user option', { hasText: name })
+        .evaluate((o) => `${(o.parentElement as HTMLOptGroupElement).label} / ${o.textContent}`);
+    await expect
+      .poll(() => groupOf('Alex Wilber'))
+      .toMatch(/^Customer · contoso.* \/ Alex Wilber · requester$/);
+    expect(await groupOf('Adele Vance')).toMatch(
+      /^Service provider · fabrikam.* \/ Adele Vance · approver$/,
+    );
     expect(await page.locator('#messages').textContent()).toContain('Pick a user');
     await screenshot('01-start');
   });
@@ -139,12 +148,16 @@ describe('a person walks a file restore through the sandbox chat page', () => {
     await form.getByText('Write at least 20 characters').waitFor();
     await screenshot('02-alex-reason-too-short');
 
-    await form.getByLabel(/Why do you need this file/).fill('The nginx configuration was overwritten by a bad deployment this morning.');
+    await form
+      .getByLabel(/Why do you need this file/)
+      .fill('The nginx configuration was overwritten by a bad deployment this morning.');
     await form.getByLabel(/Ticket/).fill('INC-4711');
     await screenshot('03-alex-form');
 
     await form.getByRole('button', { name: 'Send for approval' }).click();
-    await message(/File restore request: /).locator('.ac-adaptiveCard').waitFor();
+    await message(/File restore request: /)
+      .locator('.ac-adaptiveCard')
+      .waitFor();
     expect(await message(/File restore request: /).textContent()).toMatch(/pending|waiting/i);
     await screenshot('04-alex-submitted');
   });
@@ -188,18 +201,23 @@ describe('a person walks a file restore through the sandbox chat page', () => {
     await pickUser('Megan Bowen');
     const conversations = await page.locator('#conversations button').allTextContents();
     expect(conversations.join(' ')).not.toMatch(/Approvers/);
-    expect(await page.locator('#conversations').textContent()).toContain('for the service provider\'s staff only');
+    expect(await page.locator('#conversations').textContent()).toContain(
+      "for the service provider's staff only",
+    );
     await screenshot('08-megan');
 
     // Nor does the stand-in open it when asked directly.
-    const refused = await page.evaluate(async ([objectId, conversationId]) => {
-      const response = await fetch('api/open', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: objectId, conversationId }),
-      });
-      return { status: response.status, body: await response.json() };
-    }, [user('Megan Bowen').objectId, SANDBOX_APPROVERS_CONVERSATION] as const);
+    const refused = await page.evaluate(
+      async ([objectId, conversationId]) => {
+        const response = await fetch('api/open', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ user: objectId, conversationId }),
+        });
+        return { status: response.status, body: await response.json() };
+      },
+      [user('Megan Bowen').objectId, SANDBOX_APPROVERS_CONVERSATION] as const,
+    );
     expect(refused.status).toBe(403);
     expect(refused.body.message).toMatch(/not a member/);
   });

@@ -16,7 +16,12 @@ import type { SandboxSeed, SandboxUser } from '../sandbox/index.ts';
 import { startConnector, type StandInConnector } from './support/connector.ts';
 import { createServerDatabase, tempDir } from './support/database.ts';
 import { PortalClient } from './support/portal-client.ts';
-import { invokeActivity, messageActivity, personalChat, type Conversation } from './support/teams-activities.ts';
+import {
+  invokeActivity,
+  messageActivity,
+  personalChat,
+  type Conversation,
+} from './support/teams-activities.ts';
 
 const APPROVERS: Conversation = { id: '19:e2e-approvers@thread.tacv2', type: 'channel' };
 
@@ -72,7 +77,8 @@ beforeAll(async () => {
       .select('protected_items.name')
       .execute();
     if (points.some((p) => p.name === 'web-01')) break;
-    if (Date.now() > deadline) throw new Error('web-01 was not backed up within 4 minutes of start-up');
+    if (Date.now() > deadline)
+      throw new Error('web-01 was not backed up within 4 minutes of start-up');
     await new Promise((r) => setTimeout(r, 500));
   }
 }, 300_000);
@@ -92,12 +98,22 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
     const res = await fetch(`${app.url}/healthz`);
     const body = await res.json();
     expect(res.status).toBe(200);
-    expect(body).toMatchObject({ status: 'ok', parts: { database: { ok: true }, queue: { ok: true }, repository: { ok: true } } });
+    expect(body).toMatchObject({
+      status: 'ok',
+      parts: { database: { ok: true }, queue: { ok: true }, repository: { ok: true } },
+    });
   });
 
   it('shows the requester the restore point it found and asks for a reason', async () => {
     const alex = user('Alex Wilber');
-    const res = await post(messageActivity(alex, personalChat(alex), connector.serviceUrl, 'restore file /etc/nginx/nginx.conf from web-01'));
+    const res = await post(
+      messageActivity(
+        alex,
+        personalChat(alex),
+        connector.serviceUrl,
+        'restore file /etc/nginx/nginx.conf from web-01',
+      ),
+    );
     expect(res.status).toBe(200);
 
     const reply = await connector.waitFor(
@@ -113,10 +129,17 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
 
   it('refuses a reason that is too short and stores nothing', async () => {
     const alex = user('Alex Wilber');
-    const point = await app.database.db.selectFrom('restore_points').select('id').orderBy('created_at', 'desc').executeTakeFirstOrThrow();
+    const point = await app.database.db
+      .selectFrom('restore_points')
+      .select('id')
+      .orderBy('created_at', 'desc')
+      .executeTakeFirstOrThrow();
     const res = await post(
       invokeActivity(alex, personalChat(alex), connector.serviceUrl, 'fileRestore.submit', {
-        vmName: 'web-01', path: '/etc/nginx/nginx.conf', restorePointId: point.id, reason: 'need it',
+        vmName: 'web-01',
+        path: '/etc/nginx/nginx.conf',
+        restorePointId: point.id,
+        reason: 'need it',
       }),
     );
     expect(res.status).toBe(200);
@@ -127,8 +150,12 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
 
   it('stores the written request and sends an approval card to the approvers channel', async () => {
     const alex = user('Alex Wilber');
-    const form = connector.recorded.find((r) => r.conversationId === personalChat(alex).id && r.activity.attachments)!;
-    const submit = form.activity.attachments[0].content.actions.find((a: any) => a.verb === 'fileRestore.submit');
+    const form = connector.recorded.find(
+      (r) => r.conversationId === personalChat(alex).id && r.activity.attachments,
+    )!;
+    const submit = form.activity.attachments[0].content.actions.find(
+      (a: any) => a.verb === 'fileRestore.submit',
+    );
 
     const res = await post(
       invokeActivity(alex, personalChat(alex), connector.serviceUrl, 'fileRestore.submit', {
@@ -140,35 +167,66 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
     expect(res.status).toBe(200);
     expect(res.body.type).toBe('application/vnd.microsoft.card.adaptive');
 
-    const approval = await connector.waitFor((r) => r.conversationId === APPROVERS.id && r.method === 'POST', 10_000, 'approval card');
+    const approval = await connector.waitFor(
+      (r) => r.conversationId === APPROVERS.id && r.method === 'POST',
+      10_000,
+      'approval card',
+    );
     const actions = approval.activity.attachments[0].content.actions;
     requestId = actions.find((a: any) => a.verb === 'request.approve').data.requestId;
     approvalActivityId = approval.id;
     expect(cardText(approval.activity.attachments[0].content)).toContain('bad deployment');
 
-    const stored = await app.database.db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirstOrThrow();
-    expect(stored).toMatchObject({ status: 'pending', requester_object_id: alex.objectId, kind: 'file_restore' });
+    const stored = await app.database.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('id', '=', requestId)
+      .executeTakeFirstOrThrow();
+    expect(stored).toMatchObject({
+      status: 'pending',
+      requester_object_id: alex.objectId,
+      kind: 'file_restore',
+    });
   });
 
   it('refuses approval by the requester and by anyone of the customer, and records the refusals', async () => {
     for (const name of ['Alex Wilber', 'Megan Bowen']) {
       const person = user(name);
       const res = await post(
-        invokeActivity(person, personalChat(person), connector.serviceUrl, 'request.approve', { requestId, comment: 'Looks fine to me.' }),
+        invokeActivity(person, personalChat(person), connector.serviceUrl, 'request.approve', {
+          requestId,
+          comment: 'Looks fine to me.',
+        }),
       );
       expect(res.status).toBe(200);
       expect(res.body.type).toBe('application/vnd.microsoft.activity.message');
     }
-    const request = await app.database.db.selectFrom('requests').select('status').where('id', '=', requestId).executeTakeFirstOrThrow();
+    const request = await app.database.db
+      .selectFrom('requests')
+      .select('status')
+      .where('id', '=', requestId)
+      .executeTakeFirstOrThrow();
     expect(request.status).toBe('pending');
-    const refusals = await app.database.db.selectFrom('audit_log').selectAll().where('outcome', '=', 'refused').execute();
-    expect(refusals.filter((e) => e.resource.includes(requestId)).map((e) => e.actor_name).sort()).toEqual(['Alex Wilber', 'Megan Bowen']);
+    const refusals = await app.database.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('outcome', '=', 'refused')
+      .execute();
+    expect(
+      refusals
+        .filter((e) => e.resource.includes(requestId))
+        .map((e) => e.actor_name)
+        .sort(),
+    ).toEqual(['Alex Wilber', 'Megan Bowen']);
   });
 
   it('lets a provider approver approve in writing, then delivers the file through a signed link', async () => {
     const adele = user('Adele Vance');
     const res = await post(
-      invokeActivity(adele, APPROVERS, connector.serviceUrl, 'request.approve', { requestId, comment: 'Approved: matches incident INC-4711.' }),
+      invokeActivity(adele, APPROVERS, connector.serviceUrl, 'request.approve', {
+        requestId,
+        comment: 'Approved: matches incident INC-4711.',
+      }),
     );
     expect(res.status).toBe(200);
     expect(res.body.type).toBe('application/vnd.microsoft.card.adaptive');
@@ -176,17 +234,24 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
 
     const alex = user('Alex Wilber');
     const notice = await connector.waitFor(
-      (r) => r.conversationId === personalChat(alex).id && /downloads\//.test(r.activity.text ?? ''),
+      (r) =>
+        r.conversationId === personalChat(alex).id && /downloads\//.test(r.activity.text ?? ''),
       240_000,
       'download notice for Alex',
     );
-    const link = /(https?:\/\/\S+\/downloads\/[^\s.]+(?:\.[^\s.]+)*)/.exec(notice.activity.text)![1]!.replace(/\.$/, '');
+    const link = /(https?:\/\/\S+\/downloads\/[^\s.]+(?:\.[^\s.]+)*)/
+      .exec(notice.activity.text)![1]!
+      .replace(/\.$/, '');
 
     const download = await fetch(link);
     expect(download.status).toBe(200);
     const content = Buffer.from(await download.arrayBuffer());
     expect(content.toString('utf8')).toMatch(/server\s*\{/);
-    const delivery = await app.database.db.selectFrom('deliveries').selectAll().where('request_id', '=', requestId).executeTakeFirstOrThrow();
+    const delivery = await app.database.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('request_id', '=', requestId)
+      .executeTakeFirstOrThrow();
     expect(createHash('sha256').update(content).digest('hex')).toBe(delivery.sha256);
 
     // A tampered link is refused.
@@ -195,7 +260,11 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
 
     // The approver's card shows the outcome.
     const update = await connector.waitFor(
-      (r) => r.method === 'PUT' && r.conversationId === APPROVERS.id && r.id === approvalActivityId && /Restored/.test(cardText(r.activity)),
+      (r) =>
+        r.method === 'PUT' &&
+        r.conversationId === APPROVERS.id &&
+        r.id === approvalActivityId &&
+        /Restored/.test(cardText(r.activity)),
       10_000,
       'approval card update',
     );
@@ -205,7 +274,10 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
   it('refuses a second decision on the decided request', async () => {
     const lee = user('Lee Gu');
     const res = await post(
-      invokeActivity(lee, APPROVERS, connector.serviceUrl, 'request.reject', { requestId, comment: 'Too late, it is decided.' }),
+      invokeActivity(lee, APPROVERS, connector.serviceUrl, 'request.reject', {
+        requestId,
+        comment: 'Too late, it is decided.',
+      }),
     );
     expect(res.body.type).toBe('application/vnd.microsoft.activity.message');
     expect(res.body.value).toMatch(/already/i);
@@ -224,7 +296,10 @@ describe('a file restore asked for in Teams, approved in writing, delivered from
     expect(detail).toContain('Adele Vance');
 
     const verified = await portal.postForm('/portal/audit/verify', {}, '/portal/audit');
-    const page = verified.status === 303 ? await (await portal.get(verified.headers.get('location')!.replace(app.url, ''))).text() : await verified.text();
+    const page =
+      verified.status === 303
+        ? await (await portal.get(verified.headers.get('location')!.replace(app.url, ''))).text()
+        : await verified.text();
     expect(page).toMatch(/Chain intact: \d+ entries checked/);
   });
 });

@@ -21,7 +21,12 @@ let contoso: SandboxCustomer;
 
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-sandbox-test-'));
-  sandbox = await startSandbox({ dataDir, armPort: 0, blobPort: 0, imageCacheDir: 'test/.cache/images' });
+  sandbox = await startSandbox({
+    dataDir,
+    armPort: 0,
+    blobPort: 0,
+    imageCacheDir: 'test/.cache/images',
+  });
   contoso = sandbox.seed.customers[0]!;
 
   const sp = sandbox.servicePrincipal;
@@ -29,7 +34,9 @@ beforeAll(async () => {
     authorityHost: sandbox.authorityHost,
     disableInstanceDiscovery: true,
   });
-  client = new ComputeManagementClient(credential, contoso.subscriptionId, { endpoint: sandbox.armUrl });
+  client = new ComputeManagementClient(credential, contoso.subscriptionId, {
+    endpoint: sandbox.armUrl,
+  });
 });
 
 afterAll(async () => {
@@ -54,21 +61,34 @@ describe('the Azure sandbox', () => {
       disableInstanceDiscovery: true,
     });
 
-    await expect(wrong.getToken('https://management.azure.com/.default')).rejects.toThrow(/AADSTS7000215/);
+    await expect(wrong.getToken('https://management.azure.com/.default')).rejects.toThrow(
+      /AADSTS7000215/,
+    );
   });
 
   it('refuses an app it does not know', async () => {
-    const stranger = new ClientSecretCredential(sandbox.servicePrincipal.tenantId, '00000000-0000-0000-0000-000000000001', 'whatever', {
-      authorityHost: sandbox.authorityHost,
-      disableInstanceDiscovery: true,
-    });
+    const stranger = new ClientSecretCredential(
+      sandbox.servicePrincipal.tenantId,
+      '00000000-0000-0000-0000-000000000001',
+      'whatever',
+      {
+        authorityHost: sandbox.authorityHost,
+        disableInstanceDiscovery: true,
+      },
+    );
 
-    await expect(stranger.getToken('https://management.azure.com/.default')).rejects.toThrow(/AADSTS700016/);
+    await expect(stranger.getToken('https://management.azure.com/.default')).rejects.toThrow(
+      /AADSTS700016/,
+    );
   });
 
   it('seeds a provider, one customer and people in both tenants', () => {
     expect(sandbox.seed.provider.name).toBe('Fabrikam Managed Services');
-    expect(contoso).toMatchObject({ name: 'Contoso', resourceGroup: 'rg-prod', location: 'westeurope' });
+    expect(contoso).toMatchObject({
+      name: 'Contoso',
+      resourceGroup: 'rg-prod',
+      location: 'westeurope',
+    });
     expect(contoso.vms.map((vm) => vm.name)).toEqual(['web-01', 'win-01']);
 
     const customerUsers = sandbox.seed.users.filter((user) => user.tenantId === contoso.tenantId);
@@ -97,15 +117,30 @@ describe('the Azure sandbox', () => {
     const web = await client.virtualMachines.get(contoso.resourceGroup, 'web-01');
     const diskId = web.storageProfile!.osDisk!.managedDisk!.id!;
 
-    const snapshot = await client.snapshots.beginCreateOrUpdateAndWait(contoso.resourceGroup, 'web-01-backup-1', {
-      location: contoso.location,
+    const snapshot = await client.snapshots.beginCreateOrUpdateAndWait(
+      contoso.resourceGroup,
+      'web-01-backup-1',
+      {
+        location: contoso.location,
+        incremental: true,
+        creationData: { createOption: 'Copy', sourceResourceId: diskId },
+      },
+      { updateIntervalInMs: 10 },
+    );
+    expect(snapshot).toMatchObject({
+      name: 'web-01-backup-1',
+      type: 'Microsoft.Compute/snapshots',
+      provisioningState: 'Succeeded',
       incremental: true,
-      creationData: { createOption: 'Copy', sourceResourceId: diskId },
-    }, { updateIntervalInMs: 10 });
-    expect(snapshot).toMatchObject({ name: 'web-01-backup-1', type: 'Microsoft.Compute/snapshots', provisioningState: 'Succeeded', incremental: true });
+    });
     expect(snapshot.incrementalSnapshotFamilyId).toBeTruthy();
 
-    const { accessSAS } = await client.snapshots.beginGrantAccessAndWait(contoso.resourceGroup, 'web-01-backup-1', { access: 'Read', durationInSeconds: 600 }, { updateIntervalInMs: 10 });
+    const { accessSAS } = await client.snapshots.beginGrantAccessAndWait(
+      contoso.resourceGroup,
+      'web-01-backup-1',
+      { access: 'Read', durationInSeconds: 600 },
+      { updateIntervalInMs: 10 },
+    );
     expect(accessSAS).toMatch(/^https:\/\/localhost:\d+\/md-[0-9a-f]+\/[0-9a-f]+\/abcd\?.*sig=/);
     const blob = new PageBlobClient(accessSAS!, new AnonymousCredential());
 
@@ -131,7 +166,9 @@ describe('the Azure sandbox', () => {
     const gptHeader = await blob.downloadToBuffer(512, 8);
     expect(gptHeader.toString('latin1')).toBe('EFI PART');
 
-    await client.snapshots.beginRevokeAccessAndWait(contoso.resourceGroup, 'web-01-backup-1', { updateIntervalInMs: 10 });
+    await client.snapshots.beginRevokeAccessAndWait(contoso.resourceGroup, 'web-01-backup-1', {
+      updateIntervalInMs: 10,
+    });
     await expect(blob.getProperties()).rejects.toMatchObject({ statusCode: 403 });
   });
 
@@ -139,29 +176,52 @@ describe('the Azure sandbox', () => {
     const web = await client.virtualMachines.get(contoso.resourceGroup, 'web-01');
     const diskId = web.storageProfile!.osDisk!.managedDisk!.id!;
     const take = (name: string) =>
-      client.snapshots.beginCreateOrUpdateAndWait(contoso.resourceGroup, name, {
-        location: contoso.location,
-        incremental: true,
-        creationData: { createOption: 'Copy', sourceResourceId: diskId },
-      }, { updateIntervalInMs: 10 });
+      client.snapshots.beginCreateOrUpdateAndWait(
+        contoso.resourceGroup,
+        name,
+        {
+          location: contoso.location,
+          incremental: true,
+          creationData: { createOption: 'Copy', sourceResourceId: diskId },
+        },
+        { updateIntervalInMs: 10 },
+      );
     await take('web-01-diff-a');
     await take('web-01-diff-b');
 
-    const grant = (name: string) => client.snapshots.beginGrantAccessAndWait(contoso.resourceGroup, name, { access: 'Read', durationInSeconds: 600 }, { updateIntervalInMs: 10 });
+    const grant = (name: string) =>
+      client.snapshots.beginGrantAccessAndWait(
+        contoso.resourceGroup,
+        name,
+        { access: 'Read', durationInSeconds: 600 },
+        { updateIntervalInMs: 10 },
+      );
     const earlier = (await grant('web-01-diff-a')).accessSAS!;
     const later = (await grant('web-01-diff-b')).accessSAS!;
 
-    const diff = await new PageBlobClient(later, new AnonymousCredential()).getPageRangesDiffForManagedDisks(0, 64 * 1024 * 1024, earlier);
+    const diff = await new PageBlobClient(
+      later,
+      new AnonymousCredential(),
+    ).getPageRangesDiffForManagedDisks(0, 64 * 1024 * 1024, earlier);
     expect(diff.pageRange ?? []).toEqual([]);
     expect(diff.clearRange ?? []).toEqual([]);
 
-    await client.snapshots.beginDeleteAndWait(contoso.resourceGroup, 'web-01-diff-a', { updateIntervalInMs: 10 });
-    await expect(client.snapshots.get(contoso.resourceGroup, 'web-01-diff-a')).rejects.toMatchObject({ statusCode: 404 });
+    await client.snapshots.beginDeleteAndWait(contoso.resourceGroup, 'web-01-diff-a', {
+      updateIntervalInMs: 10,
+    });
+    await expect(
+      client.snapshots.get(contoso.resourceGroup, 'web-01-diff-a'),
+    ).rejects.toMatchObject({ statusCode: 404 });
   });
 
   it('refuses a SAS URL whose signature was tampered with', async () => {
     const disk = await osDiskName('web-01');
-    const { accessSAS } = await client.disks.beginGrantAccessAndWait(contoso.resourceGroup, disk, { access: 'Read', durationInSeconds: 600 }, { updateIntervalInMs: 10 });
+    const { accessSAS } = await client.disks.beginGrantAccessAndWait(
+      contoso.resourceGroup,
+      disk,
+      { access: 'Read', durationInSeconds: 600 },
+      { updateIntervalInMs: 10 },
+    );
     const url = new URL(accessSAS!);
     url.searchParams.set('sig', Buffer.alloc(32, 1).toString('base64'));
 
@@ -169,28 +229,42 @@ describe('the Azure sandbox', () => {
     expect(response.status).toBe(403);
     expect(await response.text()).toContain('<Code>AuthenticationFailed</Code>');
 
-    await client.disks.beginRevokeAccessAndWait(contoso.resourceGroup, disk, { updateIntervalInMs: 10 });
+    await client.disks.beginRevokeAccessAndWait(contoso.resourceGroup, disk, {
+      updateIntervalInMs: 10,
+    });
   });
 
   it('refuses ARM calls without a bearer token', async () => {
-    const response = await fetch(`${sandbox.armUrl}/subscriptions/${contoso.subscriptionId}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`);
+    const response = await fetch(
+      `${sandbox.armUrl}/subscriptions/${contoso.subscriptionId}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`,
+    );
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { code: 'AuthenticationFailed' } });
 
-    const forged = await fetch(`${sandbox.armUrl}/subscriptions/${contoso.subscriptionId}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`, {
-      headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl' },
-    });
+    const forged = await fetch(
+      `${sandbox.armUrl}/subscriptions/${contoso.subscriptionId}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`,
+      {
+        headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl' },
+      },
+    );
     expect(forged.status).toBe(401);
     expect(await forged.json()).toMatchObject({ error: { code: 'InvalidAuthenticationToken' } });
   });
 
   it('answers 404 ResourceNotFound for a VM that does not exist', async () => {
-    await expect(client.virtualMachines.get(contoso.resourceGroup, 'no-such-vm')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
+    await expect(
+      client.virtualMachines.get(contoso.resourceGroup, 'no-such-vm'),
+    ).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
   });
 
   it('stops serving a SAS URL once it expires', async () => {
     const disk = await osDiskName('win-01');
-    const { accessSAS } = await client.disks.beginGrantAccessAndWait(contoso.resourceGroup, disk, { access: 'Read', durationInSeconds: 1 }, { updateIntervalInMs: 10 });
+    const { accessSAS } = await client.disks.beginGrantAccessAndWait(
+      contoso.resourceGroup,
+      disk,
+      { access: 'Read', durationInSeconds: 1 },
+      { updateIntervalInMs: 10 },
+    );
     const blob = new PageBlobClient(accessSAS!, new AnonymousCredential());
     const mbr = await blob.downloadToBuffer(510, 2);
     expect(mbr.toString('hex')).toBe('55aa');
@@ -203,17 +277,32 @@ describe('the Azure sandbox', () => {
     const web = await client.virtualMachines.get(contoso.resourceGroup, 'web-01');
     const diskId = web.storageProfile!.osDisk!.managedDisk!.id!;
     const take = async (name: string) => {
-      await client.snapshots.beginCreateOrUpdateAndWait(contoso.resourceGroup, name, {
-        location: contoso.location,
-        incremental: true,
-        creationData: { createOption: 'Copy', sourceResourceId: diskId },
-      }, { updateIntervalInMs: 10 });
-      return (await client.snapshots.beginGrantAccessAndWait(contoso.resourceGroup, name, { access: 'Read', durationInSeconds: 600 }, { updateIntervalInMs: 10 })).accessSAS!;
+      await client.snapshots.beginCreateOrUpdateAndWait(
+        contoso.resourceGroup,
+        name,
+        {
+          location: contoso.location,
+          incremental: true,
+          creationData: { createOption: 'Copy', sourceResourceId: diskId },
+        },
+        { updateIntervalInMs: 10 },
+      );
+      return (
+        await client.snapshots.beginGrantAccessAndWait(
+          contoso.resourceGroup,
+          name,
+          { access: 'Read', durationInSeconds: 600 },
+          { updateIntervalInMs: 10 },
+        )
+      ).accessSAS!;
     };
     const before = await take('web-01-change-a');
 
     // The VM "writes": 4 KiB of new data at 48 MiB, and one sector that held data becomes zero.
-    const { pageRange = [] } = await new PageBlobClient(before, new AnonymousCredential()).getPageRanges();
+    const { pageRange = [] } = await new PageBlobClient(
+      before,
+      new AnonymousCredential(),
+    ).getPageRanges();
     const lastWritten = pageRange[pageRange.length - 1]!;
     const zeroedSector = lastWritten.offset + (lastWritten.count ?? 0) + 1 - 512;
     const handle = await fs.open(sandbox.diskFilePath(diskId)!, 'r+');
@@ -222,13 +311,18 @@ describe('the Azure sandbox', () => {
     await handle.close();
 
     const after = await take('web-01-change-b');
-    const diff = await new PageBlobClient(after, new AnonymousCredential()).getPageRangesDiffForManagedDisks(0, 64 * 1024 * 1024, before);
+    const diff = await new PageBlobClient(
+      after,
+      new AnonymousCredential(),
+    ).getPageRangesDiffForManagedDisks(0, 64 * 1024 * 1024, before);
     expect(diff.pageRange).toEqual([{ offset: 48 * 1024 * 1024, count: 4095 }]);
     expect(diff.clearRange).toEqual([{ offset: zeroedSector, count: 511 }]);
   });
 
   it('gives the repository a working Azurite account', async () => {
-    const container = BlobServiceClient.fromConnectionString(sandbox.repositoryConnectionString).getContainerClient('acba-repository');
+    const container = BlobServiceClient.fromConnectionString(
+      sandbox.repositoryConnectionString,
+    ).getContainerClient('acba-repository');
     await container.createIfNotExists();
     await container.getBlockBlobClient('config').upload('{}', 2);
 

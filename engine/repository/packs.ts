@@ -108,15 +108,13 @@ export class PackWriter {
     await this.options.container.getBlockBlobClient(path).uploadData(body);
 
     for (let i = 0; i < entries.length; i += 500) {
-      const rows = entries
-        .slice(i, i + 500)
-        .map((e) => ({
-          id: e.id,
-          pack_path: path,
-          offset: e.offset,
-          length: e.length,
-          raw_length: e.rawLength,
-        }));
+      const rows = entries.slice(i, i + 500).map((e) => ({
+        id: e.id,
+        pack_path: path,
+        offset: e.offset,
+        length: e.length,
+        raw_length: e.rawLength,
+      }));
       // Another writer may have stored the same block meanwhile; the first row wins, the copy here stays unreferenced.
       await this.options.db
         .insertInto('repository_blocks')

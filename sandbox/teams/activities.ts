@@ -59,7 +59,9 @@ function common({ user, conversation, serviceUrl }: Envelope) {
       ...(conversation.conversationType === 'channel' ? { isGroup: true } : {}),
     },
     recipient: botAccount,
-    entities: [{ locale: 'en-US', country: 'US', platform: 'Web', timezone: 'UTC', type: 'clientInfo' }],
+    entities: [
+      { locale: 'en-US', country: 'US', platform: 'Web', timezone: 'UTC', type: 'clientInfo' },
+    ],
     channelData,
     locale: 'en-US',
     localTimezone: 'UTC',
@@ -84,7 +86,12 @@ export function invokeActivity(
     channelData: { ...base.channelData, source: { name: 'message' }, legacy: { replyToId } },
     name: 'adaptiveCard/action',
     value: {
-      action: { type: 'Action.Execute', ...(action.title ? { title: action.title } : {}), verb: action.verb, data: action.data ?? {} },
+      action: {
+        type: 'Action.Execute',
+        ...(action.title ? { title: action.title } : {}),
+        verb: action.verb,
+        data: action.data ?? {},
+      },
       trigger,
     },
     replyToId,
@@ -101,7 +108,8 @@ export function installActivity(envelope: Envelope) {
     membersAdded: [{ id: botAccount.id }],
     channelData: {
       ...base.channelData,
-      eventType: envelope.conversation.conversationType === 'channel' ? 'teamMemberAdded' : undefined,
+      eventType:
+        envelope.conversation.conversationType === 'channel' ? 'teamMemberAdded' : undefined,
     },
   };
 }

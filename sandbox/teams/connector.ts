@@ -10,7 +10,11 @@ import type { ActivityStore } from './store.ts';
 import type { SeededUser } from './activities.ts';
 import { personalConversationId, teamsUserId } from './activities.ts';
 
-export function connectorRoutes(store: ActivityStore, users: SeededUser[], log: Logger): express.Router {
+export function connectorRoutes(
+  store: ActivityStore,
+  users: SeededUser[],
+  log: Logger,
+): express.Router {
   const router = express.Router();
   router.use(express.json({ limit: '1mb' }));
   let created = 0;
@@ -18,11 +22,14 @@ export function connectorRoutes(store: ActivityStore, users: SeededUser[], log: 
   router.post('/v3/conversations', (req, res) => {
     const member = req.body?.members?.[0];
     // A personal chat with a seeded user is that user's existing chat, as in Teams.
-    const user = users.find((u) => member && (member.id === teamsUserId(u) || member.aadObjectId === u.objectId));
+    const user = users.find(
+      (u) => member && (member.id === teamsUserId(u) || member.aadObjectId === u.objectId),
+    );
     const id = user ? personalConversationId(user) : `a:sandbox-conversation-${++created}`;
 
     let activityId: string | undefined;
-    if (req.body?.activity) activityId = store.add(id, 'bot', { ...req.body.activity, conversation: { id } }).id;
+    if (req.body?.activity)
+      activityId = store.add(id, 'bot', { ...req.body.activity, conversation: { id } }).id;
     log.debug({ conversationId: id }, 'teams_standin_conversation_created');
     res.status(201).json({ id, activityId, serviceUrl: req.body?.serviceUrl });
   });
@@ -33,7 +40,10 @@ export function connectorRoutes(store: ActivityStore, users: SeededUser[], log: 
       ...req.body,
       ...(req.params.activityId ? { replyToId: req.params.activityId } : {}),
     });
-    log.debug({ conversationId, activityId: stored.id, type: req.body?.type }, 'teams_standin_activity_recorded');
+    log.debug(
+      { conversationId, activityId: stored.id, type: req.body?.type },
+      'teams_standin_activity_recorded',
+    );
     res.status(201).json({ id: stored.id });
   };
   router.post('/v3/conversations/:conversationId/activities', record);
@@ -43,7 +53,14 @@ export function connectorRoutes(store: ActivityStore, users: SeededUser[], log: 
     const { conversationId, activityId } = req.params;
     const stored = store.replace(conversationId, activityId, req.body);
     if (!stored) {
-      res.status(404).json({ error: { code: 'ActivityNotFound', message: `No activity ${activityId} in ${conversationId}` } });
+      res
+        .status(404)
+        .json({
+          error: {
+            code: 'ActivityNotFound',
+            message: `No activity ${activityId} in ${conversationId}`,
+          },
+        });
       return;
     }
     log.debug({ conversationId, activityId }, 'teams_standin_activity_updated');
@@ -57,7 +74,9 @@ export function connectorRoutes(store: ActivityStore, users: SeededUser[], log: 
 
   // TeamsInfo.getMember and friends: the seeded users are the members.
   router.get('/v3/conversations/:conversationId/members/:memberId', (req, res) => {
-    const user = users.find((u) => teamsUserId(u) === req.params.memberId || u.objectId === req.params.memberId);
+    const user = users.find(
+      (u) => teamsUserId(u) === req.params.memberId || u.objectId === req.params.memberId,
+    );
     if (!user) {
       res.status(404).json({ error: { code: 'MemberNotFound', message: 'No such member' } });
       return;

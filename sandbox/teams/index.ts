@@ -41,7 +41,9 @@ const adaptiveCardsBundle = path.join(
 
 /** Users of the tenants that hold approvers or operators see the approvers channel. */
 function providerTenants(users: SeededUser[]): Set<string> {
-  return new Set(users.filter((u) => u.role === 'approver' || u.role === 'operator').map((u) => u.tenantId));
+  return new Set(
+    users.filter((u) => u.role === 'approver' || u.role === 'operator').map((u) => u.tenantId),
+  );
 }
 
 export function createTeamsStandIn(options: TeamsStandInOptions): {
@@ -60,7 +62,11 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
       { id: personalConversationId(user), conversationType: 'personal', title: 'Chat with ACBA' },
     ];
     if (staffTenants.has(user.tenantId)) {
-      list.push({ id: options.approversConversationId, conversationType: 'channel', title: 'Approvers channel' });
+      list.push({
+        id: options.approversConversationId,
+        conversationType: 'channel',
+        title: 'Approvers channel',
+      });
     }
     return list;
   };
@@ -70,7 +76,8 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
     const user = options.users.find((u) => u.objectId === objectId);
     if (!user) throw new HttpError(404, 'Pick a seeded user first.');
     const conversation = conversationsOf(user).find((c) => c.id === conversationId);
-    if (!conversation) throw new HttpError(403, `${user.displayName} is not a member of that conversation.`);
+    if (!conversation)
+      throw new HttpError(403, `${user.displayName} is not a member of that conversation.`);
     return { user, conversation, serviceUrl };
   };
 
@@ -87,7 +94,11 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
     } catch {
       body = text;
     }
-    if (!response.ok) log.warn({ status: response.status, type: (activity as any).type }, 'teams_standin_bot_refused');
+    if (!response.ok)
+      log.warn(
+        { status: response.status, type: (activity as any).type },
+        'teams_standin_bot_refused',
+      );
     return { status: response.status, body };
   };
 
@@ -135,7 +146,10 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
     const { user } = resolve(req.query.user, req.query.conversationId);
     const after = Number(req.query.after ?? 0) || 0;
     const conversationId = String(req.query.conversationId);
-    res.json({ cursor: store.cursor, activities: store.viewsSince(conversationId, user.objectId, after) });
+    res.json({
+      cursor: store.cursor,
+      activities: store.viewsSince(conversationId, user.objectId, after),
+    });
   });
 
   api.post('/send', async (req, res) => {
@@ -154,14 +168,26 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
     const replyToId = String(req.body?.replyToId ?? '');
     const trigger = req.body?.trigger === 'automatic' ? 'automatic' : 'manual';
     const verb = String(req.body?.verb ?? '');
-    if (!store.find(envelope.conversation.id, replyToId)) throw new HttpError(404, 'That card is gone.');
+    if (!store.find(envelope.conversation.id, replyToId))
+      throw new HttpError(404, 'That card is gone.');
 
-    const activity = invokeActivity(envelope, replyToId, { verb, data: req.body?.data, title: req.body?.title }, trigger);
+    const activity = invokeActivity(
+      envelope,
+      replyToId,
+      { verb, data: req.body?.data, title: req.body?.title },
+      trigger,
+    );
     const result = await postToBot(activity);
-    const response = result.body as { statusCode?: number; type?: string; value?: unknown } | undefined;
+    const response = result.body as
+      { statusCode?: number; type?: string; value?: unknown } | undefined;
 
     if (response?.type === adaptiveCardType && response.value) {
-      store.setUserView(envelope.conversation.id, replyToId, envelope.user.objectId, response.value);
+      store.setUserView(
+        envelope.conversation.id,
+        replyToId,
+        envelope.user.objectId,
+        response.value,
+      );
       res.json({ botStatus: result.status, card: true });
       return;
     }
@@ -169,15 +195,17 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
     res.json({ botStatus: result.status, statusCode: response?.statusCode, message });
   });
 
-  api.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
-    if (res.headersSent) return next(error);
-    if (error instanceof HttpError) {
-      res.status(error.status).json({ message: error.message });
-      return;
-    }
-    log.error({ err: error }, 'teams_standin_failed');
-    res.status(502).json({ message: `The bot did not answer: ${(error as Error).message}` });
-  });
+  api.use(
+    (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+      if (res.headersSent) return next(error);
+      if (error instanceof HttpError) {
+        res.status(error.status).json({ message: error.message });
+        return;
+      }
+      log.error({ err: error }, 'teams_standin_failed');
+      res.status(502).json({ message: `The bot did not answer: ${(error as Error).message}` });
+    },
+  );
   router.use('/api', api);
 
   return {

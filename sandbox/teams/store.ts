@@ -49,7 +49,10 @@ export class ActivityStore {
   }
 
   add(conversationId: string, origin: StoredActivity['origin'], activity: any): StoredActivity {
-    const id = typeof activity.id === 'string' && activity.id !== '' && origin === 'user' ? activity.id : this.newActivityId();
+    const id =
+      typeof activity.id === 'string' && activity.id !== '' && origin === 'user'
+        ? activity.id
+        : this.newActivityId();
     const stored: StoredActivity = {
       id,
       conversationId,
@@ -82,7 +85,12 @@ export class ActivityStore {
   }
 
   /** Shows `card` instead of the activity's card to one user. */
-  setUserView(conversationId: string, activityId: string, objectId: string, card: unknown): boolean {
+  setUserView(
+    conversationId: string,
+    activityId: string,
+    objectId: string,
+    card: unknown,
+  ): boolean {
     const stored = this.find(conversationId, activityId);
     if (!stored) return false;
     const changed = ++this.counter;
@@ -106,7 +114,14 @@ export class ActivityStore {
       .map((a) => {
         const view = a.userViews.get(objectId);
         const activity = view ? withCard(a.activity, view.card) : a.activity;
-        return { id: a.id, origin: a.origin, activity, changed: a.changed, deleted: a.deleted, userView: view !== undefined };
+        return {
+          id: a.id,
+          origin: a.origin,
+          activity,
+          changed: a.changed,
+          deleted: a.deleted,
+          userView: view !== undefined,
+        };
       });
   }
 

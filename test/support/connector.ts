@@ -20,7 +20,11 @@ export interface StandInConnector {
   serviceUrl: string;
   recorded: RecordedActivity[];
   /** Waits until an activity matching the predicate arrives (or was already there). */
-  waitFor(predicate: (r: RecordedActivity) => boolean, timeoutMs?: number, what?: string): Promise<RecordedActivity>;
+  waitFor(
+    predicate: (r: RecordedActivity) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<RecordedActivity>;
   close(): Promise<void>;
 }
 
@@ -31,11 +35,21 @@ export async function startConnector(): Promise<StandInConnector> {
   app.use(express.json({ limit: '5mb' }));
   app.post('/v3/conversations/:conversationId/activities{/:replyToId}', (req, res) => {
     const id = `activity-${next++}`;
-    recorded.push({ method: 'POST', conversationId: req.params.conversationId, id, activity: req.body });
+    recorded.push({
+      method: 'POST',
+      conversationId: req.params.conversationId,
+      id,
+      activity: req.body,
+    });
     res.status(201).json({ id });
   });
   app.put('/v3/conversations/:conversationId/activities/:activityId', (req, res) => {
-    recorded.push({ method: 'PUT', conversationId: req.params.conversationId, id: req.params.activityId, activity: req.body });
+    recorded.push({
+      method: 'PUT',
+      conversationId: req.params.conversationId,
+      id: req.params.activityId,
+      activity: req.body,
+    });
     res.status(200).json({ id: req.params.activityId });
   });
   app.post('/v3/conversations', (_req, res) => {
@@ -55,11 +69,17 @@ export async function startConnector(): Promise<StandInConnector> {
         const found = recorded.find(predicate);
         if (found) return found;
         if (Date.now() > deadline) {
-          throw new Error(`the connector received no ${what} within ${timeoutMs} ms; it has ${JSON.stringify(recorded.map((r) => [r.method, r.conversationId, r.activity.text ?? r.activity.attachments?.[0]?.contentType]))}`);
+          throw new Error(
+            `the connector received no ${what} within ${timeoutMs} ms; it has ${JSON.stringify(recorded.map((r) => [r.method, r.conversationId, r.activity.text ?? r.activity.attachments?.[0]?.contentType]))}`,
+          );
         }
         await new Promise((r) => setTimeout(r, 100));
       }
     },
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -20,7 +20,9 @@ export interface TestDatabase extends DatabaseHandle {
 }
 
 /** The server URL for a new empty database, or undefined when tests run on PGlite. */
-export async function createServerDatabase(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+export async function createServerDatabase(): Promise<
+  { url: string; drop(): Promise<void> } | undefined
+> {
   const base = process.env.ACBA_TEST_DATABASE_URL;
   if (!base) return undefined;
   const name = `acba_test_${randomBytes(6).toString('hex')}`;

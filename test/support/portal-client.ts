@@ -13,7 +13,11 @@ export class PortalClient {
   }
 
   /** Posts a form, adding the form token found on the page at `formPage`. */
-  async postForm(path: string, fields: Record<string, string>, formPage: string): Promise<Response> {
+  async postForm(
+    path: string,
+    fields: Record<string, string>,
+    formPage: string,
+  ): Promise<Response> {
     const page = await (await this.get(formPage)).text();
     const token = /name="_token" value="([^"]+)"/.exec(page)?.[1];
     if (!token) throw new Error(`no form token on ${formPage}`);

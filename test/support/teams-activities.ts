@@ -16,7 +16,10 @@ export interface Conversation {
   type: 'personal' | 'channel';
 }
 
-export const personalChat = (person: TeamsPerson): Conversation => ({ id: `a:e2e-${person.objectId}`, type: 'personal' });
+export const personalChat = (person: TeamsPerson): Conversation => ({
+  id: `a:e2e-${person.objectId}`,
+  type: 'personal',
+});
 
 function base(person: TeamsPerson, conversation: Conversation, serviceUrl: string) {
   return {
@@ -26,15 +29,32 @@ function base(person: TeamsPerson, conversation: Conversation, serviceUrl: strin
     serviceUrl,
     from: { id: `29:${person.objectId}`, name: person.displayName, aadObjectId: person.objectId },
     recipient: { id: '28:acba-bot', name: 'ACBA' },
-    conversation: { id: conversation.id, conversationType: conversation.type, tenantId: person.tenantId },
+    conversation: {
+      id: conversation.id,
+      conversationType: conversation.type,
+      tenantId: person.tenantId,
+    },
     channelData: { tenant: { id: person.tenantId } },
-    entities: [{ type: 'clientInfo', locale: 'en-GB', country: 'GB', platform: 'Web', timezone: 'Europe/London' }],
+    entities: [
+      {
+        type: 'clientInfo',
+        locale: 'en-GB',
+        country: 'GB',
+        platform: 'Web',
+        timezone: 'Europe/London',
+      },
+    ],
     locale: 'en-GB',
     localTimezone: 'Europe/London',
   };
 }
 
-export function messageActivity(person: TeamsPerson, conversation: Conversation, serviceUrl: string, text: string) {
+export function messageActivity(
+  person: TeamsPerson,
+  conversation: Conversation,
+  serviceUrl: string,
+  text: string,
+) {
   return { ...base(person, conversation, serviceUrl), type: 'message', textFormat: 'plain', text };
 }
 

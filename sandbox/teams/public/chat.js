@@ -4,7 +4,16 @@
 // activities.
 (() => {
   const api = 'api';
-  const state = { users: [], user: null, conversation: null, cursor: 0, items: new Map(), refreshed: new Set(), timer: null, generation: 0 };
+  const state = {
+    users: [],
+    user: null,
+    conversation: null,
+    cursor: 0,
+    items: new Map(),
+    refreshed: new Set(),
+    timer: null,
+    generation: 0,
+  };
   const $ = (id) => document.getElementById(id);
 
   // What each role does here, shown under the picker so a visitor knows whom to pick.
@@ -60,7 +69,8 @@
   function organisations(users) {
     const groups = new Map();
     for (const user of users) {
-      if (!groups.has(user.tenantId)) groups.set(user.tenantId, { users: [], provider: false, domain: '', organization: '' });
+      if (!groups.has(user.tenantId))
+        groups.set(user.tenantId, { users: [], provider: false, domain: '', organization: '' });
       const group = groups.get(user.tenantId);
       group.users.push(user);
       group.provider ||= user.conversations.some((c) => c.conversationType === 'channel');
@@ -69,7 +79,10 @@
     }
     return [...groups.values()]
       .sort((a, b) => Number(a.provider) - Number(b.provider))
-      .map((g) => ({ ...g, label: `${g.provider ? 'Service provider' : 'Customer'} · ${g.organization || g.domain || 'tenant'}` }));
+      .map((g) => ({
+        ...g,
+        label: `${g.provider ? 'Service provider' : 'Customer'} · ${g.organization || g.domain || 'tenant'}`,
+      }));
   }
 
   function domainOf(user) {
@@ -100,10 +113,16 @@
       const button = document.createElement('button');
       button.type = 'button';
       button.append(
-        Object.assign(document.createElement('span'), { className: 'name', textContent: conversation.title }),
+        Object.assign(document.createElement('span'), {
+          className: 'name',
+          textContent: conversation.title,
+        }),
         Object.assign(document.createElement('span'), {
           className: 'kind',
-          textContent: conversation.conversationType === 'channel' ? 'channel of the provider\'s staff' : 'personal chat with the bot',
+          textContent:
+            conversation.conversationType === 'channel'
+              ? "channel of the provider's staff"
+              : 'personal chat with the bot',
         }),
       );
       button.dataset.id = conversation.id;
@@ -111,10 +130,12 @@
       nav.append(button);
     }
     if (!state.user.conversations.some((c) => c.conversationType === 'channel')) {
-      nav.append(Object.assign(document.createElement('p'), {
-        className: 'hint',
-        textContent: 'No Approvers channel: it is for the service provider\'s staff only.',
-      }));
+      nav.append(
+        Object.assign(document.createElement('p'), {
+          className: 'hint',
+          textContent: "No Approvers channel: it is for the service provider's staff only.",
+        }),
+      );
     }
     openConversation(state.user.conversations[0]);
   }
@@ -125,7 +146,9 @@
     clearTimeout(state.timer);
     state.conversation = null;
     state.items.clear();
-    $('messages').replaceChildren(emptyHint('Pick a user under "Signed in as" to see their conversations.'));
+    $('messages').replaceChildren(
+      emptyHint('Pick a user under "Signed in as" to see their conversations.'),
+    );
     $('title').textContent = 'Pick a user to start';
     $('text').disabled = true;
     $('composer').querySelector('button').disabled = true;
@@ -141,22 +164,34 @@
     $('messages').replaceChildren();
     $('title').replaceChildren(
       document.createTextNode(conversation.title),
-      Object.assign(document.createElement('span'), { className: 'as', textContent: `signed in as ${state.user.displayName}` }),
+      Object.assign(document.createElement('span'), {
+        className: 'as',
+        textContent: `signed in as ${state.user.displayName}`,
+      }),
     );
-    for (const b of $('conversations').querySelectorAll('button')) b.classList.toggle('active', b.dataset.id === conversation.id);
+    for (const b of $('conversations').querySelectorAll('button'))
+      b.classList.toggle('active', b.dataset.id === conversation.id);
     $('text').disabled = false;
-    $('text').placeholder = conversation.conversationType === 'channel'
-      ? 'Write to the channel'
-      : 'Type a message, e.g. restore file /etc/nginx/nginx.conf from web-01';
+    $('text').placeholder =
+      conversation.conversationType === 'channel'
+        ? 'Write to the channel'
+        : 'Type a message, e.g. restore file /etc/nginx/nginx.conf from web-01';
     $('composer').querySelector('button').disabled = false;
-    await call('POST', 'open', { user: state.user.objectId, conversationId: conversation.id }).catch(showError);
+    await call('POST', 'open', {
+      user: state.user.objectId,
+      conversationId: conversation.id,
+    }).catch(showError);
     if (generation === state.generation) poll(generation);
   }
 
   async function poll(generation) {
     const conversation = state.conversation;
     try {
-      const query = new URLSearchParams({ user: state.user.objectId, conversationId: conversation.id, after: String(state.cursor) });
+      const query = new URLSearchParams({
+        user: state.user.objectId,
+        conversationId: conversation.id,
+        after: String(state.cursor),
+      });
       const result = await call('GET', `activities?${query}`);
       if (generation !== state.generation) return;
       for (const view of result.activities) render(view);
@@ -173,7 +208,11 @@
     const text = $('text').value.trim();
     if (!text) return;
     $('text').value = '';
-    await call('POST', 'send', { user: state.user.objectId, conversationId: state.conversation.id, text }).catch(showError);
+    await call('POST', 'send', {
+      user: state.user.objectId,
+      conversationId: state.conversation.id,
+      text,
+    }).catch(showError);
   }
 
   function render(view) {
@@ -197,12 +236,18 @@
     li.append(meta);
 
     if (view.deleted) {
-      li.append(Object.assign(document.createElement('div'), { className: 'bubble deleted', textContent: 'This message has been deleted.' }));
+      li.append(
+        Object.assign(document.createElement('div'), {
+          className: 'bubble deleted',
+          textContent: 'This message has been deleted.',
+        }),
+      );
       return;
     }
     if (a.text) li.append(bubble(a.text));
     for (const attachment of a.attachments || []) {
-      if (attachment.contentType === 'application/vnd.microsoft.card.adaptive') li.append(renderCard(view, attachment.content));
+      if (attachment.contentType === 'application/vnd.microsoft.card.adaptive')
+        li.append(renderCard(view, attachment.content));
     }
     if (isNew || atBottom) list.scrollTop = list.scrollHeight;
   }
@@ -216,7 +261,14 @@
     for (const match of text.matchAll(url)) {
       const href = match[0].replace(/[.,;:!?)\]]+$/, '');
       div.append(document.createTextNode(text.slice(at, match.index)));
-      div.append(Object.assign(document.createElement('a'), { href, textContent: href, target: '_blank', rel: 'noopener' }));
+      div.append(
+        Object.assign(document.createElement('a'), {
+          href,
+          textContent: href,
+          target: '_blank',
+          rel: 'noopener',
+        }),
+      );
       at = match.index + href.length;
     }
     div.append(document.createTextNode(text.slice(at)));
@@ -257,7 +309,9 @@
     const refresh = content && content.refresh;
     if (!refresh || !refresh.action || !Array.isArray(refresh.userIds)) return;
     const me = state.user;
-    const listed = refresh.userIds.some((id) => id === me.objectId || id === `29:sandbox-${me.objectId}`);
+    const listed = refresh.userIds.some(
+      (id) => id === me.objectId || id === `29:sandbox-${me.objectId}`,
+    );
     const key = `${view.id}|${view.changed}|${me.objectId}`;
     if (!listed || state.refreshed.has(key)) return;
     state.refreshed.add(key);
@@ -281,7 +335,13 @@
         trigger,
         title,
       });
-      if (result.message && holder) holder.append(Object.assign(document.createElement('div'), { className: 'note', textContent: result.message }));
+      if (result.message && holder)
+        holder.append(
+          Object.assign(document.createElement('div'), {
+            className: 'note',
+            textContent: result.message,
+          }),
+        );
     } catch (error) {
       showError(error);
     } finally {
@@ -295,7 +355,12 @@
   function showError(error) {
     const li = document.createElement('li');
     li.className = 'bot error';
-    li.append(Object.assign(document.createElement('div'), { className: 'note', textContent: String(error.message || error) }));
+    li.append(
+      Object.assign(document.createElement('div'), {
+        className: 'note',
+        textContent: String(error.message || error),
+      }),
+    );
     $('messages').append(li);
   }
 
