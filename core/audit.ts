@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { canonicalJson } from './canonical-json.ts';
+import { clip, clipDeep } from './clip.ts';
 import type { Db } from './db/database.ts';
 import type { AuditChannel, AuditEntry, AuditOutcome } from './db/schema.ts';
 
@@ -35,6 +36,15 @@ export interface AuditEvent {
   /** Further facts; include customerId when the event concerns a customer. Never secrets. */
   details?: Record<string, unknown>;
 }
+
+/**
+ * The longest string an entry keeps in one field. Long enough for any reason or
+ * comment the workflow accepts (6,000 characters as typed, and a ticket); what
+ * someone sends beyond that, in an attempt that is refused anyway, is cut.
+ */
+export const MAX_AUDIT_TEXT = 6500;
+/** The longest actor id, name or resource an entry keeps. */
+export const MAX_AUDIT_NAME = 300;
 
 /** The hash that starts the chain. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -69,17 +79,18 @@ export async function appendAudit(db: Db, event: AuditEvent): Promise<AuditEntry
     const prevHash = last?.hash ?? GENESIS_HASH;
     // Millisecond precision, as PostgreSQL's timestamptz keeps microseconds and JS Dates keep milliseconds.
     const at = new Date();
-    const details = event.details ?? {};
+    // Stored and hashed in the same bounded form, so that the chain verifies.
+    const details = clipDeep(event.details ?? {}, MAX_AUDIT_TEXT);
     const fields = {
       prevHash,
       at,
-      actorObjectId: event.actor.objectId,
-      actorTenantId: event.actor.tenantId,
-      actorName: event.actor.name,
+      actorObjectId: clip(event.actor.objectId, MAX_AUDIT_NAME),
+      actorTenantId: clip(event.actor.tenantId, MAX_AUDIT_NAME),
+      actorName: clip(event.actor.name, MAX_AUDIT_NAME),
       actorRole: event.actor.role,
       channel: event.channel,
       action: event.action,
-      resource: event.resource,
+      resource: clip(event.resource, MAX_AUDIT_NAME),
       outcome: event.outcome,
       details,
     };

@@ -29,14 +29,15 @@ export class LinkSigner {
 
   /** Checks a token for the given purpose and returns its grant; throws forbidden when forged, mismatched or expired. */
   verify(token: string, purpose: string, now = Date.now()): SignedGrant {
-    const [body, mac] = token.split('.');
-    if (!body || !mac) throw forbidden('This link is malformed. Ask for a new one.');
+    const parts = token.split('.');
+    const [body, mac] = parts;
+    if (parts.length !== 2 || !body || !mac) throw forbidden('This link is malformed. Ask for a new one.');
     const expected = Buffer.from(this.mac(body));
     const given = Buffer.from(mac);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
       throw forbidden('This link is not valid. Ask for a new one.');
     }
-    const [p, subject, expiresAt] = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as [string, string, number];
+    const [p, subject, expiresAt] = grantOf(body);
     if (p !== purpose) throw forbidden('This link is not valid here. Ask for a new one.');
     if (expiresAt <= now) throw forbidden('This link has expired. Ask for a new one.');
     return { purpose: p, subject, expiresAt };
@@ -45,4 +46,23 @@ export class LinkSigner {
   private mac(body: string): string {
     return createHmac('sha256', this.key).update(body).digest('base64url');
   }
+}
+
+/** The signed body's fields; a body this service did not write (only possible with the key) counts as malformed. */
+function grantOf(body: string): [string, string, number] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !Array.isArray(parsed) ||
+    typeof parsed[0] !== 'string' ||
+    typeof parsed[1] !== 'string' ||
+    typeof parsed[2] !== 'number'
+  ) {
+    throw forbidden('This link is malformed. Ask for a new one.');
+  }
+  return [parsed[0], parsed[1], parsed[2]];
 }
