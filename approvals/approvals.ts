@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../core/audit.ts';
+import { clip, QUOTE_LENGTH } from '../core/clip.ts';
 import type { Db } from '../core/db/database.ts';
 import type {
   AuditChannel,
@@ -21,7 +22,7 @@ import { AcbaError, badInput, conflict, forbidden, notFound, unavailable } from 
 import type { Logger } from '../core/log.ts';
 import { requestContentHash } from '../core/request-hash.ts';
 import type { JobQueue } from '../engine/queue.ts';
-import { checkFilePath, checkReason, checkTicket } from './rules.ts';
+import { checkFilePath, checkReason, checkTicket, MAX_PATH_LENGTH, plausibleId } from './rules.ts';
 import {
   assertRequester,
   customerOf,
@@ -168,19 +169,17 @@ export function createApprovals(o: ApprovalsOptions) {
 
   /** A request the actor may see: the provider's staff see all, a customer's users only their customer's. */
   async function visibleRequest(actor: Actor, requestId: string): Promise<RequestRow> {
-    const request = await db
-      .selectFrom('requests')
-      .selectAll()
-      .where('id', '=', requestId)
-      .executeTakeFirst();
+    const request = plausibleId(requestId)
+      ? await db.selectFrom('requests').selectAll().where('id', '=', requestId).executeTakeFirst()
+      : undefined;
     if (request && actor.tenantId === providerTenantId) return request;
     if (request) {
       const customer = await findCustomer(db, actor.tenantId);
       if (customer && customer.id === request.customer_id) return request;
     }
     throw notFound(
-      `There is no request ${requestId} that you can see. Check the id in your request list.`,
-      { requestId },
+      `There is no request ${clip(requestId, QUOTE_LENGTH)} that you can see. Check the id in your request list.`,
+      { requestId: clip(requestId, QUOTE_LENGTH) },
     );
   }
 
@@ -206,7 +205,7 @@ export function createApprovals(o: ApprovalsOptions) {
         actor,
         'requester',
         'request.preview',
-        `vm/${input.vmName}`,
+        `vm/${clip(input.vmName, QUOTE_LENGTH)}`,
         { tenantId: actor.tenantId },
         () => preview(actor, input),
       );
@@ -216,8 +215,9 @@ export function createApprovals(o: ApprovalsOptions) {
     async requestFileRestore(actor: Actor, input: FileRestoreInput): Promise<RequestRow> {
       const facts: Record<string, unknown> = {
         tenantId: actor.tenantId,
-        vmName: input.vmName,
-        path: input.path,
+        // What was asked is kept as evidence, but bounded: a refused attempt must not bloat the log.
+        vmName: clip(input.vmName, QUOTE_LENGTH),
+        path: clip(input.path, MAX_PATH_LENGTH),
       };
       const customer = await findCustomer(db, actor.tenantId);
       if (customer) facts.customerId = customer.id;
@@ -226,7 +226,7 @@ export function createApprovals(o: ApprovalsOptions) {
         actor,
         'requester',
         'request.create',
-        `vm/${input.vmName}`,
+        `vm/${clip(input.vmName, QUOTE_LENGTH)}`,
         facts,
         async () => {
           const { customer, item, restorePoint } = await preview(actor, input);
@@ -293,8 +293,8 @@ export function createApprovals(o: ApprovalsOptions) {
       comment: string,
     ): Promise<{ request: RequestRow; decision: Decision }> {
       const action = decision === 'approve' ? 'request.approve' : 'request.reject';
-      const resource = `request/${requestId}`;
-      const facts: Record<string, unknown> = { requestId };
+      const resource = `request/${clip(requestId, QUOTE_LENGTH)}`;
+      const facts: Record<string, unknown> = { requestId: clip(requestId, QUOTE_LENGTH) };
 
       const outcome = await refusable(actor, 'approver', action, resource, facts, async () => {
         const request = await visibleRequest(actor, requestId);
@@ -392,8 +392,8 @@ export function createApprovals(o: ApprovalsOptions) {
 
     /** The requester withdraws their pending request. */
     async cancel(actor: Actor, requestId: string): Promise<RequestRow> {
-      const resource = `request/${requestId}`;
-      const facts: Record<string, unknown> = { requestId };
+      const resource = `request/${clip(requestId, QUOTE_LENGTH)}`;
+      const facts: Record<string, unknown> = { requestId: clip(requestId, QUOTE_LENGTH) };
 
       const row = await refusable(
         actor,
@@ -450,11 +450,13 @@ export function createApprovals(o: ApprovalsOptions) {
       try {
         return await visibleRequest(actor, requestId);
       } catch (error) {
-        const owner = await db
-          .selectFrom('requests')
-          .select('customer_id')
-          .where('id', '=', requestId)
-          .executeTakeFirst();
+        const owner = plausibleId(requestId)
+          ? await db
+              .selectFrom('requests')
+              .select('customer_id')
+              .where('id', '=', requestId)
+              .executeTakeFirst()
+          : undefined;
         if (owner)
           await refusable(
             actor,

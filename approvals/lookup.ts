@@ -5,10 +5,11 @@
  */
 import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem, RestorePoint } from '../core/db/schema.ts';
+import { clip, QUOTE_LENGTH } from '../core/clip.ts';
 import { forbidden, notFound } from '../core/errors.ts';
 import { findItemByName, findRestorePoint, getRestorePoint } from '../engine/catalog.ts';
 import type { Actor } from './approvals.ts';
-import { formatUtc } from './rules.ts';
+import { formatUtc, plausibleId } from './rules.ts';
 
 /** The customer whose Entra tenant this is. */
 export async function findCustomer(db: Db, tenantId: string): Promise<Customer | undefined> {
@@ -54,7 +55,7 @@ export async function resolveItem(
   vmName: string,
 ): Promise<ProtectedItem> {
   const name = vmName.trim();
-  const item = name === '' ? undefined : await findItemByName(db, customer.id, name);
+  const item = plausibleId(name) ? await findItemByName(db, customer.id, name) : undefined;
   if (item) return item;
 
   const names = await db
@@ -67,7 +68,8 @@ export async function resolveItem(
     names.length === 0
       ? `${customer.name} has no protected VMs yet.`
       : `Protected VMs of ${customer.name}: ${names.map((n) => n.name).join(', ')}.`;
-  throw notFound(`There is no protected VM named "${name}". ${known}`, { vmName: name });
+  const asked = clip(name, QUOTE_LENGTH);
+  throw notFound(`There is no protected VM named "${asked}". ${known}`, { vmName: asked });
 }
 
 /**
@@ -81,10 +83,10 @@ export async function resolveRestorePoint(
   restorePointId?: string,
 ): Promise<RestorePoint> {
   if (restorePointId) {
-    const point = await getRestorePoint(db, restorePointId);
+    const point = plausibleId(restorePointId) ? await getRestorePoint(db, restorePointId) : undefined;
     if (!point || point.item_id !== item.id) {
       throw notFound(
-        `Restore point ${restorePointId} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`,
+        `Restore point ${clip(restorePointId, QUOTE_LENGTH)} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`,
       );
     }
     return point;

@@ -26,7 +26,8 @@ export async function assertApproverEligible(
   decider: Decider,
   request: RequestRow,
 ): Promise<Principal> {
-  if (decider.objectId === request.requester_object_id) {
+  // Entra object ids are GUIDs, which may arrive in either case.
+  if (decider.objectId.toLowerCase() === request.requester_object_id.toLowerCase()) {
     throw forbidden(
       `You asked for request ${request.id} yourself, so you cannot decide it. Another approver of the provider must decide it.`,
       { rule: 'no_self_approval' },
