@@ -12,7 +12,7 @@ import { postApprovalCard, refreshApprovalCard } from './approvers.ts';
 import { decidedCard, requestStatusCard, statusLabel, type Card } from './cards.ts';
 import { cardActivity, pointerOf, referenceFor } from './conversations.ts';
 import { customerOfRequest, type BotDeps } from './deps.ts';
-import { actorOf, NOT_SIGNED_IN } from './identity.ts';
+import { actorOf, unidentifiedReply } from './identity.ts';
 
 type ActionData = Record<string, unknown>;
 
@@ -41,7 +41,7 @@ export async function handleCardAction(
   context: TurnContext,
 ): Promise<InvokeResponse> {
   const actor = actorOf(context.activity);
-  if (!actor) return messageResponse(NOT_SIGNED_IN);
+  if (!actor) return messageResponse(unidentifiedReply(context.activity));
 
   const { verb, data } = actionOf(context.activity.value);
   const log = deps.log.child({ verb, actor: actor.objectId });

@@ -18,8 +18,9 @@ export type Command =
   | { kind: 'bad_input'; message: string };
 
 /** Message text without mentions, HTML and surplus whitespace. */
-export function cleanText(text: string | undefined): string {
-  return (text ?? '')
+export function cleanText(text: unknown): string {
+  // Teams always sends a string; anything else is treated as an empty message.
+  return (typeof text === 'string' ? text : '')
     .replace(/<at\b[^>]*>[\s\S]*?<\/at>/gi, ' ')
     .replace(/<[^>]+>/g, ' ')
     .replace(/&nbsp;/gi, ' ')
@@ -39,7 +40,7 @@ const restorePattern = new RegExp(
   'i',
 );
 
-export function parseCommand(text: string | undefined, zone: string | undefined): Command {
+export function parseCommand(text: unknown, zone: string | undefined): Command {
   const clean = cleanText(text);
   const match = restorePattern.exec(clean);
   if (!match) {

@@ -14,7 +14,7 @@ import {
 import type { ConnectorClient } from 'botframework-connector';
 import type { Db } from '../core/db/database.ts';
 import type { ConversationPointer } from '../core/db/schema.ts';
-import { tenantOf } from './identity.ts';
+import { actorOf, tenantOf } from './identity.ts';
 import type { Card } from './cards.ts';
 
 /** Stores (or refreshes) the activity's conversation reference. */
@@ -27,7 +27,7 @@ export async function rememberConversation(db: Db, activity: Activity): Promise<
   const row = {
     id,
     tenant_id: tenantOf(activity) ?? 'unknown',
-    object_id: personal ? (activity.from?.aadObjectId ?? null) : null,
+    object_id: personal ? (actorOf(activity)?.objectId ?? null) : null,
     reference: JSON.stringify(reference),
     updated_at: new Date(),
   };

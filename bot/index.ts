@@ -6,6 +6,7 @@
  * replies go unauthenticated to the activity's serviceUrl), as the Bot
  * Framework Emulator and the sandbox chat need; with one, it validates
  * Teams' tokens.
+ * Local mode is limited to this machine (./local-mode.ts).
  */
 import {
   ActivityTypes,
@@ -22,6 +23,8 @@ import type { EngineNotices } from '../engine/notices.ts';
 import { handleCardAction, messageResponse } from './actions.ts';
 import { Outbox, rememberConversation } from './conversations.ts';
 import type { BotDeps } from './deps.ts';
+import { tenantsDisagree } from './identity.ts';
+import { localModeProblem } from './local-mode.ts';
 import { handleConversationUpdate, handleMessage } from './messages.ts';
 import { createNotices } from './notices.ts';
 
@@ -60,10 +63,40 @@ export function activityProblem(body: unknown): string | undefined {
     missing.push('from.id');
   if (typeof activity.serviceUrl !== 'string' || activity.serviceUrl === '')
     missing.push('serviceUrl');
-  return missing.length === 0
-    ? undefined
-    : `The activity is missing ${missing.join(', ')}. Send a Bot Framework activity as Teams or the Emulator does.`;
+  if (missing.length > 0)
+    return `The activity is missing ${missing.join(', ')}. Send a Bot Framework activity as Teams or the Emulator does.`;
+
+  const odd = [
+    ['conversation.id', activity.conversation!.id],
+    ['from.id', activity.from!.id],
+  ].filter(([, value]) => value!.length > MAX_CHANNEL_ID_LENGTH || CONTROL.test(value!));
+  if (odd.length > 0)
+    return `The activity's ${odd.map(([name]) => name).join(' and ')} must be plain text of at most ${MAX_CHANNEL_ID_LENGTH} characters, as Teams sends them.`;
+  if (activity.text !== undefined && activity.text !== null && typeof activity.text !== 'string')
+    return 'The activity\'s text must be a string, as Teams sends it.';
+  return undefined;
 }
+
+/**
+ * Removes optional account fields that are not strings (names, Entra ids,
+ * tenant ids), so that the turn treats them as absent: Bot Framework would
+ * otherwise fail to send the reply, which echoes them back.
+ */
+export function dropOddFields(activity: Partial<Activity>): void {
+  const accounts = [activity.from, activity.recipient, activity.conversation] as Array<
+    Record<string, unknown> | undefined
+  >;
+  for (const account of accounts) {
+    if (!account || typeof account !== 'object') continue;
+    for (const field of ['name', 'aadObjectId', 'tenantId', 'role', 'conversationType']) {
+      if (account[field] !== undefined && typeof account[field] !== 'string') delete account[field];
+    }
+  }
+}
+
+/** Conversation and user ids from Teams are well under this length. */
+const MAX_CHANNEL_ID_LENGTH = 1024;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function createBot(o: BotOptions): { router: express.Router; notices: EngineNotices } {
   const log = o.log.child({ module: 'bot' });
@@ -107,6 +140,12 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
   };
 
   const logic = async (context: TurnContext) => {
+    if (tenantsDisagree(context.activity)) {
+      log.warn(
+        { conversationId: context.activity.conversation?.id, from: context.activity.from?.id },
+        'bot_tenants_disagree',
+      );
+    }
     await rememberConversation(o.db, context.activity);
 
     switch (context.activity.type) {
@@ -134,6 +173,15 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
       if (problem) {
         res.status(400).json({ error: problem });
         return;
+      }
+      dropOddFields(req.body as Partial<Activity>);
+      if (!o.appId) {
+        const refusal = localModeProblem(req);
+        if (refusal) {
+          log.warn({ ip: req.socket.remoteAddress }, 'bot_local_mode_refused');
+          res.status(403).json({ error: refusal });
+          return;
+        }
       }
       // The adapter would refuse too, but print the failure to the console instead of our log.
       if (o.appId && !req.headers.authorization) {

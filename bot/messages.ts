@@ -8,7 +8,7 @@ import { AcbaError, publicMessageOf } from '../core/errors.ts';
 import { fileRestoreFormCard, helpCard } from './cards.ts';
 import { parseCommand, type Command } from './commands.ts';
 import type { BotDeps } from './deps.ts';
-import { actorOf, NOT_SIGNED_IN } from './identity.ts';
+import { actorOf, unidentifiedReply } from './identity.ts';
 import { timeZoneOf } from './when.ts';
 
 const PROVIDER_NAME = 'your service provider';
@@ -17,7 +17,7 @@ export async function handleMessage(deps: BotDeps, context: TurnContext): Promis
   const activity = context.activity;
   const actor = actorOf(activity);
   if (!actor) {
-    await context.sendActivity(NOT_SIGNED_IN);
+    await context.sendActivity(unidentifiedReply(activity));
     return;
   }
 

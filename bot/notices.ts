@@ -25,7 +25,7 @@ export function restoreFinishedText(event: RestoreFinished, target: FileRestoreT
       : ' The operators will send you the download link.';
     return `Your file ${name}${size} from ${target.vmName} is ready (request ${event.requestId}).${link}`;
   }
-  const why = event.message ?? 'the engine did not say why';
+  const why = (event.message ?? 'the engine did not say why').replace(/[.\s]+$/, '');
   return `The restore of ${target.path} from ${target.vmName} failed (request ${event.requestId}): ${why}. The operators have the details; you can ask again or reply here for help.`;
 }
 

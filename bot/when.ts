@@ -9,10 +9,13 @@ import type { Activity } from 'botbuilder';
 
 /** The user's IANA time zone from the activity, if Teams sent a valid one. */
 export function timeZoneOf(activity: Partial<Activity>): string | undefined {
-  const fromEntities = (activity.entities ?? []).find((e) => e.type === 'clientInfo') as
-    { timezone?: string } | undefined;
-  const zone = (activity as { localTimezone?: string }).localTimezone || fromEntities?.timezone;
-  if (!zone) return undefined;
+  const entities: unknown[] = Array.isArray(activity.entities) ? activity.entities : [];
+  const fromEntities = entities.find(
+    (e) => (e as { type?: unknown } | null)?.type === 'clientInfo',
+  ) as { timezone?: unknown } | undefined;
+  const local = (activity as { localTimezone?: unknown }).localTimezone;
+  const zone = typeof local === 'string' && local !== '' ? local : fromEntities?.timezone;
+  if (typeof zone !== 'string' || zone === '') return undefined;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return zone;
