@@ -13,7 +13,9 @@ const pageSize = 50;
 
 async function showAudit(ctx: PortalContext, req: Request, res: Response, verification?: AuditVerification) {
   const viewer = viewerOf(res);
-  const before = typeof req.query.before === 'string' && /^\d+$/.test(req.query.before) ? req.query.before : undefined;
+  // Sequence numbers are bigints: at most 18 digits keeps the value in range.
+  const before =
+    typeof req.query.before === 'string' && /^\d{1,18}$/.test(req.query.before) ? req.query.before : undefined;
   const page = await listAudit(ctx.db, {
     customerId: customerFilter(viewer),
     tenantId: viewer.tenantId,

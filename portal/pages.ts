@@ -54,6 +54,17 @@ function groupRestorePoints(points: RestorePointListing[], names: Map<string, st
     .map((g) => ({ ...g, vms: g.vms.sort((a, b) => a.name.localeCompare(b.name)) }));
 }
 
+/**
+ * A request as the viewer may read it. Where the bot posted the approval card
+ * and where it writes to the requester are the provider's delivery details
+ * (Teams channel ids and service URLs), not the customer's business.
+ */
+function visibleRow<T extends RequestRow>(request: T, viewer: Viewer): T | Omit<T, 'approval_card' | 'requester_conversation'> {
+  if (viewer.scope.kind === 'provider') return request;
+  const { approval_card: _card, requester_conversation: _conversation, ...rest } = request;
+  return rest;
+}
+
 function requestView(request: RequestRow, names: Map<string, string>) {
   return {
     ...request,
@@ -91,7 +102,9 @@ export function pageRoutes(ctx: PortalContext): express.Router {
       customerNames(ctx.db),
     ]);
     const requests = recent.map((r) => requestView(r, names));
-    await sendPage(req, res, 'overview', { title: 'Overview', customers, requests }, { json: { customers, requests } });
+    await sendPage(req, res, 'overview', { title: 'Overview', customers, requests }, {
+      json: { customers, requests: requests.map((r) => visibleRow(r, viewer)) },
+    });
   });
 
   router.get('/restore-points', async (req, res) => {
@@ -128,7 +141,7 @@ export function pageRoutes(ctx: PortalContext): express.Router {
       res,
       'requests',
       { title: 'Requests', requests, statuses: requestStatuses, status: filterStatus },
-      { json: { requests: rows } },
+      { json: { requests: rows.map((r) => visibleRow(r, viewer)) } },
     );
   });
 
@@ -144,7 +157,7 @@ export function pageRoutes(ctx: PortalContext): express.Router {
       res,
       'request',
       { title: `Request ${request.id}`, request: view, decisions: decisionViews, approvals },
-      { json: { request, decisions } },
+      { json: { request: visibleRow(request, viewer), decisions } },
     );
   });
 

@@ -6,6 +6,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../core/db/database.ts';
 import type { AuditEntry, Decision, RequestRow } from '../core/db/schema.ts';
+import { clip, QUOTE_LENGTH } from '../core/clip.ts';
 import { notFound } from '../core/errors.ts';
 
 export interface CustomerSummary {
@@ -102,9 +103,15 @@ export async function getRequestWithDecisions(
 ): Promise<{ request: RequestRow; decisions: Decision[] }> {
   let query = db.selectFrom('requests').selectAll().where('id', '=', id);
   if (customerId) query = query.where('customer_id', '=', customerId);
-  const request = await query.executeTakeFirst();
+  // Ids are short printable text; anything else names no request and would only upset the database.
+  const plausible = id.length <= 100 && !/[\u0000-\u001f]/.test(id);
+  const request = plausible ? await query.executeTakeFirst() : undefined;
   // Another customer's request is reported as missing, so its existence does not leak.
-  if (!request) throw notFound(`There is no request ${id}. Check the link, or open the list of requests.`, { id });
+  if (!request) {
+    throw notFound(`There is no request ${clip(id, QUOTE_LENGTH)}. Check the link, or open the list of requests.`, {
+      id: clip(id, QUOTE_LENGTH),
+    });
+  }
 
   const decisions = await db
     .selectFrom('decisions')
@@ -123,7 +130,10 @@ export interface AuditPage {
 
 /**
  * One page of the audit log, newest first. A customer's view holds the entries
- * about that customer (details.customerId) and those its own staff caused.
+ * about that customer (details.customerId) and those its own staff caused that
+ * concern no other customer: a refused look at another customer's request is
+ * recorded with that customer's id, and showing it to the one who tried would
+ * tell them the request exists and whose it is.
  */
 export async function listAudit(
   db: Db,
@@ -135,7 +145,10 @@ export async function listAudit(
     const customerId = filter.customerId;
     const tenantId = filter.tenantId ?? '';
     query = query.where((eb) =>
-      eb.or([eb(sql`details->>'customerId'`, '=', customerId), eb('actor_tenant_id', '=', tenantId)]),
+      eb.or([
+        eb(sql`details->>'customerId'`, '=', customerId),
+        eb.and([eb('actor_tenant_id', '=', tenantId), eb(sql`details->>'customerId'`, 'is', null)]),
+      ]),
     );
   }
 

@@ -23,6 +23,10 @@ function safeNext(req: Request, next: unknown): string {
   if (typeof next !== 'string') return base;
   if (!next.startsWith(`${req.baseUrl}/`) && next !== req.baseUrl) return base;
   if (next.startsWith('//') || next.includes('\\')) return base;
+  // Dot segments and empty segments let a browser resolve the path to somewhere else.
+  const segments = next.split(/[?#]/, 1)[0]!.toLowerCase().replaceAll('%2e', '.').split('/').slice(1);
+  if (segments.some((s, i) => s === '.' || s === '..' || (s === '' && i < segments.length - 1))) return base;
+  if (/[\u0000-\u001f\u007f]/.test(next)) return base;
   return next;
 }
 
