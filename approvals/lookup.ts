@@ -83,7 +83,9 @@ export async function resolveRestorePoint(
   restorePointId?: string,
 ): Promise<RestorePoint> {
   if (restorePointId) {
-    const point = plausibleId(restorePointId) ? await getRestorePoint(db, restorePointId) : undefined;
+    const point = plausibleId(restorePointId)
+      ? await getRestorePoint(db, restorePointId)
+      : undefined;
     if (!point || point.item_id !== item.id) {
       throw notFound(
         `Restore point ${clip(restorePointId, QUOTE_LENGTH)} of ${item.name} does not exist (it may have expired). Ask again to see the current restore points.`,

@@ -35,14 +35,12 @@ export async function rememberConversation(db: Db, activity: Activity): Promise<
     .insertInto('conversations')
     .values(row)
     .onConflict((oc) =>
-      oc
-        .column('id')
-        .doUpdateSet({
-          tenant_id: row.tenant_id,
-          object_id: row.object_id,
-          reference: row.reference,
-          updated_at: row.updated_at,
-        }),
+      oc.column('id').doUpdateSet({
+        tenant_id: row.tenant_id,
+        object_id: row.object_id,
+        reference: row.reference,
+        updated_at: row.updated_at,
+      }),
     )
     .execute();
 }

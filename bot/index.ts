@@ -73,7 +73,7 @@ export function activityProblem(body: unknown): string | undefined {
   if (odd.length > 0)
     return `The activity's ${odd.map(([name]) => name).join(' and ')} must be plain text of at most ${MAX_CHANNEL_ID_LENGTH} characters, as Teams sends them.`;
   if (activity.text !== undefined && activity.text !== null && typeof activity.text !== 'string')
-    return 'The activity\'s text must be a string, as Teams sends it.';
+    return "The activity's text must be a string, as Teams sends it.";
   return undefined;
 }
 
@@ -186,12 +186,10 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
       // The adapter would refuse too, but print the failure to the console instead of our log.
       if (o.appId && !req.headers.authorization) {
         log.warn({ ip: req.ip }, 'bot_request_without_token');
-        res
-          .status(401)
-          .json({
-            error:
-              'This endpoint takes activities from the Bot Framework only; the request has no token.',
-          });
+        res.status(401).json({
+          error:
+            'This endpoint takes activities from the Bot Framework only; the request has no token.',
+        });
         return;
       }
       next();

@@ -23,7 +23,12 @@ export interface AuditActor {
 }
 
 /** The service acting on its own (scheduler, engine workers). */
-export const serviceActor: AuditActor = { objectId: 'acba-service', tenantId: 'acba', name: 'ACBA service', role: 'service' };
+export const serviceActor: AuditActor = {
+  objectId: 'acba-service',
+  tenantId: 'acba',
+  name: 'ACBA service',
+  role: 'service',
+};
 
 export interface AuditEvent {
   actor: AuditActor;
@@ -67,7 +72,9 @@ export function auditEntryHash(entry: {
   details: unknown;
 }): string {
   const at = entry.at instanceof Date ? entry.at.toISOString() : new Date(entry.at).toISOString();
-  return createHash('sha256').update(canonicalJson({ ...entry, at })).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson({ ...entry, at }))
+    .digest('hex');
 }
 
 /** Appends one event to the chain and returns the stored entry. */
@@ -75,7 +82,12 @@ export async function appendAudit(db: Db, event: AuditEvent): Promise<AuditEntry
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${APPEND_LOCK})`.execute(trx);
 
-    const last = await trx.selectFrom('audit_log').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const last = await trx
+      .selectFrom('audit_log')
+      .select('hash')
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     const prevHash = last?.hash ?? GENESIS_HASH;
     // Millisecond precision, as PostgreSQL's timestamptz keeps microseconds and JS Dates keep milliseconds.
     const at = new Date();
@@ -124,13 +136,23 @@ export interface ChainVerification {
 }
 
 /** Recomputes the chain over entries in sequence order and reports the first broken link. */
-export function verifyAuditEntries(entries: Iterable<AuditEntry>, startHash = GENESIS_HASH): ChainVerification {
+export function verifyAuditEntries(
+  entries: Iterable<AuditEntry>,
+  startHash = GENESIS_HASH,
+): ChainVerification {
   let prevHash = startHash;
   let checked = 0;
   for (const entry of entries) {
     const seq = String(entry.seq);
     if (entry.prev_hash !== prevHash) {
-      return { ok: false, checked, firstBroken: { seq, problem: `entry ${seq} does not follow the entry before it (an entry was removed, inserted or reordered)` } };
+      return {
+        ok: false,
+        checked,
+        firstBroken: {
+          seq,
+          problem: `entry ${seq} does not follow the entry before it (an entry was removed, inserted or reordered)`,
+        },
+      };
     }
     const expected = auditEntryHash({
       prevHash: entry.prev_hash,
@@ -146,7 +168,14 @@ export function verifyAuditEntries(entries: Iterable<AuditEntry>, startHash = GE
       details: entry.details,
     });
     if (expected !== entry.hash) {
-      return { ok: false, checked, firstBroken: { seq, problem: `entry ${seq} was altered: its content no longer matches its hash` } };
+      return {
+        ok: false,
+        checked,
+        firstBroken: {
+          seq,
+          problem: `entry ${seq} was altered: its content no longer matches its hash`,
+        },
+      };
     }
     prevHash = entry.hash;
     checked += 1;

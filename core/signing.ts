@@ -23,7 +23,9 @@ export class LinkSigner {
 
   /** A URL-safe token for the grant. */
   sign(grant: SignedGrant): string {
-    const body = Buffer.from(JSON.stringify([grant.purpose, grant.subject, grant.expiresAt])).toString('base64url');
+    const body = Buffer.from(
+      JSON.stringify([grant.purpose, grant.subject, grant.expiresAt]),
+    ).toString('base64url');
     return `${body}.${this.mac(body)}`;
   }
 
@@ -31,7 +33,8 @@ export class LinkSigner {
   verify(token: string, purpose: string, now = Date.now()): SignedGrant {
     const parts = token.split('.');
     const [body, mac] = parts;
-    if (parts.length !== 2 || !body || !mac) throw forbidden('This link is malformed. Ask for a new one.');
+    if (parts.length !== 2 || !body || !mac)
+      throw forbidden('This link is malformed. Ask for a new one.');
     const expected = Buffer.from(this.mac(body));
     const given = Buffer.from(mac);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) {

@@ -11,11 +11,18 @@ import { customerFilter } from './viewer.ts';
 
 const pageSize = 50;
 
-async function showAudit(ctx: PortalContext, req: Request, res: Response, verification?: AuditVerification) {
+async function showAudit(
+  ctx: PortalContext,
+  req: Request,
+  res: Response,
+  verification?: AuditVerification,
+) {
   const viewer = viewerOf(res);
   // Sequence numbers are bigints: at most 18 digits keeps the value in range.
   const before =
-    typeof req.query.before === 'string' && /^\d{1,18}$/.test(req.query.before) ? req.query.before : undefined;
+    typeof req.query.before === 'string' && /^\d{1,18}$/.test(req.query.before)
+      ? req.query.before
+      : undefined;
   const page = await listAudit(ctx.db, {
     customerId: customerFilter(viewer),
     tenantId: viewer.tenantId,
@@ -26,8 +33,18 @@ async function showAudit(ctx: PortalContext, req: Request, res: Response, verifi
     req,
     res,
     'audit',
-    { title: 'Audit trail', entries: page.entries, olderBefore: page.olderBefore, before, verification },
-    { json: verification ? { verification } : { entries: page.entries, olderBefore: page.olderBefore } },
+    {
+      title: 'Audit trail',
+      entries: page.entries,
+      olderBefore: page.olderBefore,
+      before,
+      verification,
+    },
+    {
+      json: verification
+        ? { verification }
+        : { entries: page.entries, olderBefore: page.olderBefore },
+    },
   );
 }
 
@@ -41,7 +58,12 @@ export function auditRoutes(ctx: PortalContext): express.Router {
     const viewer = viewerOf(res);
     const verification = await ctx.verifyAudit();
     ctx.log.info(
-      { objectId: viewer.objectId, tenantId: viewer.tenantId, ok: verification.ok, checked: verification.checked },
+      {
+        objectId: viewer.objectId,
+        tenantId: viewer.tenantId,
+        ok: verification.ok,
+        checked: verification.checked,
+      },
       'portal_audit_verified',
     );
     await showAudit(ctx, req, res, verification);

@@ -4,7 +4,12 @@
  */
 import express from 'express';
 import type { Db } from '../core/db/database.ts';
-import type { Decision, FileRestoreTarget, RequestRow, RestorePointDisk } from '../core/db/schema.ts';
+import type {
+  Decision,
+  FileRestoreTarget,
+  RequestRow,
+  RestorePointDisk,
+} from '../core/db/schema.ts';
 import { listRestorePoints, type RestorePointListing } from '../engine/catalog.ts';
 import { sendPage, viewerOf, type PortalContext } from './context.ts';
 import {
@@ -16,7 +21,16 @@ import {
 } from './queries.ts';
 import { customerFilter, type Viewer } from './viewer.ts';
 
-const requestStatuses = ['pending', 'approved', 'rejected', 'running', 'completed', 'failed', 'cancelled', 'expired'];
+const requestStatuses = [
+  'pending',
+  'approved',
+  'rejected',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'expired',
+];
 
 function parseJson<T>(value: unknown): T {
   return (typeof value === 'string' ? JSON.parse(value) : value) as T;
@@ -28,11 +42,18 @@ function queryString(value: unknown): string | undefined {
 
 interface RestorePointGroup {
   customerName: string;
-  vms: Array<{ itemId: string; name: string; points: Array<RestorePointListing & { diskList: RestorePointDisk[] }> }>;
+  vms: Array<{
+    itemId: string;
+    name: string;
+    points: Array<RestorePointListing & { diskList: RestorePointDisk[] }>;
+  }>;
 }
 
 /** Groups restore points by customer, then VM, keeping the newest-first order inside each VM. */
-function groupRestorePoints(points: RestorePointListing[], names: Map<string, string>): RestorePointGroup[] {
+function groupRestorePoints(
+  points: RestorePointListing[],
+  names: Map<string, string>,
+): RestorePointGroup[] {
   const groups = new Map<string, RestorePointGroup>();
   for (const point of points) {
     const customerName = names.get(point.customer_id) ?? point.customer_id;
@@ -59,7 +80,10 @@ function groupRestorePoints(points: RestorePointListing[], names: Map<string, st
  * and where it writes to the requester are the provider's delivery details
  * (Teams channel ids and service URLs), not the customer's business.
  */
-function visibleRow<T extends RequestRow>(request: T, viewer: Viewer): T | Omit<T, 'approval_card' | 'requester_conversation'> {
+function visibleRow<T extends RequestRow>(
+  request: T,
+  viewer: Viewer,
+): T | Omit<T, 'approval_card' | 'requester_conversation'> {
   if (viewer.scope.kind === 'provider') return request;
   const { approval_card: _card, requester_conversation: _conversation, ...rest } = request;
   return rest;
@@ -70,7 +94,8 @@ function requestView(request: RequestRow, names: Map<string, string>) {
     ...request,
     customerName: names.get(request.customer_id) ?? request.customer_id,
     targetValue: parseJson<FileRestoreTarget>(request.target),
-    resultValue: request.result === null ? null : parseJson<Record<string, unknown>>(request.result),
+    resultValue:
+      request.result === null ? null : parseJson<Record<string, unknown>>(request.result),
   };
 }
 
@@ -102,9 +127,15 @@ export function pageRoutes(ctx: PortalContext): express.Router {
       customerNames(ctx.db),
     ]);
     const requests = recent.map((r) => requestView(r, names));
-    await sendPage(req, res, 'overview', { title: 'Overview', customers, requests }, {
-      json: { customers, requests: requests.map((r) => visibleRow(r, viewer)) },
-    });
+    await sendPage(
+      req,
+      res,
+      'overview',
+      { title: 'Overview', customers, requests },
+      {
+        json: { customers, requests: requests.map((r) => visibleRow(r, viewer)) },
+      },
+    );
   });
 
   router.get('/restore-points', async (req, res) => {
@@ -147,8 +178,15 @@ export function pageRoutes(ctx: PortalContext): express.Router {
 
   router.get('/requests/:id', async (req, res) => {
     const viewer: Viewer = viewerOf(res);
-    const { request, decisions } = await getRequestWithDecisions(ctx.db, req.params.id, customerFilter(viewer));
-    const [names, labels] = await Promise.all([customerNames(ctx.db), tenantLabels(ctx.db, ctx.providerTenantId)]);
+    const { request, decisions } = await getRequestWithDecisions(
+      ctx.db,
+      req.params.id,
+      customerFilter(viewer),
+    );
+    const [names, labels] = await Promise.all([
+      customerNames(ctx.db),
+      tenantLabels(ctx.db, ctx.providerTenantId),
+    ]);
     const view = requestView(request, names);
     const decisionViews = decisions.map((d) => decisionView(d, request, labels));
     const approvals = decisionViews.filter((d) => d.decision === 'approve' && d.current).length;

@@ -19,7 +19,10 @@ export interface CustomerSummary {
 }
 
 /** One line per visible customer, for the overview. */
-export async function listCustomerSummaries(db: Db, customerId?: string): Promise<CustomerSummary[]> {
+export async function listCustomerSummaries(
+  db: Db,
+  customerId?: string,
+): Promise<CustomerSummary[]> {
   let query = db
     .selectFrom('customers as c')
     .select((eb) => [
@@ -56,7 +59,9 @@ export async function listCustomerSummaries(db: Db, customerId?: string): Promis
     name: r.name,
     items: Number(r.items ?? 0),
     restorePoints: Number(r.restore_points ?? 0),
-    lastRestorePointAt: r.last_restore_point_at ? new Date(r.last_restore_point_at as Date | string) : null,
+    lastRestorePointAt: r.last_restore_point_at
+      ? new Date(r.last_restore_point_at as Date | string)
+      : null,
     pendingRequests: Number(r.pending ?? 0),
   }));
 }
@@ -89,7 +94,11 @@ export async function listRequests(
   db: Db,
   filter: { customerId?: string; status?: string; limit?: number },
 ): Promise<RequestRow[]> {
-  let query = db.selectFrom('requests').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc');
+  let query = db
+    .selectFrom('requests')
+    .selectAll()
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc');
   if (filter.customerId) query = query.where('customer_id', '=', filter.customerId);
   if (filter.status) query = query.where('status', '=', filter.status as RequestRow['status']);
   return query.limit(filter.limit ?? 200).execute();
@@ -108,9 +117,12 @@ export async function getRequestWithDecisions(
   const request = plausible ? await query.executeTakeFirst() : undefined;
   // Another customer's request is reported as missing, so its existence does not leak.
   if (!request) {
-    throw notFound(`There is no request ${clip(id, QUOTE_LENGTH)}. Check the link, or open the list of requests.`, {
-      id: clip(id, QUOTE_LENGTH),
-    });
+    throw notFound(
+      `There is no request ${clip(id, QUOTE_LENGTH)}. Check the link, or open the list of requests.`,
+      {
+        id: clip(id, QUOTE_LENGTH),
+      },
+    );
   }
 
   const decisions = await db
@@ -139,7 +151,11 @@ export async function listAudit(
   db: Db,
   filter: { customerId?: string; tenantId?: string; before?: string; pageSize: number },
 ): Promise<AuditPage> {
-  let query = db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(filter.pageSize + 1);
+  let query = db
+    .selectFrom('audit_log')
+    .selectAll()
+    .orderBy('seq', 'desc')
+    .limit(filter.pageSize + 1);
   if (filter.before) query = query.where('seq', '<', filter.before as never);
   if (filter.customerId) {
     const customerId = filter.customerId;

@@ -24,15 +24,26 @@ function safeNext(req: Request, next: unknown): string {
   if (!next.startsWith(`${req.baseUrl}/`) && next !== req.baseUrl) return base;
   if (next.startsWith('//') || next.includes('\\')) return base;
   // Dot segments and empty segments let a browser resolve the path to somewhere else.
-  const segments = next.split(/[?#]/, 1)[0]!.toLowerCase().replaceAll('%2e', '.').split('/').slice(1);
-  if (segments.some((s, i) => s === '.' || s === '..' || (s === '' && i < segments.length - 1))) return base;
+  const segments = next
+    .split(/[?#]/, 1)[0]!
+    .toLowerCase()
+    .replaceAll('%2e', '.')
+    .split('/')
+    .slice(1);
+  if (segments.some((s, i) => s === '.' || s === '..' || (s === '' && i < segments.length - 1)))
+    return base;
   if (/[\u0000-\u001f\u007f]/.test(next)) return base;
   return next;
 }
 
 async function pickerEntries(ctx: PortalContext): Promise<PickerEntry[]> {
   const [rows, names] = await Promise.all([
-    ctx.db.selectFrom('principals').selectAll().orderBy('tenant_id').orderBy('display_name').execute(),
+    ctx.db
+      .selectFrom('principals')
+      .selectAll()
+      .orderBy('tenant_id')
+      .orderBy('display_name')
+      .execute(),
     ctx.db.selectFrom('customers').select(['tenant_id', 'name']).execute(),
   ]);
   const tenantNames = new Map(names.map((c) => [c.tenant_id, c.name]));
@@ -45,7 +56,9 @@ async function pickerEntries(ctx: PortalContext): Promise<PickerEntry[]> {
       continue;
     }
     const tenantLabel =
-      row.tenant_id === ctx.providerTenantId ? 'Provider' : (tenantNames.get(row.tenant_id) ?? 'Unknown tenant');
+      row.tenant_id === ctx.providerTenantId
+        ? 'Provider'
+        : (tenantNames.get(row.tenant_id) ?? 'Unknown tenant');
     people.set(key, {
       objectId: row.object_id,
       tenantId: row.tenant_id,
@@ -78,7 +91,8 @@ export function signInRoutes(ctx: PortalContext): express.Router {
       .where('tenant_id', '=', tenantId)
       .where('object_id', '=', objectId)
       .executeTakeFirst();
-    if (!principal) throw forbidden('That person is not a seeded principal. Pick someone from the list.');
+    if (!principal)
+      throw forbidden('That person is not a seeded principal. Pick someone from the list.');
 
     startSession(req, { objectId, tenantId, method: 'picker' });
     ctx.log.info({ objectId, tenantId, method: 'picker' }, 'portal_sign_in');
@@ -89,7 +103,8 @@ export function signInRoutes(ctx: PortalContext): express.Router {
     checkFormToken(req);
     const identity = currentIdentity(req);
     endSession(req);
-    if (identity) ctx.log.info({ objectId: identity.objectId, tenantId: identity.tenantId }, 'portal_sign_out');
+    if (identity)
+      ctx.log.info({ objectId: identity.objectId, tenantId: identity.tenantId }, 'portal_sign_out');
     res.redirect(303, `${req.baseUrl}/sign-in`);
   });
 
@@ -102,7 +117,9 @@ export function requireViewer(ctx: PortalContext) {
     const identity = currentIdentity(req);
     if (!identity) {
       if (wantsJson(req)) {
-        res.status(401).json({ error: 'sign_in_required', message: 'Sign in to the portal first.' });
+        res
+          .status(401)
+          .json({ error: 'sign_in_required', message: 'Sign in to the portal first.' });
         return;
       }
       res.redirect(303, `${req.baseUrl}/sign-in?next=${encodeURIComponent(req.originalUrl)}`);

@@ -68,14 +68,30 @@ async function seed(h: TestDatabase) {
   await h.db
     .insertInto('principals')
     .values([
-      { tenant_id: CONTOSO, object_id: megan.objectId, display_name: megan.name, role: 'requester' },
+      {
+        tenant_id: CONTOSO,
+        object_id: megan.objectId,
+        display_name: megan.name,
+        role: 'requester',
+      },
       { tenant_id: FABRIKAM, object_id: bob.objectId, display_name: bob.name, role: 'requester' },
-      { tenant_id: PROVIDER, object_id: adele.objectId, display_name: adele.name, role: 'approver' },
+      {
+        tenant_id: PROVIDER,
+        object_id: adele.objectId,
+        display_name: adele.name,
+        role: 'approver',
+      },
     ])
     .execute();
   await h.db
     .insertInto('protected_items')
-    .values({ id: 'item-web-01', customer_id: 'contoso', kind: 'vm', name: 'web-01', resource_id: '/vm/web-01' })
+    .values({
+      id: 'item-web-01',
+      customer_id: 'contoso',
+      kind: 'vm',
+      name: 'web-01',
+      resource_id: '/vm/web-01',
+    })
     .execute();
   await h.db
     .insertInto('restore_points')
@@ -86,7 +102,9 @@ async function seed(h: TestDatabase) {
       created_at: '2026-12-01T02:00:00Z',
       expires_at: '2027-12-31T00:00:00Z',
       manifest_path: 'manifests/0',
-      disks: JSON.stringify([{ name: 'web-01-os', role: 'os', sizeBytes: 2 ** 30, storedBytes: 2 ** 20 }]),
+      disks: JSON.stringify([
+        { name: 'web-01-os', role: 'os', sizeBytes: 2 ** 30, storedBytes: 2 ** 20 },
+      ]),
       size_bytes: 2 ** 30,
       stored_bytes: 2 ** 20,
     })
@@ -105,7 +123,12 @@ beforeAll(async () => {
   });
   connectorUrl = `${await listen(connector)}/`;
 
-  const approvals = createApprovals({ db: handle.db, log: silentLogger, queue, providerTenantId: PROVIDER });
+  const approvals = createApprovals({
+    db: handle.db,
+    log: silentLogger,
+    queue,
+    providerTenantId: PROVIDER,
+  });
   const bot = createBot({
     approvals,
     db: handle.db,
@@ -152,7 +175,11 @@ function message(person: Person, text: unknown, extra: Record<string, unknown> =
     serviceUrl: connectorUrl,
     channelId: 'msteams',
     from: { id: `29:${person.objectId}`, name: person.name, aadObjectId: person.objectId },
-    conversation: { conversationType: 'personal', id: `a:${person.objectId}`, tenantId: person.tenantId },
+    conversation: {
+      conversationType: 'personal',
+      id: `a:${person.objectId}`,
+      tenantId: person.tenantId,
+    },
     recipient: { id: '28:acba-bot', name: 'ACBA' },
     channelData: { tenant: { id: person.tenantId } },
     text,
@@ -160,7 +187,12 @@ function message(person: Person, text: unknown, extra: Record<string, unknown> =
   };
 }
 
-function invoke(person: Person, verb: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+function invoke(
+  person: Person,
+  verb: string,
+  data: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+) {
   return {
     ...message(person, undefined),
     type: 'invoke',
@@ -170,7 +202,10 @@ function invoke(person: Person, verb: string, data: Record<string, unknown>, ext
   };
 }
 
-async function post(body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+async function post(
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const response = await fetch(`${baseUrl}/api/messages`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -185,10 +220,19 @@ async function post(body: unknown, headers: Record<string, string> = {}): Promis
 }
 
 /** The text of what the bot wrote back in the chat, for messages (not invokes). */
-const replyText = () => sent.map((s) => s.body.text ?? JSON.stringify(s.body.attachments ?? '')).join('\n');
+const replyText = () =>
+  sent.map((s) => s.body.text ?? JSON.stringify(s.body.attachments ?? '')).join('\n');
 
 async function submit(person: Person, data: Record<string, unknown>) {
-  return post(invoke(person, 'fileRestore.submit', { vmName: 'web-01', path: '/etc/nginx/nginx.conf', restorePointId: 'rp-web-01', reason: goodReason, ...data }));
+  return post(
+    invoke(person, 'fileRestore.submit', {
+      vmName: 'web-01',
+      path: '/etc/nginx/nginx.conf',
+      restorePointId: 'rp-web-01',
+      reason: goodReason,
+      ...data,
+    }),
+  );
 }
 
 async function newRequestId(reason = goodReason, path = '/etc/nginx/nginx.conf'): Promise<string> {
@@ -198,7 +242,8 @@ async function newRequestId(reason = goodReason, path = '/etc/nginx/nginx.conf')
   return id;
 }
 
-const auditRows = () => handle.db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').execute();
+const auditRows = () =>
+  handle.db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').execute();
 
 describe('the bot endpoint without a Microsoft app id (local mode)', () => {
   it('refuses activities that came through a proxy, since it cannot tell they are from this machine', async () => {
@@ -210,7 +255,9 @@ describe('the bot endpoint without a Microsoft app id (local mode)', () => {
   });
 
   it('refuses to send replies to a serviceUrl elsewhere (download links would go there)', async () => {
-    const response = await post(message(megan, 'help', { serviceUrl: 'https://collector.example.net/' }));
+    const response = await post(
+      message(megan, 'help', { serviceUrl: 'https://collector.example.net/' }),
+    );
     expect(response.status).toBe(403);
     expect(response.body.error).toContain('serviceUrl on this machine');
     expect(sent).toHaveLength(0);
@@ -252,31 +299,70 @@ describe('someone claims a tenant they are not in', () => {
   it('refuses an activity whose conversation and channel data name different tenants', async () => {
     // Megan of Contoso, with the provider's tenant slipped into channelData.
     const response = await post(
-      invoke(megan, 'fileRestore.submit', { vmName: 'web-01', path: '/etc/hosts', reason: goodReason }, { channelData: { tenant: { id: PROVIDER } } }),
+      invoke(
+        megan,
+        'fileRestore.submit',
+        { vmName: 'web-01', path: '/etc/hosts', reason: goodReason },
+        { channelData: { tenant: { id: PROVIDER } } },
+      ),
     );
     expect(response.body.value).toContain('names two different tenants');
-    expect(await handle.db.selectFrom('requests').selectAll().where('target', '@>', JSON.stringify({ path: '/etc/hosts' }) as never).execute()).toHaveLength(0);
+    expect(
+      await handle.db
+        .selectFrom('requests')
+        .selectAll()
+        .where('target', '@>', JSON.stringify({ path: '/etc/hosts' }) as never)
+        .execute(),
+    ).toHaveLength(0);
   });
 
   it("does not let the approver's id decide when it comes from the customer's tenant, or with mixed tenants", async () => {
     const requestId = await newRequestId();
-    const forgedInCustomer = await post(invoke({ ...adele, tenantId: CONTOSO }, 'request.approve', { requestId, comment: 'Approved, all fine here.' }));
+    const forgedInCustomer = await post(
+      invoke({ ...adele, tenantId: CONTOSO }, 'request.approve', {
+        requestId,
+        comment: 'Approved, all fine here.',
+      }),
+    );
     expect(forgedInCustomer.body.value).toContain("Only the provider's approvers");
 
     const mixed = await post(
-      invoke(adele, 'request.approve', { requestId, comment: 'Approved, all fine here.' }, { channelData: { tenant: { id: CONTOSO } } }),
+      invoke(
+        adele,
+        'request.approve',
+        { requestId, comment: 'Approved, all fine here.' },
+        { channelData: { tenant: { id: CONTOSO } } },
+      ),
     );
     expect(mixed.body.value).toContain('names two different tenants');
 
-    const request = await handle.db.selectFrom('requests').select('status').where('id', '=', requestId).executeTakeFirstOrThrow();
+    const request = await handle.db
+      .selectFrom('requests')
+      .select('status')
+      .where('id', '=', requestId)
+      .executeTakeFirstOrThrow();
     expect(request.status).toBe('pending');
     expect(queue.fileRestores.map((j) => j.requestId)).not.toContain(requestId);
   });
 
   it('refuses self-approval also when the object id arrives in upper case', async () => {
     const requestId = await newRequestId();
-    await handle.db.insertInto('principals').values({ tenant_id: PROVIDER, object_id: megan.objectId.toUpperCase(), display_name: 'Megan (provider account)', role: 'approver' }).execute();
-    const response = await post(invoke({ ...megan, objectId: megan.objectId.toUpperCase(), tenantId: PROVIDER }, 'request.approve', { requestId, comment: 'Approving my own request.' }));
+    await handle.db
+      .insertInto('principals')
+      .values({
+        tenant_id: PROVIDER,
+        object_id: megan.objectId.toUpperCase(),
+        display_name: 'Megan (provider account)',
+        role: 'approver',
+      })
+      .execute();
+    const response = await post(
+      invoke(
+        { ...megan, objectId: megan.objectId.toUpperCase(), tenantId: PROVIDER },
+        'request.approve',
+        { requestId, comment: 'Approving my own request.' },
+      ),
+    );
     expect(response.body.value).toContain('yourself');
   });
 });
@@ -284,7 +370,10 @@ describe('someone claims a tenant they are not in', () => {
 describe('the audit log under hostile input', () => {
   it('records a refused request with a huge VM name and path in bounded form, and answers briefly', async () => {
     const before = (await auditRows())[0]!.seq;
-    const response = await submit(megan, { vmName: 'v'.repeat(200_000), path: `/${'p'.repeat(300_000)}` });
+    const response = await submit(megan, {
+      vmName: 'v'.repeat(200_000),
+      path: `/${'p'.repeat(300_000)}`,
+    });
     expect(response.body.value.length).toBeLessThan(1000);
 
     const [entry] = await auditRows();
@@ -294,11 +383,18 @@ describe('the audit log under hostile input', () => {
   });
 
   it('records an approve for a huge or NUL-carrying request id as a refusal, not a failure', async () => {
-    const huge = await post(invoke(adele, 'request.approve', { requestId: 'i'.repeat(300_000), comment: 'Looks fine to me.' }));
+    const huge = await post(
+      invoke(adele, 'request.approve', {
+        requestId: 'i'.repeat(300_000),
+        comment: 'Looks fine to me.',
+      }),
+    );
     expect(huge.body.value).toContain('There is no request');
     expect(huge.body.value.length).toBeLessThan(400);
 
-    const nul = await post(invoke(adele, 'request.approve', { requestId: 'abc\u0000def', comment: 'Looks fine to me.' }));
+    const nul = await post(
+      invoke(adele, 'request.approve', { requestId: 'abc\u0000def', comment: 'Looks fine to me.' }),
+    );
     expect(nul.body.value).toContain('There is no request');
     const [entry] = await auditRows();
     expect(entry!.action).toBe('request.approve');
@@ -331,7 +427,8 @@ describe('the audit log under hostile input', () => {
 
 describe('what approvers read on the card', () => {
   it('shows the reason and path as plain text runs, never as markdown', async () => {
-    const reason = 'Need the file back [open the ticket](https://evil.example/login) **APPROVED BY SECURITY** ${requesterName}';
+    const reason =
+      'Need the file back [open the ticket](https://evil.example/login) **APPROVED BY SECURITY** ${requesterName}';
     const requestId = await newRequestId(reason, '/srv/[click](https://evil.example)/app.conf');
     const posted = sent.find((s) => s.path === `/v3/conversations/${APPROVERS}/activities`);
     const card = posted!.body.attachments[0].content;
@@ -340,7 +437,9 @@ describe('what approvers read on the card', () => {
     // Text blocks and fact values render markdown in Teams; text runs do not.
     const markdownCapable = [
       ...card.body.filter((b: any) => b.type === 'TextBlock').map((b: any) => b.text),
-      ...card.body.filter((b: any) => b.type === 'FactSet').flatMap((b: any) => b.facts.map((f: any) => f.value)),
+      ...card.body
+        .filter((b: any) => b.type === 'FactSet')
+        .flatMap((b: any) => b.facts.map((f: any) => f.value)),
     ].join('\n');
     expect(markdownCapable).not.toContain('evil.example');
     expect(blocks).toContain('"type":"TextRun","text":"Need the file back [open the ticket]');
@@ -361,12 +460,16 @@ describe('the portal', () => {
 
     const owner = new PortalClient(baseUrl);
     await owner.signIn(megan.objectId, CONTOSO);
-    const seenByOwner = await (await owner.get('/portal/audit', { accept: 'application/json' })).json();
+    const seenByOwner = await (
+      await owner.get('/portal/audit', { accept: 'application/json' })
+    ).json();
     expect(JSON.stringify(seenByOwner)).toContain(bob.objectId);
 
     const prober = new PortalClient(baseUrl);
     await prober.signIn(bob.objectId, FABRIKAM);
-    const seenByProber = await (await prober.get('/portal/audit', { accept: 'application/json' })).json();
+    const seenByProber = await (
+      await prober.get('/portal/audit', { accept: 'application/json' })
+    ).json();
     expect(JSON.stringify(seenByProber)).not.toContain(requestId);
     expect(JSON.stringify(seenByProber)).not.toContain('contoso');
   });
@@ -375,37 +478,61 @@ describe('the portal', () => {
     const requestId = await newRequestId();
     const client = new PortalClient(baseUrl);
     await client.signIn(megan.objectId, CONTOSO);
-    const one = await (await client.get(`/portal/requests/${requestId}`, { accept: 'application/json' })).json();
+    const one = await (
+      await client.get(`/portal/requests/${requestId}`, { accept: 'application/json' })
+    ).json();
     expect(one.request.id).toBe(requestId);
     expect(JSON.stringify(one)).not.toContain(APPROVERS);
-    const list = await (await client.get('/portal/requests', { accept: 'application/json' })).json();
+    const list = await (
+      await client.get('/portal/requests', { accept: 'application/json' })
+    ).json();
     expect(JSON.stringify(list)).not.toContain(APPROVERS);
     const overview = await (await client.get('/portal/', { accept: 'application/json' })).json();
     expect(JSON.stringify(overview)).not.toContain(APPROVERS);
 
     const provider = new PortalClient(baseUrl);
     await provider.signIn(adele.objectId, PROVIDER);
-    const forProvider = await (await provider.get(`/portal/requests/${requestId}`, { accept: 'application/json' })).json();
+    const forProvider = await (
+      await provider.get(`/portal/requests/${requestId}`, { accept: 'application/json' })
+    ).json();
     expect(forProvider.request.approval_card.conversationId).toBe(APPROVERS);
   });
 
   it('answers an out-of-range audit page and a NUL request id as a person would expect, not with 500', async () => {
     const client = new PortalClient(baseUrl);
     await client.signIn(adele.objectId, PROVIDER);
-    expect((await client.get('/portal/audit?before=99999999999999999999999999', { accept: 'application/json' })).status).toBe(200);
+    expect(
+      (
+        await client.get('/portal/audit?before=99999999999999999999999999', {
+          accept: 'application/json',
+        })
+      ).status,
+    ).toBe(200);
     const missing = await client.get('/portal/requests/%00abc', { accept: 'application/json' });
     expect(missing.status).toBe(404);
   });
 
   it('never sends a signed-in person away through dot segments in next', async () => {
-    for (const next of ['/portal/../..//evil.example', '/portal/%2e%2e/%2E%2E//evil.example', '/portal//evil.example']) {
+    for (const next of [
+      '/portal/../..//evil.example',
+      '/portal/%2e%2e/%2E%2E//evil.example',
+      '/portal//evil.example',
+    ]) {
       const client = new PortalClient(baseUrl);
-      const response = await client.postForm('/portal/sign-in', { objectId: megan.objectId, tenantId: CONTOSO, next }, '/portal/sign-in');
+      const response = await client.postForm(
+        '/portal/sign-in',
+        { objectId: megan.objectId, tenantId: CONTOSO, next },
+        '/portal/sign-in',
+      );
       expect(response.status).toBe(303);
       expect(response.headers.get('location')).toBe('/portal');
     }
     const client = new PortalClient(baseUrl);
-    const fine = await client.postForm('/portal/sign-in', { objectId: megan.objectId, tenantId: CONTOSO, next: '/portal/requests?status=pending' }, '/portal/sign-in');
+    const fine = await client.postForm(
+      '/portal/sign-in',
+      { objectId: megan.objectId, tenantId: CONTOSO, next: '/portal/requests?status=pending' },
+      '/portal/sign-in',
+    );
     expect(fine.headers.get('location')).toBe('/portal/requests?status=pending');
   });
 });
@@ -414,7 +541,11 @@ describe('signed links', () => {
   const signer = new LinkSigner(Buffer.alloc(32, 9));
 
   it('refuses a token with extra parts, and one whose signed body is not a grant', () => {
-    const token = signer.sign({ purpose: 'download', subject: 'd-1', expiresAt: Date.now() + 60_000 });
+    const token = signer.sign({
+      purpose: 'download',
+      subject: 'd-1',
+      expiresAt: Date.now() + 60_000,
+    });
     expect(() => signer.verify(`${token}.extra`, 'download')).toThrow('malformed');
     expect(signer.verify(token, 'download').subject).toBe('d-1');
   });
