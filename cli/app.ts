@@ -70,6 +70,13 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   };
 
   try {
+    if (!config.sandbox.enabled && role === 'all' && !config.bot.appId) {
+      // Without an app id the bot cannot check who sent an activity; that is
+      // only acceptable against the sandbox's made-up people.
+      throw badInput(
+        'MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD are not set. Outside the sandbox the bot must validate Teams tokens: set them to the Azure Bot registration of this installation.',
+      );
+    }
     if (config.sandbox.enabled && role === 'worker') {
       throw badInput(
         'A separate worker needs real Azure settings (AZURE_CLIENT_ID and friends) and a shared DATABASE_URL; with the sandbox, run everything in one process with "acba serve".',
@@ -227,7 +234,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           sessionSecret: signingKey,
           secureCookies: publicUrl.startsWith('https://'),
           verifyAudit: () => verifyAuditChain(db),
-          signIn: { mode: 'picker' },
+          // Picking who you are is only acceptable where every person is made up.
+          signIn: { mode: sandbox ? 'picker' : 'none' },
         }),
       );
       if (sandbox) {
@@ -286,7 +294,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       }
     }
 
-    healthDeps = { database, queue, engine };
+    healthDeps = { log, database, queue, engine };
     log.info({ url, sandbox: Boolean(sandbox), database: database.engine }, 'acba_started');
     return { url, config, database, engine, sandbox, log, close };
   } catch (error) {
@@ -332,6 +340,7 @@ interface HealthReport {
 }
 
 interface HealthDeps {
+  log: Logger;
   database: DatabaseHandle;
   queue: { health(): Promise<void> };
   engine: Engine;
@@ -345,7 +354,7 @@ function starting(): HealthReport {
   };
 }
 
-/** Asks each part in turn; 200 only when all answer, else the failing parts are named. */
+/** Asks every part at once; 200 only when all answer, else the failing parts are named. */
 async function health(deps: HealthDeps): Promise<HealthReport> {
   const checks: Record<string, () => Promise<unknown>> = {
     database: () => sql`select 1`.execute(deps.database.db),
@@ -359,7 +368,13 @@ async function health(deps: HealthDeps): Promise<HealthReport> {
         await withTimeout(check(), 5000, `${name} did not answer within 5 s`);
         parts[name] = { ok: true };
       } catch (error) {
-        parts[name] = { ok: false, error: (error as Error).message };
+        // The report is public: it names the part; the details (host names,
+        // accounts) go to the log for the operators.
+        deps.log.warn({ part: name, err: error }, 'health_check_failed');
+        parts[name] = {
+          ok: false,
+          error: `${name} is not answering; the service log has the details`,
+        };
       }
     }),
   );

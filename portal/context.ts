@@ -20,12 +20,15 @@ export interface PortalContext {
   log: Logger;
   providerTenantId: string;
   verifyAudit: () => Promise<AuditVerification>;
+  /** 'picker' lists seeded people (sandbox only); 'none' offers no sign-in until Entra ID is configured. */
+  signInMode: 'picker' | 'none';
 }
 
 /** The viewer set by the sign-in gate; handlers behind the gate always have one. */
 export function viewerOf(res: Response): Viewer {
   const viewer = res.locals.viewer as Viewer | undefined;
-  if (!viewer) throw new Error('portal handler reached without a viewer; the sign-in gate must run first');
+  if (!viewer)
+    throw new Error('portal handler reached without a viewer; the sign-in gate must run first');
   return viewer;
 }
 

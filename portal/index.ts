@@ -28,8 +28,11 @@ export interface PortalOptions {
   secureCookies: boolean;
   /** Verifies the audit hash chain (core/audit.ts: verifyAuditChain(db)). */
   verifyAudit: () => Promise<AuditVerification>;
-  /** Sign-in: in the sandbox, a picker of seeded users (from the principals table). */
-  signIn: { mode: 'picker' };
+  /**
+   * Sign-in: 'picker' lists the seeded people (the sandbox only: anyone could
+   * be anyone); 'none' offers no sign-in at all until Entra ID sign-in exists.
+   */
+  signIn: { mode: 'picker' | 'none' };
 }
 
 const staticDir = path.join(import.meta.dirname, 'static');
@@ -40,6 +43,7 @@ export function createPortal(options: PortalOptions): express.Router {
     log: options.log.child({ component: 'portal' }),
     providerTenantId: options.providerTenantId,
     verifyAudit: options.verifyAudit,
+    signInMode: options.signIn.mode,
   };
   const router = express.Router();
 
@@ -59,7 +63,9 @@ export function createPortal(options: PortalOptions): express.Router {
   router.use(auditRoutes(ctx));
 
   router.use((req: Request) => {
-    throw notFound(`There is no portal page at ${req.originalUrl}. Use the menu to find what you need.`);
+    throw notFound(
+      `There is no portal page at ${req.originalUrl}. Use the menu to find what you need.`,
+    );
   });
   router.use(errorPage(ctx));
   return router;
@@ -74,7 +80,8 @@ function errorPage(ctx: PortalContext) {
     }
     const status = httpStatusOf(error);
     const message = publicMessageOf(error);
-    if (status >= 500) ctx.log.error({ err: error, path: req.originalUrl }, 'portal_request_failed');
+    if (status >= 500)
+      ctx.log.error({ err: error, path: req.originalUrl }, 'portal_request_failed');
     else ctx.log.info({ status, path: req.originalUrl, reason: message }, 'portal_request_refused');
 
     if (wantsJson(req)) {

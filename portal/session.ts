@@ -73,7 +73,10 @@ export function checkFormToken(req: Request): void {
     expected !== undefined &&
     expected.length === given.length &&
     timingSafeEqual(Buffer.from(expected), Buffer.from(given));
-  if (!ok) throw forbidden('This form has expired or did not come from the portal. Reload the page and try again.');
+  if (!ok)
+    throw forbidden(
+      'This form has expired or did not come from the portal. Reload the page and try again.',
+    );
 }
 
 /** Signs the identity in; a fresh form token replaces the one used before sign-in. */

@@ -70,18 +70,23 @@ async function pickerEntries(ctx: PortalContext): Promise<PickerEntry[]> {
   return [...people.values()];
 }
 
+const NO_SIGN_IN =
+  'Sign-in to this portal is not available: it needs Microsoft Entra ID sign-in, which is not configured on this installation. Ask the operators.';
+
 export function signInRoutes(ctx: PortalContext): express.Router {
   const router = express.Router();
 
   router.get('/sign-in', async (req, res) => {
     await sendPage(req, res, 'sign-in', {
       title: 'Sign in',
-      people: await pickerEntries(ctx),
+      picker: ctx.signInMode === 'picker',
+      people: ctx.signInMode === 'picker' ? await pickerEntries(ctx) : [],
       next: safeNext(req, req.query.next),
     });
   });
 
   router.post('/sign-in', async (req, res) => {
+    if (ctx.signInMode !== 'picker') throw forbidden(NO_SIGN_IN);
     checkFormToken(req);
     const objectId = String(req.body?.objectId ?? '');
     const tenantId = String(req.body?.tenantId ?? '');

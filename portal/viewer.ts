@@ -8,7 +8,8 @@ import type { Role } from '../core/db/schema.ts';
 import { forbidden } from '../core/errors.ts';
 import type { SignedInIdentity } from './session.ts';
 
-export type Scope = { kind: 'provider' } | { kind: 'customer'; customerId: string; customerName: string };
+export type Scope =
+  { kind: 'provider' } | { kind: 'customer'; customerId: string; customerName: string };
 
 export interface Viewer {
   objectId: string;
@@ -19,7 +20,11 @@ export interface Viewer {
 }
 
 /** Resolves the signed-in identity to a viewer; throws forbidden for unknown principals and tenants. */
-export async function resolveViewer(db: Db, identity: SignedInIdentity, providerTenantId: string): Promise<Viewer> {
+export async function resolveViewer(
+  db: Db,
+  identity: SignedInIdentity,
+  providerTenantId: string,
+): Promise<Viewer> {
   const rows = await db
     .selectFrom('principals')
     .selectAll()
@@ -28,10 +33,13 @@ export async function resolveViewer(db: Db, identity: SignedInIdentity, provider
     .execute();
   const first = rows[0];
   if (!first) {
-    throw forbidden('Your account has no role in ACBA. Ask your provider to add you, then sign in again.', {
-      objectId: identity.objectId,
-      tenantId: identity.tenantId,
-    });
+    throw forbidden(
+      'Your account has no role in ACBA. Ask your provider to add you, then sign in again.',
+      {
+        objectId: identity.objectId,
+        tenantId: identity.tenantId,
+      },
+    );
   }
   const base = {
     objectId: identity.objectId,
@@ -48,11 +56,17 @@ export async function resolveViewer(db: Db, identity: SignedInIdentity, provider
     .where('tenant_id', '=', identity.tenantId)
     .executeTakeFirst();
   if (!customer) {
-    throw forbidden(`Your tenant ${identity.tenantId} is not a customer of this provider. Ask your provider to set it up.`, {
-      tenantId: identity.tenantId,
-    });
+    throw forbidden(
+      `Your tenant ${identity.tenantId} is not a customer of this provider. Ask your provider to set it up.`,
+      {
+        tenantId: identity.tenantId,
+      },
+    );
   }
-  return { ...base, scope: { kind: 'customer', customerId: customer.id, customerName: customer.name } };
+  return {
+    ...base,
+    scope: { kind: 'customer', customerId: customer.id, customerName: customer.name },
+  };
 }
 
 /** The customer id a query must be limited to, or undefined for provider staff. */

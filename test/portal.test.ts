@@ -21,7 +21,11 @@ let handle: TestDatabase;
 let dataDir: string;
 let server: ReturnType<express.Express['listen']>;
 let baseUrl: string;
-let verifyResult = { ok: true, checked: 3 } as { ok: boolean; checked: number; firstBroken?: { seq: string; problem: string } };
+let verifyResult = { ok: true, checked: 3 } as {
+  ok: boolean;
+  checked: number;
+  firstBroken?: { seq: string; problem: string };
+};
 
 async function seed(h: TestDatabase) {
   const db = h.db;
@@ -35,21 +39,54 @@ async function seed(h: TestDatabase) {
   await db
     .insertInto('principals')
     .values([
-      { tenant_id: providerTenant, object_id: 'oid-pat', display_name: 'Pat Approver', role: 'approver' },
-      { tenant_id: providerTenant, object_id: 'oid-pat', display_name: 'Pat Approver', role: 'auditor' },
-      { tenant_id: tenantA, object_id: 'oid-alice', display_name: 'Alice Contoso', role: 'requester' },
+      {
+        tenant_id: providerTenant,
+        object_id: 'oid-pat',
+        display_name: 'Pat Approver',
+        role: 'approver',
+      },
+      {
+        tenant_id: providerTenant,
+        object_id: 'oid-pat',
+        display_name: 'Pat Approver',
+        role: 'auditor',
+      },
+      {
+        tenant_id: tenantA,
+        object_id: 'oid-alice',
+        display_name: 'Alice Contoso',
+        role: 'requester',
+      },
       { tenant_id: tenantB, object_id: 'oid-bob', display_name: 'Bob Fabrikam', role: 'requester' },
-      { tenant_id: 'tenant-stranger', object_id: 'oid-eve', display_name: 'Eve Stranger', role: 'requester' },
+      {
+        tenant_id: 'tenant-stranger',
+        object_id: 'oid-eve',
+        display_name: 'Eve Stranger',
+        role: 'requester',
+      },
     ])
     .execute();
   await db
     .insertInto('protected_items')
     .values([
-      { id: 'item-a', customer_id: 'cust-a', kind: 'vm', name: 'contoso-web01', resource_id: '/subs/a/vm/web01' },
-      { id: 'item-b', customer_id: 'cust-b', kind: 'vm', name: 'fabrikam-db01', resource_id: '/subs/b/vm/db01' },
+      {
+        id: 'item-a',
+        customer_id: 'cust-a',
+        kind: 'vm',
+        name: 'contoso-web01',
+        resource_id: '/subs/a/vm/web01',
+      },
+      {
+        id: 'item-b',
+        customer_id: 'cust-b',
+        kind: 'vm',
+        name: 'fabrikam-db01',
+        resource_id: '/subs/b/vm/db01',
+      },
     ])
     .execute();
-  const disks = (name: string) => JSON.stringify([{ name, role: 'os', sizeBytes: 32 * 2 ** 30, storedBytes: 3 * 2 ** 30 }]);
+  const disks = (name: string) =>
+    JSON.stringify([{ name, role: 'os', sizeBytes: 32 * 2 ** 30, storedBytes: 3 * 2 ** 30 }]);
   await db
     .insertInto('restore_points')
     .values([
@@ -77,12 +114,25 @@ async function seed(h: TestDatabase) {
       },
     ])
     .execute();
-  const request = (id: string, customer: string, tenant: string, who: string, vm: string, created: string) => ({
+  const request = (
+    id: string,
+    customer: string,
+    tenant: string,
+    who: string,
+    vm: string,
+    created: string,
+  ) => ({
     id,
     customer_id: customer,
     kind: 'file_restore' as const,
     status: 'pending' as const,
-    target: JSON.stringify({ itemId: 'x', vmName: vm, path: 'C:\\data\\report.xlsx', restorePointId: 'rp', restorePointTime: created }),
+    target: JSON.stringify({
+      itemId: 'x',
+      vmName: vm,
+      path: 'C:\\data\\report.xlsx',
+      restorePointId: 'rp',
+      restorePointTime: created,
+    }),
     reason: `${who} needs the report back`,
     requester_object_id: `oid-${who}`,
     requester_tenant_id: tenant,
@@ -155,7 +205,11 @@ class Browser {
 
   async signIn(objectId: string, tenantId: string) {
     const page = await (await this.get('/portal/sign-in')).text();
-    const response = await this.post('/portal/sign-in', { _token: tokenOf(page), objectId, tenantId });
+    const response = await this.post('/portal/sign-in', {
+      _token: tokenOf(page),
+      objectId,
+      tenantId,
+    });
     expect(response.status).toBe(303);
   }
 
@@ -230,7 +284,11 @@ describe('portal', () => {
   it('refuses a sign-in post without the session form token', async () => {
     const browser = new Browser();
     await browser.get('/portal/sign-in');
-    const response = await browser.post('/portal/sign-in', { _token: 'forged', objectId: 'oid-pat', tenantId: providerTenant });
+    const response = await browser.post('/portal/sign-in', {
+      _token: 'forged',
+      objectId: 'oid-pat',
+      tenantId: providerTenant,
+    });
     expect(response.status).toBe(403);
     expect((await browser.get('/portal/')).status).toBe(303);
   });
@@ -242,7 +300,9 @@ describe('portal', () => {
     const points = await (await alice.get('/portal/restore-points')).text();
     expect(points).toContain('contoso-web01');
     expect(points).toContain('32.0 GiB');
-    expect(points).toContain('<time datetime="2025-03-01T02:00:00.000Z">2025-03-01 02:00 UTC</time>');
+    expect(points).toContain(
+      '<time datetime="2025-03-01T02:00:00.000Z">2025-03-01 02:00 UTC</time>',
+    );
     expect(points).not.toContain('fabrikam');
 
     const requests = await (await alice.get('/portal/requests')).text();
@@ -298,10 +358,58 @@ describe('portal', () => {
     const intact = await (await pat.post('/portal/audit/verify', { _token: tokenOf(all) })).text();
     expect(intact).toContain('Chain intact: 3 entries checked');
 
-    verifyResult = { ok: false, checked: 2, firstBroken: { seq: '2', problem: 'hash does not match the entry' } };
+    verifyResult = {
+      ok: false,
+      checked: 2,
+      firstBroken: { seq: '2', problem: 'hash does not match the entry' },
+    };
     const broken = await (await pat.post('/portal/audit/verify', { _token: tokenOf(all) })).text();
     expect(broken).toContain('Chain broken at entry 2: hash does not match the entry');
 
     expect((await pat.post('/portal/audit/verify', { _token: 'forged' })).status).toBe(403);
+  });
+});
+
+describe('portal outside the sandbox, before Entra ID sign-in is configured', () => {
+  it('lists nobody to sign in as and refuses a picked sign-in', async () => {
+    const app = express();
+    app.use(
+      '/portal',
+      createPortal({
+        db: handle.db,
+        log: silentLogger,
+        providerTenantId: providerTenant,
+        sessionSecret: Buffer.alloc(32, 8),
+        secureCookies: false,
+        verifyAudit: async () => verifyResult,
+        signIn: { mode: 'none' },
+      }),
+    );
+    const closed = app.listen(0);
+    await new Promise((resolve) => closed.once('listening', resolve));
+    const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    try {
+      const page = await fetch(`${url}/portal/sign-in`);
+      const html = await page.text();
+      expect(html).toContain('not configured');
+      expect(html).not.toContain('Pat Approver');
+
+      const cookie = page.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; ');
+      const token = /name="_token" value="([^"]+)"/.exec(html)?.[1] ?? 'none';
+      const attempt = await fetch(`${url}/portal/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ _token: token, objectId: 'oid-pat', tenantId: providerTenant }),
+      });
+      expect(attempt.status).toBe(403);
+      expect(await attempt.text()).toContain('Entra ID');
+    } finally {
+      closed.closeAllConnections();
+      await new Promise((resolve) => closed.close(resolve));
+    }
   });
 });
