@@ -15,8 +15,12 @@ export interface RequestContent {
   reason: string;
   requesterObjectId: string;
   requesterTenantId: string;
+  /** Hashed only when present, so requests written before tickets had a column keep their hash. */
+  ticket?: string | null;
 }
 
 export function requestContentHash(content: RequestContent): string {
-  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+  const { ticket, ...rest } = content;
+  const hashed = ticket ? { ...rest, ticket } : rest;
+  return createHash('sha256').update(canonicalJson(hashed)).digest('hex');
 }

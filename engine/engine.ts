@@ -42,6 +42,8 @@ export interface EngineOptions {
   workDir: string;
   /** Limit for one file recovery, appliance start included; 3 minutes by default. */
   recoveryTimeoutMs?: number;
+  /** The segregation rules the engine re-checks approvals against (the provider's tenant, the approver cooldown). */
+  approvalCheck?: { providerTenantId?: string; cooldownHours?: number };
   /** Poll interval for ARM long-running operations that give no Retry-After (the SDK's 2 s by default; tests use less). */
   azurePollIntervalMs?: number;
 }
@@ -157,6 +159,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           workDir: options.workDir,
           diskUrl,
           recoveryTimeoutMs: options.recoveryTimeoutMs,
+          approvalCheck: options.approvalCheck,
         },
         requestId,
       ),

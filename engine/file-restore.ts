@@ -8,12 +8,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { appendAudit, serviceActor } from '../core/audit.ts';
+import { approvalProblem, type ApprovalCheckOptions } from '../core/approval-check.ts';
 import type { Db } from '../core/db/database.ts';
+import { appendAudit, serviceActor } from '../core/audit.ts';
 import type { FileRestoreTarget, RequestRow } from '../core/db/schema.ts';
 import { forbidden, notFound, publicMessageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { requestContentHash } from '../core/request-hash.ts';
 import type { LinkSigner } from '../core/signing.ts';
 import { recoverFile } from './file-recovery.ts';
 import type { EngineNotices } from './notices.ts';
@@ -34,6 +34,8 @@ export interface FileRestoreDeps {
   diskUrl(restorePointId: string, diskIndex: number, minutes: number): URL;
   /** Limit for one recovery, appliance start included. */
   recoveryTimeoutMs?: number;
+  /** The segregation rules every stored decision is re-checked against (core/approval-check.ts). */
+  approvalCheck?: ApprovalCheckOptions;
 }
 
 /** Recovered files are delivered as one sealed object, so they are kept to a size that fits in memory. */
@@ -79,7 +81,7 @@ export async function runFileRestore(deps: FileRestoreDeps, requestId: string): 
       `Request ${requestId} is ${request.status}, not approved; nothing was restored.`,
     );
 
-  const problem = await approvalProblem(deps.db, request);
+  const problem = await approvalProblem(deps.db, deps.approvalCheck ?? {}, request);
   if (problem) return refuse(deps, log, requestId, request, problem);
 
   const claimed = await deps.db
@@ -115,57 +117,6 @@ export async function runFileRestore(deps: FileRestoreDeps, requestId: string): 
     });
     await deps.notices.restoreFinished({ requestId, outcome: 'failed', message });
   }
-}
-
-/** Why the request's approvals do not allow running it, or undefined when they do. */
-export async function approvalProblem(db: Db, request: RequestRow): Promise<string | undefined> {
-  const hash = requestContentHash({
-    id: request.id,
-    customerId: request.customer_id,
-    kind: request.kind,
-    target: request.target,
-    reason: request.reason,
-    requesterObjectId: request.requester_object_id,
-    requesterTenantId: request.requester_tenant_id,
-  });
-  if (hash !== request.content_hash) {
-    return `Request ${request.id} was changed after it was written (its content no longer matches its recorded hash); nothing was restored. Write a new request.`;
-  }
-
-  const decisions = await db
-    .selectFrom('decisions')
-    .selectAll()
-    .where('request_id', '=', request.id)
-    .execute();
-  const rejection = decisions.find((d) => d.decision === 'reject');
-  if (rejection)
-    return `Request ${request.id} was rejected by ${rejection.approver_name}; nothing was restored.`;
-
-  const approvers = await db
-    .selectFrom('principals')
-    .select(['tenant_id', 'object_id'])
-    .where('role', '=', 'approver')
-    .where('object_id', 'in', decisions.map((d) => d.approver_object_id).concat(['']))
-    .execute();
-  const isApprover = (tenantId: string, objectId: string) =>
-    approvers.some((a) => a.tenant_id === tenantId && a.object_id === objectId);
-
-  const valid = new Set(
-    decisions
-      .filter((d) => d.decision === 'approve')
-      .filter((d) => d.request_hash === hash)
-      .filter(
-        (d) =>
-          d.approver_object_id !== request.requester_object_id &&
-          d.approver_tenant_id !== request.requester_tenant_id,
-      )
-      .filter((d) => isApprover(d.approver_tenant_id, d.approver_object_id))
-      .map((d) => `${d.approver_tenant_id}/${d.approver_object_id}`),
-  );
-  if (valid.size < request.approvals_required) {
-    return `Request ${request.id} needs ${request.approvals_required} approval(s) of its current content by approvers outside the requester's tenant and has ${valid.size}; nothing was restored.`;
-  }
-  return undefined;
 }
 
 async function refuse(

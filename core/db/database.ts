@@ -12,6 +12,8 @@ import pg from 'pg';
 import { unavailable } from '../errors.ts';
 import type { Database } from './schema.ts';
 import * as m001 from './migrations/001_initial.ts';
+import * as m002 from './migrations/002_approval_rules.ts';
+import * as m004 from './migrations/004_policies.ts';
 
 export type Db = Kysely<Database>;
 
@@ -35,6 +37,8 @@ export interface DatabaseOptions {
 
 const migrations: Record<string, Migration> = {
   '001_initial': m001,
+  '002_approval_rules': m002,
+  '004_policies': m004,
 };
 
 const migrationProvider: MigrationProvider = {

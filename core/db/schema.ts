@@ -13,8 +13,12 @@ export interface CustomersTable {
   name: string;
   tenant_id: string;
   subscription_id: string;
+  /** managed: approved work is queued for the provider; unmanaged: the requester starts it once approved. */
+  service_model: ColumnType<ServiceModel, ServiceModel | undefined, ServiceModel>;
   created_at: Timestamp;
 }
+
+export type ServiceModel = 'managed' | 'unmanaged';
 
 export type Role = 'requester' | 'approver' | 'operator' | 'auditor';
 
@@ -24,6 +28,10 @@ export interface PrincipalsTable {
   object_id: string;
   display_name: string;
   role: Role;
+  /** When the role was granted; null for roles granted before this was recorded. */
+  granted_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Object id of whoever granted the role, or 'seed' for the sandbox's seeded users. */
+  granted_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A VM (later also a SQL database) that ACBA backs up. */
@@ -34,6 +42,8 @@ export interface ProtectedItemsTable {
   name: string;
   resource_id: string;
   created_at: Timestamp;
+  /** The VM's Azure tags at the last inventory sync, for selection by policies. */
+  tags: ColumnType<Record<string, string>, string | undefined, string>;
 }
 
 export interface RestorePointDisk {
@@ -58,6 +68,8 @@ export interface RestorePointsTable {
   disks: Json<RestorePointDisk[]>;
   size_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
   stored_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
+  /** The policy whose schedule made it; null for backups outside a policy. */
+  policy_name: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Where each stored block lives in the repository, for deduplication and reads. */
@@ -69,7 +81,15 @@ export interface RepositoryBlocksTable {
   raw_length: number;
 }
 
-export type RequestKind = 'file_restore';
+export type RequestKind =
+  | 'file_restore'
+  | 'disk_restore'
+  | 'vm_restore'
+  | 'sql_restore'
+  | 'data_access'
+  | 'delete_restore_points'
+  | 'change_retention'
+  | 'exit_export';
 export type RequestStatus =
   | 'pending'
   | 'approved'
@@ -88,6 +108,65 @@ export interface FileRestoreTarget {
   restorePointTime: string;
 }
 
+export interface DiskRestoreTarget {
+  itemId: string;
+  vmName: string;
+  restorePointId: string;
+  /** 'os' or the data disk's LUN. */
+  disk: 'os' | number;
+  /** Write over the original disk instead of creating a new one. */
+  replaceOriginal: boolean;
+}
+
+export interface VmRestoreTarget {
+  itemId: string;
+  vmName: string;
+  restorePointId: string;
+  /** Write over the original VM instead of creating a new one. */
+  replaceOriginal: boolean;
+}
+
+export interface SqlRestoreTarget {
+  server: string;
+  database: string;
+  restorePointId: string;
+  replaceOriginal: boolean;
+}
+
+/** The provider's staff reading a customer's backup. */
+export interface DataAccessTarget {
+  customerId: string;
+  itemId?: string;
+  purpose: string;
+}
+
+export interface DeleteRestorePointsTarget {
+  restorePointIds: string[];
+}
+
+export interface ChangeRetentionTarget {
+  policy: string;
+  /** 'shorten' sets retentionDays below the current value; 'disable' turns the policy off. */
+  change: 'shorten' | 'disable';
+  retentionDays?: number;
+}
+
+export interface ExitExportTarget {
+  /** Where the exported data goes, as the customer wrote it. */
+  destination: string;
+}
+
+/** What a request is about, one shape per kind. */
+export type RequestTarget =
+  | FileRestoreTarget
+  | DiskRestoreTarget
+  | VmRestoreTarget
+  | SqlRestoreTarget
+  | DataAccessTarget
+  | DeleteRestorePointsTarget
+  | ChangeRetentionTarget
+  | ExitExportTarget;
+
 export interface ConversationPointer {
   conversationId: string;
   activityId?: string;
@@ -100,7 +179,7 @@ export interface RequestsTable {
   customer_id: string;
   kind: RequestKind;
   status: RequestStatus;
-  target: Json<FileRestoreTarget>;
+  target: Json<RequestTarget>;
   reason: string;
   requester_object_id: string;
   requester_tenant_id: string;
@@ -109,6 +188,14 @@ export interface RequestsTable {
   content_hash: string;
   /** How many approvals the rules require. */
   approvals_required: number;
+  /** Id of the approval rule that set approvals_required (a configured rule or a default). */
+  approval_rule: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Approvals given so far, counted in the same UPDATE that settles the request. */
+  approvals_given: ColumnType<number, number | undefined, number>;
+  /** An optional ticket reference, covered by the content hash when present. */
+  ticket: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Approved work not started by then expires; set when the request is approved. */
+  start_by: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   created_at: Timestamp;
   expires_at: Timestamp;
   decided_at: Timestamp | null;
@@ -176,6 +263,53 @@ export interface DeliveriesTable {
   expires_at: Timestamp;
 }
 
+/** A backup policy: what to protect, when, and how long to keep it (see engine/policies.ts). */
+export interface PoliciesTable {
+  name: string;
+  customer_id: string;
+  /** Higher wins when two policies select the same item. */
+  priority: number;
+  enabled: boolean;
+  type: 'snapshots' | 'backups' | 'both';
+  time_zone: string;
+  /** The validated policy document as applied. */
+  spec: Json<unknown>;
+  /** Slots before this instant are never run (no catch-up of history before the policy existed). */
+  active_from: Timestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** What a policy selects: a VM (by item id, name or resource id) or a tag (key=value). */
+export interface PolicyItemsTable {
+  policy_name: string;
+  selector: 'vm' | 'tag';
+  value: string;
+}
+
+/** One run of a policy, unique per (policy, slot): the row is the claim that makes a slot run once. */
+export interface PolicyRunsTable {
+  id: string;
+  policy_name: string;
+  slot_key: string;
+  slot_at: Timestamp;
+  /** 'schedule' or 'operator'. */
+  trigger: string;
+  expires_at: Timestamp | null;
+  started_at: Timestamp;
+  /** Item ids whose backups this run enqueued. */
+  items: Json<string[]>;
+  /** Items left to a higher-priority policy, with that policy's name. */
+  skipped: Json<{ itemId: string; policy: string }[]>;
+}
+
+/** Who is using the repository now: backups in progress, or a prune deleting packs. */
+export interface RepositoryLeasesTable {
+  id: string;
+  kind: 'backup' | 'prune';
+  expires_at: Timestamp;
+}
+
 export interface Database {
   customers: CustomersTable;
   principals: PrincipalsTable;
@@ -187,6 +321,10 @@ export interface Database {
   audit_log: AuditLogTable;
   conversations: ConversationsTable;
   deliveries: DeliveriesTable;
+  policies: PoliciesTable;
+  policy_items: PolicyItemsTable;
+  policy_runs: PolicyRunsTable;
+  repository_leases: RepositoryLeasesTable;
 }
 
 export type Customer = Selectable<CustomersTable>;
@@ -199,3 +337,5 @@ export type RequestUpdate = Updateable<RequestsTable>;
 export type Decision = Selectable<DecisionsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
 export type Delivery = Selectable<DeliveriesTable>;
+export type Policy = Selectable<PoliciesTable>;
+export type PolicyRun = Selectable<PolicyRunsTable>;
