@@ -29,7 +29,9 @@ import { LinkSigner } from '../core/signing.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
 import type { EngineNotices } from '../engine/notices.ts';
+import { createApi } from '../portal/api/index.ts';
 import { createPortal } from '../portal/index.ts';
+import { OidcSignIn } from '../portal/oidc.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { createTeamsStandIn } from '../sandbox/teams/index.ts';
 import { seedFromSandbox } from './sandbox-seed.ts';
@@ -222,7 +224,22 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     botNotices = bot.notices;
 
     internal.use('/engine', engine.diskRouter());
+    // Entra ID sign-in when configured; in the sandbox, its identity stand-in plays Entra ID.
+    const oidcSettings = config.oidc ?? sandbox?.userSignIn;
+    const oidc = oidcSettings
+      ? new OidcSignIn({ ...oidcSettings, redirectUri: `${publicUrl}/portal/sign-in/callback` })
+      : undefined;
     if (role === 'all') {
+      app.use(
+        '/api/v1',
+        createApi({
+          db,
+          log: log.child({ part: 'api' }),
+          providerTenantId,
+          verifyAudit: () => verifyAuditChain(db),
+          oidc,
+        }),
+      );
       app.use(bot.router);
       app.use('/downloads', engine.downloadRouter());
       app.use(
@@ -235,7 +252,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           secureCookies: publicUrl.startsWith('https://'),
           verifyAudit: () => verifyAuditChain(db),
           // Picking who you are is only acceptable where every person is made up.
-          signIn: { mode: sandbox ? 'picker' : 'none' },
+          signIn: oidc ? { mode: 'oidc', oidc } : { mode: sandbox ? 'picker' : 'none' },
         }),
       );
       if (sandbox) {
@@ -270,7 +287,10 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     await queue.work({
       fileRestore: (job) => engine.runFileRestore(job.requestId),
       backup: async (job) => {
-        await engine.backupVm(job.itemId, job.trigger);
+        await engine.backupVm(job.itemId, job.trigger, {
+          expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,
+          policyName: job.policyName,
+        });
       },
     });
 

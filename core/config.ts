@@ -26,10 +26,14 @@ const envSchema = z.object({
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
   ACBA_DOWNLOAD_LINK_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(60),
+  ACBA_AUDIT_ANCHOR_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(15),
   ACBA_BACKUP_ON_START: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX_ARM_PORT: z.coerce.number().int().min(0).max(65535).default(3979),
   ACBA_SANDBOX_BLOB_PORT: z.coerce.number().int().min(0).max(65535).default(10000),
+  ACBA_OIDC_ISSUER: optionalString,
+  ACBA_OIDC_CLIENT_ID: optionalString,
+  ACBA_OIDC_CLIENT_SECRET: optionalString,
   MICROSOFT_APP_ID: optionalString,
   MICROSOFT_APP_PASSWORD: optionalString,
   MICROSOFT_APP_TENANT_ID: optionalString,
@@ -70,6 +74,15 @@ export interface RepositoryConfig {
   kek?: string;
 }
 
+/** Portal sign-in and API tokens with Entra ID over OpenID Connect. */
+export interface OidcConfig {
+  /** e.g. https://login.microsoftonline.com/organizations/v2.0 (multi-tenant) or one tenant's issuer. */
+  issuer: string;
+  /** The app registration's client id; API tokens must name it as audience. */
+  clientId: string;
+  clientSecret: string;
+}
+
 export interface Config {
   port: number;
   dataDir: string;
@@ -81,6 +94,8 @@ export interface Config {
   signingKey?: string;
   providerTenantId?: string;
   downloadLinkMinutes: number;
+  /** Minutes between copies of the audit chain's head to write-once storage in the repository. */
+  auditAnchorMinutes: number;
   /** Back up every protected VM once at start-up. */
   backupOnStart: boolean;
   /** Run against the built-in sandbox instead of Azure. */
@@ -88,6 +103,8 @@ export interface Config {
   bot: BotConfig;
   azure: AzureConfig;
   repository: RepositoryConfig;
+  /** Unset: no OpenID Connect sign-in (the sandbox then signs in through its own stand-in). */
+  oidc?: OidcConfig;
 }
 
 const truthy = (value: string | undefined) => value === '1' || value === 'true';
@@ -103,6 +120,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
 
+  const oidcSettings = [e.ACBA_OIDC_ISSUER, e.ACBA_OIDC_CLIENT_ID, e.ACBA_OIDC_CLIENT_SECRET];
+  if (oidcSettings.some(Boolean) && !oidcSettings.every(Boolean)) {
+    throw badInput(
+      'OpenID Connect sign-in needs ACBA_OIDC_ISSUER, ACBA_OIDC_CLIENT_ID and ACBA_OIDC_CLIENT_SECRET together. Set all three, or none.',
+    );
+  }
+
   const azureConfigured = e.AZURE_CLIENT_ID !== undefined || e.AZURE_RESOURCE_MANAGER_URL !== undefined;
   const sandboxEnabled = e.ACBA_SANDBOX === undefined ? !azureConfigured : truthy(e.ACBA_SANDBOX);
 
@@ -115,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKey: e.ACBA_SIGNING_KEY,
     providerTenantId: e.ACBA_PROVIDER_TENANT_ID,
     downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,
+    auditAnchorMinutes: e.ACBA_AUDIT_ANCHOR_MINUTES,
     backupOnStart: e.ACBA_BACKUP_ON_START === undefined ? sandboxEnabled : truthy(e.ACBA_BACKUP_ON_START),
     sandbox: { enabled: sandboxEnabled, armPort: e.ACBA_SANDBOX_ARM_PORT, blobPort: e.ACBA_SANDBOX_BLOB_PORT },
     bot: {
@@ -137,5 +162,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       container: e.ACBA_REPOSITORY_CONTAINER,
       kek: e.ACBA_REPOSITORY_KEK,
     },
+    oidc:
+      e.ACBA_OIDC_ISSUER && e.ACBA_OIDC_CLIENT_ID && e.ACBA_OIDC_CLIENT_SECRET
+        ? {
+            issuer: e.ACBA_OIDC_ISSUER.replace(/\/+$/, ''),
+            clientId: e.ACBA_OIDC_CLIENT_ID,
+            clientSecret: e.ACBA_OIDC_CLIENT_SECRET,
+          }
+        : undefined,
   };
 }

@@ -5,6 +5,7 @@
 import type { Request, Response } from 'express';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
+import type { OidcSignIn } from './oidc.ts';
 import { renderPage } from './render.ts';
 import { currentIdentity, formToken } from './session.ts';
 import type { Viewer } from './viewer.ts';
@@ -20,8 +21,13 @@ export interface PortalContext {
   log: Logger;
   providerTenantId: string;
   verifyAudit: () => Promise<AuditVerification>;
-  /** 'picker' lists seeded people (sandbox only); 'none' offers no sign-in until Entra ID is configured. */
-  signInMode: 'picker' | 'none';
+  /**
+   * 'oidc' signs in with Entra ID (or the sandbox's stand-in); 'picker' lists
+   * seeded people (sandbox only, without OpenID Connect); 'none' offers no sign-in.
+   */
+  signInMode: 'oidc' | 'picker' | 'none';
+  /** Set when signInMode is 'oidc'. */
+  oidc?: OidcSignIn;
 }
 
 /** The viewer set by the sign-in gate; handlers behind the gate always have one. */

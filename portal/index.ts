@@ -14,6 +14,7 @@ import { httpStatusOf, notFound, publicMessageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { auditRoutes } from './audit.ts';
 import { sendPage, wantsJson, type AuditVerification, type PortalContext } from './context.ts';
+import type { OidcSignIn } from './oidc.ts';
 import { pageRoutes } from './pages.ts';
 import { sessionMiddleware } from './session.ts';
 import { requireViewer, signInRoutes } from './sign-in.ts';
@@ -29,10 +30,11 @@ export interface PortalOptions {
   /** Verifies the audit hash chain (core/audit.ts: verifyAuditChain(db)). */
   verifyAudit: () => Promise<AuditVerification>;
   /**
-   * Sign-in: 'picker' lists the seeded people (the sandbox only: anyone could
-   * be anyone); 'none' offers no sign-in at all until Entra ID sign-in exists.
+   * Sign-in: 'oidc' hands over to Entra ID (or the sandbox's stand-in of it);
+   * 'picker' lists the seeded people (the sandbox only, when OpenID Connect is
+   * not configured: anyone could be anyone); 'none' offers no sign-in at all.
    */
-  signIn: { mode: 'picker' | 'none' };
+  signIn: { mode: 'picker' | 'none' } | { mode: 'oidc'; oidc: OidcSignIn };
 }
 
 const staticDir = path.join(import.meta.dirname, 'static');
@@ -44,6 +46,7 @@ export function createPortal(options: PortalOptions): express.Router {
     providerTenantId: options.providerTenantId,
     verifyAudit: options.verifyAudit,
     signInMode: options.signIn.mode,
+    oidc: options.signIn.mode === 'oidc' ? options.signIn.oidc : undefined,
   };
   const router = express.Router();
 

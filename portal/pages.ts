@@ -80,7 +80,7 @@ function groupRestorePoints(
  * and where it writes to the requester are the provider's delivery details
  * (Teams channel ids and service URLs), not the customer's business.
  */
-function visibleRow<T extends RequestRow>(
+export function visibleRow<T extends RequestRow>(
   request: T,
   viewer: Viewer,
 ): T | Omit<T, 'approval_card' | 'requester_conversation'> {

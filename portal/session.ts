@@ -5,13 +5,16 @@
  * request (see ./viewer.ts), so a removed principal loses access at once.
  *
  * Sign-in methods only produce a `SignedInIdentity`; the sandbox picker does
- * it from the principals table, and an Entra ID (OpenID Connect) callback can
- * later call `startSession` with the `oid` and `tid` claims of its ID token.
+ * it from the principals table, and the Entra ID (OpenID Connect) callback
+ * from the `oid` and `tid` claims of its ID token. While the browser is away
+ * at the identity provider, the cookie holds the sign-in's PKCE verifier,
+ * state and nonce (signed, so they cannot be swapped; used once).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import cookieSession from 'cookie-session';
 import type { Request, RequestHandler } from 'express';
 import { forbidden } from '../core/errors.ts';
+import type { PendingSignIn } from './oidc.ts';
 
 /** How long a sign-in lasts before the person must sign in again. */
 export const sessionMaxAgeMs = 8 * 60 * 60 * 1000;
@@ -19,7 +22,7 @@ export const sessionMaxAgeMs = 8 * 60 * 60 * 1000;
 export interface SignedInIdentity {
   objectId: string;
   tenantId: string;
-  /** 'picker' in the sandbox; 'oidc' once Entra ID sign-in exists. */
+  /** 'picker' in the sandbox without OpenID Connect; 'oidc' after an Entra ID sign-in. */
   method: 'picker' | 'oidc';
 }
 
@@ -30,7 +33,12 @@ interface SessionData {
   /** Milliseconds since the epoch. */
   signedInAt?: number;
   formToken?: string;
+  /** An OpenID Connect sign-in under way. */
+  pending?: PendingSignIn & { startedAt: number };
 }
+
+/** How long the person may take at the identity provider. */
+const pendingMaxAgeMs = 10 * 60 * 1000;
 
 export function sessionMiddleware(options: { secret: Buffer; secure: boolean }): RequestHandler {
   return cookieSession({
@@ -88,6 +96,24 @@ export function startSession(req: Request, identity: SignedInIdentity, now = Dat
     signedInAt: now,
     formToken: randomBytes(24).toString('base64url'),
   } satisfies SessionData;
+}
+
+/** Remembers an OpenID Connect sign-in under way; replaces any earlier one. */
+export function rememberPendingSignIn(
+  req: Request,
+  pending: PendingSignIn,
+  now = Date.now(),
+): void {
+  req.session = { ...data(req), pending: { ...pending, startedAt: now } } satisfies SessionData;
+}
+
+/** The sign-in under way, removed from the session so that it serves once; undefined when none or too old. */
+export function takePendingSignIn(req: Request, now = Date.now()): PendingSignIn | undefined {
+  const { pending, ...rest } = data(req);
+  req.session = rest;
+  if (!pending || pending.startedAt + pendingMaxAgeMs <= now) return undefined;
+  const { startedAt: _startedAt, ...signIn } = pending;
+  return signIn;
 }
 
 export function endSession(req: Request): void {

@@ -1,12 +1,21 @@
 /**
- * Sign-in and sign-out. In the sandbox, sign-in is a picker of the seeded
- * principals; the session it starts is the same one an Entra ID sign-in will
- * start, so nothing behind the gate knows which method was used.
+ * Sign-in and sign-out. With OpenID Connect configured (and always in the
+ * sandbox, whose identity stand-in plays Entra ID), sign-in goes to the
+ * identity provider and comes back to /sign-in/callback; without it, the
+ * sandbox falls back to a picker of the seeded principals. Both start the same
+ * session, so nothing behind the gate knows which method was used.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { forbidden } from '../core/errors.ts';
+import { badInput, forbidden, isAcbaError } from '../core/errors.ts';
 import { sendPage, wantsJson, type PortalContext } from './context.ts';
-import { checkFormToken, currentIdentity, endSession, startSession } from './session.ts';
+import {
+  checkFormToken,
+  currentIdentity,
+  endSession,
+  rememberPendingSignIn,
+  startSession,
+  takePendingSignIn,
+} from './session.ts';
 import { resolveViewer } from './viewer.ts';
 
 interface PickerEntry {
@@ -79,10 +88,53 @@ export function signInRoutes(ctx: PortalContext): express.Router {
   router.get('/sign-in', async (req, res) => {
     await sendPage(req, res, 'sign-in', {
       title: 'Sign in',
+      oidc: ctx.signInMode === 'oidc',
       picker: ctx.signInMode === 'picker',
       people: ctx.signInMode === 'picker' ? await pickerEntries(ctx) : [],
       next: safeNext(req, req.query.next),
     });
+  });
+
+  router.get('/sign-in/entra', async (req, res) => {
+    if (!ctx.oidc) throw forbidden(NO_SIGN_IN);
+    const { url, pending } = await ctx.oidc.begin(safeNext(req, req.query.next));
+    rememberPendingSignIn(req, pending);
+    res.redirect(303, url);
+  });
+
+  router.get('/sign-in/callback', async (req, res) => {
+    if (!ctx.oidc) throw forbidden(NO_SIGN_IN);
+    const pending = takePendingSignIn(req);
+    if (!pending)
+      throw badInput(
+        'This sign-in has expired or was started in another browser. Open the sign-in page and sign in again.',
+      );
+    if (typeof req.query.error === 'string') {
+      ctx.log.info({ error: req.query.error }, 'portal_sign_in_declined');
+      throw forbidden(
+        'Microsoft Entra ID did not sign you in. Open the sign-in page and try again, or ask the operators.',
+      );
+    }
+
+    const callbackUrl = new URL(ctx.oidc.redirectUri);
+    callbackUrl.search = new URL(req.originalUrl, callbackUrl).search;
+    let identity;
+    try {
+      identity = await ctx.oidc.finish(callbackUrl, pending);
+    } catch (error) {
+      if (isAcbaError(error)) throw error;
+      ctx.log.warn({ err: error }, 'portal_sign_in_failed');
+      throw forbidden(
+        'The answer from Microsoft Entra ID could not be verified, so you are not signed in. Open the sign-in page and sign in again.',
+      );
+    }
+
+    startSession(req, { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' });
+    ctx.log.info(
+      { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' },
+      'portal_sign_in',
+    );
+    res.redirect(303, safeNext(req, pending.next));
   });
 
   router.post('/sign-in', async (req, res) => {

@@ -9,6 +9,12 @@
  * under the sandbox state folder, so tokens survive a sandbox restart the way
  * they survive a real key-set refresh. Failures answer with Entra's error
  * body (error, error_description with the AADSTS code, error_codes).
+ *
+ * User sign-in (./user-sign-in.ts) adds Entra's multi-tenant `organizations`
+ * authority: a login page listing the seeded people of every tenant, the
+ * authorization code grant with PKCE, and ID and access tokens whose issuer
+ * is Entra's own, `https://login.microsoftonline.com/{tid}/v2.0`. Clients
+ * reach it by routing Entra's host here (see `entraFetch`).
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -24,7 +30,8 @@ import {
   type JWK,
   type JWTPayload,
 } from 'jose';
-import type { SeedApplication } from './seed.ts';
+import type { SeedApplication, SandboxUser } from './seed.ts';
+import { UserSignIn } from './user-sign-in.ts';
 
 /** The resource Azure Resource Manager tokens are issued for. */
 export const armAudience = 'https://management.azure.com/';
@@ -56,6 +63,25 @@ export class ArmAuthError extends Error {
   }
 }
 
+/** A seeded person the login page lists. */
+export type SignInUser = SandboxUser & { organization: string };
+
+/** Entra ID's sign-in host; the sandbox answers in its place. */
+export const entraHost = 'https://login.microsoftonline.com';
+
+/**
+ * A fetch that sends requests for Entra's host to the stand-in at baseUrl, so
+ * that a client configured with Entra's real multi-tenant issuer talks to the
+ * sandbox unchanged.
+ */
+export function entraFetch(baseUrl: string): typeof fetch {
+  return (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const routed = url.startsWith(`${entraHost}/`) ? baseUrl + url.slice(entraHost.length) : url;
+    return fetch(input instanceof Request ? new Request(routed, input) : routed, init);
+  };
+}
+
 interface SigningKey {
   kid: string;
   privateJwk: JWK;
@@ -63,12 +89,24 @@ interface SigningKey {
 }
 
 export class IdentityProvider {
+  private readonly userSignIn: UserSignIn;
+
   private constructor(
     private readonly baseUrl: string,
     private readonly tenantIds: Set<string>,
     private readonly application: SeedApplication,
     private readonly key: SigningKey,
-  ) {}
+    users: SignInUser[],
+  ) {
+    this.userSignIn = new UserSignIn({
+      baseUrl,
+      application,
+      users,
+      sign: (claims, audience, issuer, lifetimeSeconds) =>
+        this.sign(claims, audience, issuer, lifetimeSeconds),
+      publicJwks: () => this.publicJwks(),
+    });
+  }
 
   /** Loads the signing key from stateDir (creating it once) for an authority at baseUrl. */
   static async open(options: {
@@ -76,6 +114,8 @@ export class IdentityProvider {
     stateDir: string;
     tenantIds: string[];
     application: SeedApplication;
+    /** People who can sign in interactively, with the name of their organisation. */
+    users?: SignInUser[];
   }): Promise<IdentityProvider> {
     const key = await loadOrCreateKey(path.join(options.stateDir, 'identity-signing-key.json'));
     return new IdentityProvider(
@@ -83,6 +123,7 @@ export class IdentityProvider {
       new Set(options.tenantIds.map((id) => id.toLowerCase())),
       options.application,
       key,
+      options.users ?? [],
     );
   }
 
@@ -93,6 +134,8 @@ export class IdentityProvider {
   /** Routes under /{tenantId}/...; mount at the server root. */
   router(): Router {
     const router = express.Router();
+    // Before the per-tenant routes, which would take `organizations` for a tenant id.
+    router.use(this.userSignIn.router());
     router.get('/:tenantId/v2.0/.well-known/openid-configuration', (req, res) =>
       this.openIdConfiguration(req, res),
     );
@@ -204,7 +247,30 @@ export class IdentityProvider {
   private keys(req: Request, res: Response): void {
     const tenantId = String(req.params.tenantId);
     if (!this.knownTenant(tenantId)) return this.tenantNotFound(res, tenantId);
-    res.json({ keys: [{ ...this.key.publicJwk, kid: this.key.kid, use: 'sig', alg: 'RS256' }] });
+    res.json(this.publicJwks());
+  }
+
+  private publicJwks(): { keys: JWK[] } {
+    return { keys: [{ ...this.key.publicJwk, kid: this.key.kid, use: 'sig', alg: 'RS256' }] };
+  }
+
+  private async sign(
+    claims: JWTPayload,
+    audience: string,
+    issuer: string,
+    lifetimeSeconds: number,
+  ): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const privateKey = await importJWK(this.key.privateJwk, 'RS256');
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: this.key.kid })
+      .setAudience(audience)
+      .setIssuer(issuer)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + lifetimeSeconds)
+      .setJti(randomUUID())
+      .sign(privateKey);
   }
 
   private async token(req: Request, res: Response): Promise<void> {

@@ -30,7 +30,7 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import { armComputeRouter } from './arm-compute.ts';
 import { startAzurite, type AzuriteProcess } from './azurite.ts';
 import { ensureDiskImages } from './disk-images.ts';
-import { IdentityProvider } from './identity.ts';
+import { entraFetch, entraHost, IdentityProvider } from './identity.ts';
 import { LongRunningOperations } from './long-running.ts';
 import { DiskBlobService } from './page-blobs.ts';
 import { ComputeResources } from './resources.ts';
@@ -65,6 +65,11 @@ export interface Sandbox {
   caCertPath: string;
   /** The provider's app registration. */
   servicePrincipal: { tenantId: string; clientId: string; clientSecret: string };
+  /**
+   * OpenID Connect sign-in of the seeded people: Entra's multi-tenant issuer,
+   * the provider's app, and a fetch that routes Entra's host to the stand-in.
+   */
+  userSignIn: { issuer: string; clientId: string; clientSecret: string; fetch: typeof fetch };
   /** Azurite blob connection string (http, shared key) for the provider's repository. */
   repositoryConnectionString: string;
   seed: SandboxSeed;
@@ -109,6 +114,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       stateDir,
       tenantIds: [world.seed.provider.tenantId, ...world.seed.customers.map((c) => c.tenantId)],
       application: world.application,
+      users: world.seed.users.map((user) => ({
+        ...user,
+        organization:
+          world.seed.customers.find((c) => c.tenantId === user.tenantId)?.name ??
+          world.seed.provider.name,
+      })),
     });
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
@@ -167,6 +178,12 @@ function sandboxHandle(parts: {
       tenantId: application.tenantId,
       clientId: application.clientId,
       clientSecret: application.clientSecret,
+    },
+    userSignIn: {
+      issuer: `${entraHost}/organizations/v2.0`,
+      clientId: application.clientId,
+      clientSecret: application.clientSecret,
+      fetch: entraFetch(parts.baseUrl),
     },
     repositoryConnectionString: parts.azurite.connectionString,
     seed,

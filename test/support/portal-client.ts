@@ -28,9 +28,46 @@ export class PortalClient {
     });
   }
 
+  /**
+   * Signs in as the person: through the OpenID provider's login page when the
+   * portal offers Entra ID sign-in (the sandbox does), else with the picker.
+   */
   async signIn(objectId: string, tenantId: string): Promise<void> {
+    const page = await (await this.get('/portal/sign-in')).text();
+    if (page.includes('/sign-in/entra')) {
+      await this.signInWithOidc(objectId);
+      return;
+    }
     const res = await this.postForm('/portal/sign-in', { objectId, tenantId }, '/portal/sign-in');
     if (res.status !== 303) throw new Error(`sign-in answered ${res.status}: ${await res.text()}`);
+  }
+
+  /** The authorization code flow as a browser follows it: portal, login page, pick, callback. */
+  async signInWithOidc(objectId: string, next = '/portal'): Promise<Response> {
+    const start = await this.get(`/portal/sign-in/entra?next=${encodeURIComponent(next)}`);
+    const authorize = start.headers.get('location');
+    if (start.status !== 303 || !authorize)
+      throw new Error(`sign-in start answered ${start.status}`);
+    const login = await fetch(authorize);
+    if (login.status !== 200)
+      throw new Error(`login page answered ${login.status}: ${await login.text()}`);
+    const picked = await fetch(authorize, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        ...Object.fromEntries(new URL(authorize).searchParams),
+        login_oid: objectId,
+      }).toString(),
+    });
+    const callback = picked.headers.get('location');
+    if (picked.status !== 302 || !callback)
+      throw new Error(`login answered ${picked.status}: ${await picked.text()}`);
+    const url = new URL(callback);
+    const done = await this.get(`${url.pathname}${url.search}`);
+    if (done.status !== 303)
+      throw new Error(`sign-in callback answered ${done.status}: ${await done.text()}`);
+    return done;
   }
 
   private async request(path: string, init: RequestInit): Promise<Response> {

@@ -1,0 +1,200 @@
+/**
+ * The JSON API under /api/v1: what the portal shows, for scripts and the
+ * Teams tab, under the portal's rules. Callers bring a bearer token from the
+ * identity provider (Entra ID, or the sandbox's stand-in); its oid and tid
+ * name the principal, whose roles and customer scope come from the database
+ * on every request (../viewer.ts), exactly as for a portal session. Every
+ * query is the portal's own (../queries.ts), limited to the viewer's scope.
+ *
+ * Errors of core/errors.ts map once, here, to a status and the body
+ * `{ error: kind, message }`; a missing or refused token is 401
+ * `unauthenticated`. The description is served at /api/v1/openapi.json.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Db } from '../../core/db/database.ts';
+import {
+  AcbaError,
+  badInput,
+  httpStatusOf,
+  notFound,
+  publicMessageOf,
+  type ErrorKind,
+} from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+import { listRestorePoints } from '../../engine/catalog.ts';
+import type { AuditVerification } from '../context.ts';
+import { BearerTokenError, type OidcSignIn } from '../oidc.ts';
+import { visibleRow } from '../pages.ts';
+import { getRequestWithDecisions, listAudit, listRequests } from '../queries.ts';
+import { customerFilter, resolveViewer, type Viewer } from '../viewer.ts';
+import { openApiDocument } from './openapi.ts';
+
+export interface ApiOptions {
+  db: Db;
+  log: Logger;
+  providerTenantId: string;
+  verifyAudit: () => Promise<AuditVerification>;
+  /** Checks bearer tokens; without it every call but the description is refused. */
+  oidc?: OidcSignIn;
+}
+
+const requestStatuses = [
+  'pending',
+  'approved',
+  'rejected',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'expired',
+];
+const auditPageSize = 50;
+const maxLimit = 500;
+
+export function createApi(options: ApiOptions): express.Router {
+  const log = options.log.child({ component: 'api' });
+  const router = express.Router();
+  router.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument);
+  });
+  router.use(authenticate(options));
+
+  router.get('/me', (_req, res) => {
+    res.json(viewerOf(res));
+  });
+
+  router.get('/restore-points', async (req, res) => {
+    const viewer = viewerOf(res);
+    const restorePoints = await listRestorePoints(options.db, {
+      customerId: customerFilter(viewer) ?? text(req.query.customer),
+      itemId: text(req.query.item),
+      limit: limitOf(req),
+    });
+    res.json({ restorePoints });
+  });
+
+  router.get('/requests', async (req, res) => {
+    const viewer = viewerOf(res);
+    const status = text(req.query.status);
+    if (status && !requestStatuses.includes(status))
+      throw badInput(
+        `There is no request status "${status.slice(0, 40)}". Use one of: ${requestStatuses.join(', ')}.`,
+      );
+    const rows = await listRequests(options.db, {
+      customerId: customerFilter(viewer),
+      status,
+      limit: limitOf(req),
+    });
+    res.json({ requests: rows.map((r) => visibleRow(r, viewer)) });
+  });
+
+  router.get('/requests/:id', async (req, res) => {
+    const viewer = viewerOf(res);
+    const { request, decisions } = await getRequestWithDecisions(
+      options.db,
+      req.params.id,
+      customerFilter(viewer),
+    );
+    res.json({ request: visibleRow(request, viewer), decisions });
+  });
+
+  router.get('/audit', async (req, res) => {
+    const viewer = viewerOf(res);
+    const before = text(req.query.before);
+    if (before && !/^\d{1,18}$/.test(before))
+      throw badInput('The "before" parameter is an audit sequence number: digits only.');
+    const page = await listAudit(options.db, {
+      customerId: customerFilter(viewer),
+      tenantId: viewer.tenantId,
+      before,
+      pageSize: auditPageSize,
+    });
+    res.json(page);
+  });
+
+  router.post('/audit/verify', async (_req, res) => {
+    const viewer = viewerOf(res);
+    const verification = await options.verifyAudit();
+    log.info(
+      { objectId: viewer.objectId, tenantId: viewer.tenantId, ok: verification.ok },
+      'api_audit_verified',
+    );
+    res.json({ verification });
+  });
+
+  router.use((req: Request) => {
+    throw notFound(
+      `There is no API endpoint ${req.method} ${req.baseUrl}${req.path}. See ${req.baseUrl}/openapi.json.`,
+    );
+  });
+  router.use(errorResponse(log));
+  return router;
+}
+
+/** Sets res.locals.viewer from the bearer token, or answers 401. */
+function authenticate(options: ApiOptions) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!match)
+      throw new BearerTokenError(
+        'Send an access token from Microsoft Entra ID as "Authorization: Bearer <token>".',
+      );
+    if (!options.oidc)
+      throw new BearerTokenError(
+        'This installation has no OpenID Connect settings, so the API accepts no tokens. Ask the operators to set ACBA_OIDC_ISSUER.',
+      );
+    const identity = await options.oidc.verifyBearer(match[1]!);
+    res.locals.viewer = await resolveViewer(
+      options.db,
+      { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' },
+      options.providerTenantId,
+    );
+    next();
+  };
+}
+
+function viewerOf(res: Response): Viewer {
+  const viewer = res.locals.viewer as Viewer | undefined;
+  if (!viewer) throw new Error('API handler reached without a viewer; authenticate must run first');
+  return viewer;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+function limitOf(req: Request): number | undefined {
+  const raw = text(req.query.limit);
+  if (raw === undefined) return undefined;
+  const limit = Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit)
+    throw badInput(`The "limit" parameter is a whole number from 1 to ${maxLimit}.`);
+  return limit;
+}
+
+/** The one place where errors become API responses. */
+function errorResponse(log: Logger) {
+  return (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    if (error instanceof BearerTokenError) {
+      log.info({ path: req.path, reason: error.message }, 'api_token_refused');
+      res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      res.status(401).json({ error: 'unauthenticated', message: error.message });
+      return;
+    }
+    const status = httpStatusOf(error);
+    const kind: ErrorKind | 'internal' = error instanceof AcbaError ? error.kind : 'internal';
+    if (status >= 500) log.error({ err: error, path: req.path }, 'api_request_failed');
+    else log.info({ status, path: req.path, kind }, 'api_request_refused');
+    res.status(status).json({ error: kind, message: publicMessageOf(error) });
+  };
+}

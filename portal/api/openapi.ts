@@ -1,0 +1,303 @@
+/**
+ * The OpenAPI 3.1 description of /api/v1, written by hand next to the routes
+ * in ./index.ts. Row schemas name the fields callers use and allow the rest,
+ * since the rows are the database's own.
+ */
+
+const error = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: {
+    error: {
+      type: 'string',
+      enum: [
+        'unauthenticated',
+        'not_found',
+        'bad_input',
+        'conflict',
+        'forbidden',
+        'limit_reached',
+        'unavailable',
+        'internal',
+      ],
+    },
+    message: { type: 'string', description: 'What went wrong and what to do next.' },
+  },
+};
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
+
+const errors = {
+  '400': errorResponse('A parameter is not valid.'),
+  '401': errorResponse('The bearer token is missing, forged, expired or for another API.'),
+  '403': errorResponse('The principal has no role in ACBA, or its tenant is not a customer.'),
+};
+
+const json = (schema: object, description = 'OK') => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+const limit = {
+  name: 'limit',
+  in: 'query',
+  required: false,
+  schema: { type: 'integer', minimum: 1, maximum: 500, default: 200 },
+};
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'ACBA API',
+    version: '1.0.0',
+    description:
+      "What the ACBA portal shows, as JSON, under the portal's rules: customers' staff see only their own tenant; provider staff see every customer. Authorize with an access token from Microsoft Entra ID issued for this installation's app (audience: its client id).",
+  },
+  servers: [{ url: '/api/v1' }],
+  security: [{ entraId: [] }],
+  components: {
+    securitySchemes: {
+      entraId: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+    },
+    schemas: {
+      Error: error,
+      Viewer: {
+        type: 'object',
+        required: ['objectId', 'tenantId', 'name', 'roles', 'scope'],
+        properties: {
+          objectId: { type: 'string' },
+          tenantId: { type: 'string' },
+          name: { type: 'string' },
+          roles: {
+            type: 'array',
+            items: { type: 'string', enum: ['requester', 'approver', 'operator', 'auditor'] },
+          },
+          scope: {
+            oneOf: [
+              {
+                type: 'object',
+                properties: { kind: { const: 'provider' } },
+                required: ['kind'],
+              },
+              {
+                type: 'object',
+                properties: {
+                  kind: { const: 'customer' },
+                  customerId: { type: 'string' },
+                  customerName: { type: 'string' },
+                },
+                required: ['kind', 'customerId', 'customerName'],
+              },
+            ],
+          },
+        },
+      },
+      RestorePoint: {
+        type: 'object',
+        required: ['id', 'customer_id', 'item_id', 'item_name', 'created_at'],
+        properties: {
+          id: { type: 'string' },
+          customer_id: { type: 'string' },
+          item_id: { type: 'string' },
+          item_name: { type: 'string' },
+          created_at: { type: 'string', format: 'date-time' },
+          disks: { description: 'The disks captured, with their sizes.' },
+        },
+      },
+      Request: {
+        type: 'object',
+        required: ['id', 'customer_id', 'status', 'created_at'],
+        properties: {
+          id: { type: 'string' },
+          customer_id: { type: 'string' },
+          status: {
+            type: 'string',
+            enum: [
+              'pending',
+              'approved',
+              'rejected',
+              'running',
+              'completed',
+              'failed',
+              'cancelled',
+              'expired',
+            ],
+          },
+          requester_object_id: { type: 'string' },
+          requester_tenant_id: { type: 'string' },
+          reason: { type: 'string' },
+          target: { description: 'What is to be restored, e.g. a file of a VM.' },
+          created_at: { type: 'string', format: 'date-time' },
+        },
+        description:
+          "Customers' staff do not get the provider's delivery details (approval_card, requester_conversation).",
+      },
+      Decision: {
+        type: 'object',
+        required: ['request_id', 'decision', 'approver_object_id', 'approver_tenant_id'],
+        properties: {
+          request_id: { type: 'string' },
+          decision: { type: 'string', enum: ['approve', 'reject'] },
+          approver_object_id: { type: 'string' },
+          approver_tenant_id: { type: 'string' },
+          comment: { type: 'string' },
+          created_at: { type: 'string', format: 'date-time' },
+        },
+      },
+      AuditEntry: {
+        type: 'object',
+        required: ['seq', 'at', 'action', 'hash'],
+        properties: {
+          seq: {
+            type: 'string',
+            description: 'Sequence number; pass as `before` for older entries.',
+          },
+          at: { type: 'string', format: 'date-time' },
+          actor_object_id: { type: 'string' },
+          actor_tenant_id: { type: 'string' },
+          action: { type: 'string' },
+          details: { type: 'object' },
+          hash: { type: 'string' },
+        },
+      },
+      Verification: {
+        type: 'object',
+        required: ['ok', 'checked'],
+        properties: {
+          ok: { type: 'boolean' },
+          checked: { type: 'integer' },
+          firstBroken: {
+            type: 'object',
+            properties: { seq: { type: 'string' }, problem: { type: 'string' } },
+          },
+        },
+      },
+    },
+  },
+  paths: {
+    '/openapi.json': {
+      get: {
+        summary: 'This description',
+        security: [],
+        responses: { '200': { description: 'The OpenAPI document' } },
+      },
+    },
+    '/me': {
+      get: {
+        summary: 'Who the token belongs to, with roles and scope',
+        responses: { '200': json({ $ref: '#/components/schemas/Viewer' }), ...errors },
+      },
+    },
+    '/restore-points': {
+      get: {
+        summary: 'Restore points, newest first',
+        parameters: [
+          {
+            name: 'customer',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: "Provider staff only; customers' staff always get their own.",
+          },
+          { name: 'item', in: 'query', required: false, schema: { type: 'string' } },
+          limit,
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['restorePoints'],
+            properties: {
+              restorePoints: {
+                type: 'array',
+                items: { $ref: '#/components/schemas/RestorePoint' },
+              },
+            },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/requests': {
+      get: {
+        summary: 'Restore requests, newest first',
+        parameters: [
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            schema: { $ref: '#/components/schemas/Request/properties/status' },
+          },
+          limit,
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['requests'],
+            properties: {
+              requests: { type: 'array', items: { $ref: '#/components/schemas/Request' } },
+            },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/requests/{id}': {
+      get: {
+        summary: 'One request with its decisions, oldest decision first',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['request', 'decisions'],
+            properties: {
+              request: { $ref: '#/components/schemas/Request' },
+              decisions: { type: 'array', items: { $ref: '#/components/schemas/Decision' } },
+            },
+          }),
+          '404': errorResponse("No such request, or another customer's."),
+          ...errors,
+        },
+      },
+    },
+    '/audit': {
+      get: {
+        summary: 'One page (50) of the audit trail, newest first',
+        parameters: [
+          {
+            name: 'before',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', pattern: '^[0-9]{1,18}$' },
+          },
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['entries'],
+            properties: {
+              entries: { type: 'array', items: { $ref: '#/components/schemas/AuditEntry' } },
+              olderBefore: { type: 'string' },
+            },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/audit/verify': {
+      post: {
+        summary: "Recomputes the audit log's hash chain",
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['verification'],
+            properties: { verification: { $ref: '#/components/schemas/Verification' } },
+          }),
+          ...errors,
+        },
+      },
+    },
+  },
+} as const;
