@@ -14,6 +14,7 @@ import type { Customer, ProtectedItem, RestorePoint, RestorePointDisk } from '..
 import { badInput, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { parseResourceId } from './resource-id.ts';
+import { backupLease } from './repository/leases.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
@@ -42,11 +43,19 @@ interface VmDisk {
   resourceId: string;
 }
 
+/** What a policy run says about the restore point to make. */
+export interface BackupOptions {
+  /** When the restore point expires; a year after it is taken when absent. */
+  expiresAt?: Date;
+  policyName?: string;
+}
+
 /** Backs up one protected VM and returns its new restore point. */
 export async function backupVm(
   deps: BackupDeps,
   itemId: string,
   trigger: string,
+  options: BackupOptions = {},
 ): Promise<RestorePoint> {
   const item = await deps.db
     .selectFrom('protected_items')
@@ -78,7 +87,16 @@ export async function backupVm(
   log.info('backup_started');
 
   try {
-    const restorePoint = await runBackup(deps, log, customer, item, restorePointId);
+    // Held until the restore point row exists, so a prune cannot delete blocks it deduplicates against.
+    const lease = await backupLease(deps.db);
+    const restorePoint = await runBackup(
+      deps,
+      log,
+      customer,
+      item,
+      restorePointId,
+      options,
+    ).finally(() => lease.release());
     const seconds = (Date.now() - started) / 1000;
     await appendAudit(deps.db, {
       actor: serviceActor,
@@ -122,6 +140,7 @@ async function runBackup(
   customer: Customer,
   item: ProtectedItem,
   restorePointId: string,
+  options: BackupOptions,
 ): Promise<RestorePoint> {
   const { resourceGroup, name: vmName } = parseResourceId(item.resource_id);
   const compute = deps.compute(customer.subscription_id);
@@ -179,7 +198,8 @@ async function runBackup(
     disks: manifestDisks,
   });
 
-  const expiresAt = new Date(createdAt.getTime() + DEFAULT_RETENTION_DAYS * 24 * 3600 * 1000);
+  const expiresAt =
+    options.expiresAt ?? new Date(createdAt.getTime() + DEFAULT_RETENTION_DAYS * 24 * 3600 * 1000);
   return deps.db
     .insertInto('restore_points')
     .values({
@@ -192,6 +212,7 @@ async function runBackup(
       disks: JSON.stringify(rowDisks),
       size_bytes: rowDisks.reduce((sum, d) => sum + d.sizeBytes, 0),
       stored_bytes: rowDisks.reduce((sum, d) => sum + d.storedBytes, 0),
+      policy_name: options.policyName ?? null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

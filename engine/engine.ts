@@ -12,7 +12,7 @@ import { notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LinkSigner } from '../core/signing.ts';
 import { createComputeClient } from './azure.ts';
-import { backupVm } from './backup.ts';
+import { backupVm, type BackupOptions } from './backup.ts';
 import { DiskImage, LruCache } from './disk-image.ts';
 import { createDiskRouter } from './disk-router.ts';
 import { createDownloadRouter } from './download-router.ts';
@@ -52,7 +52,7 @@ export interface Engine {
   /** Lists the VMs of the customer's subscription and upserts protected items (id stable per resource id). */
   syncInventory(customer: Customer): Promise<ProtectedItem[]>;
   /** Backs up one protected VM; the restore point is visible once everything it references is stored. */
-  backupVm(itemId: string, trigger: string): Promise<RestorePoint>;
+  backupVm(itemId: string, trigger: string, options?: BackupOptions): Promise<RestorePoint>;
   /** Runs an approved file restore after the engine's own approval check; throws forbidden when refused. */
   runFileRestore(requestId: string): Promise<void>;
   /** Lists a folder of one disk of a restore point (no approval check: callers must authorize). */
@@ -133,7 +133,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     syncInventory: (customer) =>
       syncInventory(options.db, log, compute(customer.subscription_id), customer),
 
-    backupVm: async (itemId, trigger) =>
+    backupVm: async (itemId, trigger, backupOptions) =>
       backupVm(
         {
           db: options.db,
@@ -144,6 +144,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         },
         itemId,
         trigger,
+        backupOptions,
       ),
 
     runFileRestore: (requestId) =>

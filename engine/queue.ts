@@ -14,6 +14,10 @@ export interface BackupJob {
   itemId: string;
   /** Who or what asked: 'startup', 'operator', 'schedule'. */
   trigger: string;
+  /** When the restore point expires (ISO 8601), from the policy schedule's retention; a year when absent. */
+  expiresAt?: string;
+  /** The policy whose run asked for this backup. */
+  policyName?: string;
 }
 
 export interface JobQueue {
