@@ -14,7 +14,7 @@ let sandbox: OidcSandbox;
 
 beforeAll(async () => {
   sandbox = await startOidcSandbox();
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await sandbox?.close();
