@@ -295,12 +295,16 @@ export interface PolicyRunsTable {
   slot_at: Timestamp;
   /** 'schedule' or 'operator'. */
   trigger: string;
-  expires_at: Timestamp | null;
+  expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   started_at: Timestamp;
   /** Item ids whose backups this run enqueued. */
-  items: Json<string[]>;
+  items: ColumnType<string[], string | undefined, string>;
   /** Items left to a higher-priority policy, with that policy's name. */
-  skipped: Json<{ itemId: string; policy: string }[]>;
+  skipped: ColumnType<
+    { itemId: string; policy: string }[],
+    string | undefined,
+    string
+  >;
 }
 
 /** Who is using the repository now: backups in progress, or a prune deleting packs. */
