@@ -4,6 +4,7 @@
  * included. See ./index.ts for the state machine.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { appendAudit } from '../core/audit.ts';
 import { clip, QUOTE_LENGTH } from '../core/clip.ts';
 import type { Db } from '../core/db/database.ts';
@@ -14,15 +15,25 @@ import type {
   Decision,
   FileRestoreTarget,
   ProtectedItem,
+  RequestKind,
   RequestRow,
   RequestStatus,
+  RequestTarget,
   RestorePoint,
 } from '../core/db/schema.ts';
 import { AcbaError, badInput, conflict, forbidden, notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { requestContentHash } from '../core/request-hash.ts';
+import { contentHashOf, type ApprovalCheckOptions } from '../core/approval-check.ts';
 import type { JobQueue } from '../engine/queue.ts';
-import { checkFilePath, checkReason, checkTicket, MAX_PATH_LENGTH, plausibleId } from './rules.ts';
+import {
+  checkFilePath,
+  checkReason,
+  checkTicket,
+  formatUtc,
+  MAX_PATH_LENGTH,
+  plausibleId,
+  toDate,
+} from './rules.ts';
 import {
   assertRequester,
   customerOf,
@@ -31,6 +42,14 @@ import {
   resolveRestorePoint,
 } from './lookup.ts';
 import { assertMayDecide } from './segregation.ts';
+import { evaluateApprovalRules, type ApprovalRule } from './approval-rules.ts';
+import {
+  EXECUTABLE_KINDS,
+  isOtherKind,
+  KIND_LABELS,
+  PROVIDER_KINDS,
+  resolveTarget,
+} from './request-kinds.ts';
 
 /** Who is acting, from the Teams activity or the portal session. */
 export interface Actor {
@@ -49,6 +68,20 @@ export interface ApprovalsOptions {
   providerTenantId: string;
   /** How long a request waits for a decision; 24 hours by default. */
   requestTtlHours?: number;
+  /** How long approved work may wait to be started; 24 hours by default. */
+  approvedWorkTtlHours?: number;
+  /** Hours a newly granted approver waits before approving; 24 by default. */
+  approverCooldownHours?: number;
+  /** Configured approval rules (ACBA_APPROVAL_RULES); the defaults apply where none matches. */
+  rules?: ApprovalRule[];
+}
+
+/** A request of any kind but file_restore, whose target is given as data (see request-kinds.ts). */
+export interface RequestInput {
+  kind: string;
+  target: unknown;
+  reason: string;
+  ticket?: string;
 }
 
 export interface FileRestoreInput {
@@ -77,33 +110,17 @@ export type Approvals = ReturnType<typeof createApprovals>;
 
 const KIND = 'file_restore' as const;
 
-/** The hashed content of a stored request, recomputed the same way everywhere. */
-export function contentHashOf(
-  row: Pick<
-    RequestRow,
-    | 'id'
-    | 'customer_id'
-    | 'kind'
-    | 'target'
-    | 'reason'
-    | 'requester_object_id'
-    | 'requester_tenant_id'
-  >,
-): string {
-  return requestContentHash({
-    id: row.id,
-    customerId: row.customer_id,
-    kind: row.kind,
-    target: row.target,
-    reason: row.reason,
-    requesterObjectId: row.requester_object_id,
-    requesterTenantId: row.requester_tenant_id,
-  });
-}
+export { contentHashOf };
 
 export function createApprovals(o: ApprovalsOptions) {
   const { db, queue, providerTenantId } = o;
   const ttlMs = (o.requestTtlHours ?? 24) * 3600_000;
+  const startTtlMs = (o.approvedWorkTtlHours ?? 24) * 3600_000;
+  const check: ApprovalCheckOptions = {
+    providerTenantId,
+    cooldownHours: o.approverCooldownHours,
+  };
+  const rules = o.rules ?? [];
   const log = o.log.child({ module: 'approvals' });
 
   async function audit(
@@ -167,6 +184,51 @@ export function createApprovals(o: ApprovalsOptions) {
     return { customer, item, restorePoint };
   }
 
+  /** The customer a request is about; checks the actor may ask for that kind there. */
+  async function requestingCustomer(
+    actor: Actor,
+    kind: RequestKind,
+    target: unknown,
+  ): Promise<Customer> {
+    if (!PROVIDER_KINDS.has(kind)) {
+      const customer = await customerOf(db, actor);
+      await assertRequester(db, actor, customer);
+      return customer;
+    }
+
+    const operator =
+      actor.tenantId === providerTenantId
+        ? await db
+            .selectFrom('principals')
+            .select('object_id')
+            .where('tenant_id', '=', actor.tenantId)
+            .where('object_id', '=', actor.objectId)
+            .where('role', '=', 'operator')
+            .executeTakeFirst()
+        : undefined;
+    if (!operator) {
+      throw forbidden(
+        `Only the provider's operators can ask for ${KIND_LABELS[kind]}. Ask an operator of the provider to write the request.`,
+        { rule: 'provider_operator_only' },
+      );
+    }
+    const customerId = (target as { customerId?: unknown } | null)?.customerId;
+    const customer =
+      typeof customerId === 'string' && plausibleId(customerId)
+        ? await db
+            .selectFrom('customers')
+            .selectAll()
+            .where('id', '=', customerId)
+            .executeTakeFirst()
+        : undefined;
+    if (!customer) {
+      throw notFound(
+        `There is no customer ${clip(String(customerId), QUOTE_LENGTH)}. Give the id of the customer whose backup you need to read.`,
+      );
+    }
+    return customer;
+  }
+
   /** A request the actor may see: the provider's staff see all, a customer's users only their customer's. */
   async function visibleRequest(actor: Actor, requestId: string): Promise<RequestRow> {
     const request = plausibleId(requestId)
@@ -190,6 +252,80 @@ export function createApprovals(o: ApprovalsOptions) {
       .where('id', '=', requestId)
       .where('status', '=', 'pending')
       .execute();
+  }
+
+  /** Stores a validated request with the approvals its rule requires, bound to its content hash. */
+  async function writeRequest(
+    actor: Actor,
+    customer: Customer,
+    kind: RequestKind,
+    target: RequestTarget,
+    reason: string,
+    ticket: string | undefined,
+  ): Promise<RequestRow> {
+    const id = randomUUID();
+    const rule = evaluateApprovalRules(rules, {
+      kind,
+      customerId: customer.id,
+      target,
+      ticket,
+      requester: { objectId: actor.objectId, tenantId: actor.tenantId },
+    });
+    const base = {
+      id,
+      customer_id: customer.id,
+      kind,
+      target,
+      reason,
+      ticket: ticket ?? null,
+      requester_object_id: actor.objectId,
+      requester_tenant_id: actor.tenantId,
+    };
+
+    const row = await db
+      .insertInto('requests')
+      .values({
+        ...base,
+        target: JSON.stringify(target),
+        status: 'pending',
+        requester_name: actor.name,
+        content_hash: contentHashOf(base),
+        approvals_required: rule.approvalsRequired,
+        approval_rule: rule.ruleId,
+        expires_at: new Date(Date.now() + ttlMs),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+
+    await audit(actor, 'requester', 'request.create', `request/${id}`, 'success', {
+      customerId: customer.id,
+      requestId: id,
+      kind,
+      target,
+      ticket,
+      contentHash: row.content_hash,
+      approvalsRequired: rule.approvalsRequired,
+      approvalRule: rule.ruleId,
+    });
+    log.info(
+      { requestId: id, customerId: customer.id, kind, approvalRule: rule.ruleId },
+      'request_created',
+    );
+    return row;
+  }
+
+  /** Hands approved work to the engine's queue; kinds the engine cannot run yet stay approved. */
+  async function enqueue(request: RequestRow): Promise<void> {
+    if (!EXECUTABLE_KINDS.has(request.kind)) return;
+    try {
+      await queue.enqueueFileRestore({ requestId: request.id });
+    } catch (error) {
+      log.error({ err: error, requestId: request.id }, 'enqueue_failed');
+      throw unavailable(
+        `Request ${request.id} is approved, but its restore could not be queued. The operators have been told; it will not run until they queue it again.`,
+        { requestId: request.id },
+      );
+    }
   }
 
   return {
@@ -232,11 +368,7 @@ export function createApprovals(o: ApprovalsOptions) {
           const { customer, item, restorePoint } = await preview(actor, input);
           const path = checkFilePath(input.path);
           const ticket = checkTicket(input.ticket);
-          const written = checkReason(input.reason);
-          // The ticket has no column of its own; it travels in the reason, so the content hash covers it.
-          const reason = ticket ? `${written}\n\nTicket: ${ticket}` : written;
-
-          const id = randomUUID();
+          const reason = checkReason(input.reason);
           const target: FileRestoreTarget = {
             itemId: item.id,
             vmName: item.name,
@@ -244,47 +376,44 @@ export function createApprovals(o: ApprovalsOptions) {
             restorePointId: restorePoint.id,
             restorePointTime: restorePoint.created_at.toISOString(),
           };
-          const base = {
-            id,
-            customer_id: customer.id,
-            kind: KIND,
-            target,
-            reason,
-            requester_object_id: actor.objectId,
-            requester_tenant_id: actor.tenantId,
-          };
-
-          const row = await db
-            .insertInto('requests')
-            .values({
-              ...base,
-              target: JSON.stringify(target),
-              status: 'pending',
-              requester_name: actor.name,
-              content_hash: contentHashOf(base),
-              approvals_required: 1,
-              expires_at: new Date(Date.now() + ttlMs),
-            })
-            .returningAll()
-            .executeTakeFirstOrThrow();
-
-          await audit(actor, 'requester', 'request.create', `request/${id}`, 'success', {
-            customerId: customer.id,
-            requestId: id,
-            kind: KIND,
-            target,
-            contentHash: row.content_hash,
-          });
-          log.info({ requestId: id, customerId: customer.id }, 'request_created');
-          return row;
+          return writeRequest(actor, customer, KIND, target, reason, ticket);
         },
       );
     },
 
     /**
-     * Records an approver's written decision. Two approvers clicking at once
-     * produce one outcome: the status only changes from 'pending' in one UPDATE,
-     * and the loser's decision is rolled back and refused.
+     * Creates a pending request of any other kind (disk, VM or SQL restore, data
+     * access, deleting restore points, a retention change, the exit export). The
+     * customer's requesters ask for all but data access, which the provider's
+     * operators ask for, naming the customer in the target.
+     */
+    async createRequest(actor: Actor, input: RequestInput): Promise<RequestRow> {
+      const kind = clip(String(input.kind), QUOTE_LENGTH);
+      const facts: Record<string, unknown> = { tenantId: actor.tenantId, kind };
+
+      return refusable(actor, 'requester', 'request.create', `kind/${kind}`, facts, async () => {
+        if (!isOtherKind(input.kind)) {
+          throw badInput(
+            `There is no request kind "${kind}" to write this way. Use one of disk_restore, vm_restore, sql_restore, data_access, delete_restore_points, change_retention, exit_export; file restores have their own form.`,
+          );
+        }
+        const customer = await requestingCustomer(actor, input.kind, input.target);
+        facts.customerId = customer.id;
+        const ticket = checkTicket(input.ticket);
+        const reason = checkReason(input.reason);
+        const target = await resolveTarget(db, customer, input.kind, input.target);
+        return writeRequest(actor, customer, input.kind, target, reason, ticket);
+      });
+    },
+
+    /**
+     * Records an approver's written decision. A request that needs several
+     * approvals stays pending until distinct approvers have given them; one
+     * rejection ends it. The count and the status change in one
+     * `UPDATE ... WHERE status = 'pending'`, which holds the row while it
+     * counts, so two approvers clicking at once are counted one after the
+     * other and the request is approved exactly when the last one lands; a
+     * decision on a request settled meanwhile is rolled back and refused.
      */
     async decide(
       actor: Actor,
@@ -302,7 +431,7 @@ export function createApprovals(o: ApprovalsOptions) {
 
         let checked;
         try {
-          checked = await assertMayDecide(db, providerTenantId, actor, request, comment);
+          checked = await assertMayDecide(db, check, actor, request, comment);
         } catch (error) {
           if (error instanceof AcbaError && error.details.expired) await markExpired(request.id);
           throw error;
@@ -336,25 +465,30 @@ export function createApprovals(o: ApprovalsOptions) {
               { rule: 'one_decision_per_approver', sameApprover: true },
             );
 
-          let status: RequestStatus = 'rejected';
-          if (decision === 'approve') {
-            const approvals = await trx
-              .selectFrom('decisions')
-              .select((eb) => eb.fn.countAll<string>().as('n'))
-              .where('request_id', '=', request.id)
-              .where('decision', '=', 'approve')
-              .executeTakeFirstOrThrow();
-            status = Number(approvals.n) >= request.approvals_required ? 'approved' : 'pending';
-          }
-          if (status === 'pending') return { request, decision: stored };
-
-          const updated = await trx
-            .updateTable('requests')
-            .set({ status, decided_at: new Date() })
-            .where('id', '=', request.id)
-            .where('status', '=', 'pending')
-            .returningAll()
-            .executeTakeFirst();
+          const reached = sql<boolean>`approvals_given + 1 >= approvals_required`;
+          const startBy = new Date(Date.now() + startTtlMs).toISOString();
+          const updated =
+            decision === 'reject'
+              ? await trx
+                  .updateTable('requests')
+                  .set({ status: 'rejected', decided_at: new Date() })
+                  .where('id', '=', request.id)
+                  .where('status', '=', 'pending')
+                  .returningAll()
+                  .executeTakeFirst()
+              : await trx
+                  .updateTable('requests')
+                  .set({
+                    approvals_given: sql<number>`approvals_given + 1`,
+                    status: sql<RequestStatus>`case when ${reached} then 'approved' else 'pending' end`,
+                    decided_at: sql<Date>`case when ${reached} then now() else null end`,
+                    start_by: sql<Date>`case when ${reached} then ${startBy}::timestamptz else null end`,
+                  })
+                  .where('id', '=', request.id)
+                  .where('status', '=', 'pending')
+                  .where('content_hash', '=', request.content_hash)
+                  .returningAll()
+                  .executeTakeFirst();
           if (!updated) {
             // Another decision settled the request between our read and this write.
             throw conflict(
@@ -373,21 +507,103 @@ export function createApprovals(o: ApprovalsOptions) {
         comment: outcome.decision.comment,
         requestHash: outcome.decision.request_hash,
         status: outcome.request.status,
+        approvalsGiven: outcome.request.approvals_given,
+        approvalsRequired: outcome.request.approvals_required,
       });
-      log.info({ requestId, decision, status: outcome.request.status }, 'request_decided');
+      log.info(
+        {
+          requestId,
+          decision,
+          status: outcome.request.status,
+          approvalsGiven: outcome.request.approvals_given,
+        },
+        'request_decided',
+      );
 
       if (outcome.request.status === 'approved') {
-        try {
-          await queue.enqueueFileRestore({ requestId });
-        } catch (error) {
-          log.error({ err: error, requestId }, 'enqueue_failed');
-          throw unavailable(
-            `Request ${requestId} is approved, but its restore could not be queued. The operators have been told; it will not run until they queue it again.`,
-            { requestId },
-          );
-        }
+        const customer = await db
+          .selectFrom('customers')
+          .select('service_model')
+          .where('id', '=', outcome.request.customer_id)
+          .executeTakeFirstOrThrow();
+        // Unmanaged customers start approved work themselves (start below).
+        if (customer.service_model === 'managed') await enqueue(outcome.request);
       }
       return outcome;
+    },
+
+    /**
+     * The requester starts their approved work, for customers on the unmanaged
+     * service model; anyone else is refused. Approved work past its start-by
+     * time expires instead.
+     */
+    async start(actor: Actor, requestId: string): Promise<RequestRow> {
+      const resource = `request/${clip(requestId, QUOTE_LENGTH)}`;
+      const facts: Record<string, unknown> = { requestId: clip(requestId, QUOTE_LENGTH) };
+
+      const request = await refusable(
+        actor,
+        'requester',
+        'request.start',
+        resource,
+        facts,
+        async () => {
+          const request = await visibleRequest(actor, requestId);
+          facts.customerId = request.customer_id;
+          if (
+            request.requester_object_id !== actor.objectId ||
+            request.requester_tenant_id !== actor.tenantId
+          ) {
+            throw forbidden(
+              `Only ${request.requester_name}, who asked for request ${request.id}, can start it.`,
+              { rule: 'requester_starts' },
+            );
+          }
+          const customer = await db
+            .selectFrom('customers')
+            .select('service_model')
+            .where('id', '=', request.customer_id)
+            .executeTakeFirstOrThrow();
+          if (customer.service_model !== 'unmanaged') {
+            throw conflict(
+              `Request ${request.id} is started by the provider once approved (managed service); there is nothing for you to start.`,
+              { rule: 'managed_starts_itself' },
+            );
+          }
+          if (request.status !== 'approved') {
+            throw conflict(
+              `Request ${request.id} is ${request.status}, so it cannot be started; only approved requests start.`,
+              { rule: 'approved_only', status: request.status },
+            );
+          }
+          if (request.start_by && toDate(request.start_by).getTime() <= Date.now()) {
+            await db
+              .updateTable('requests')
+              .set({ status: 'expired' })
+              .where('id', '=', request.id)
+              .where('status', '=', 'approved')
+              .execute();
+            throw conflict(
+              `Request ${request.id} was approved but not started before ${formatUtc(request.start_by)}, so its approval has expired. Ask again.`,
+              { rule: 'start_in_time' },
+            );
+          }
+          if (!EXECUTABLE_KINDS.has(request.kind)) {
+            throw conflict(
+              `Request ${request.id} is approved, but ACBA cannot run a ${KIND_LABELS[request.kind]} yet; it waits for the engine with status approved.`,
+              { rule: 'kind_not_executable' },
+            );
+          }
+          await enqueue(request);
+          return request;
+        },
+      );
+
+      await audit(actor, 'requester', 'request.start', resource, 'success', {
+        customerId: request.customer_id,
+        requestId: request.id,
+      });
+      return request;
     },
 
     /** The requester withdraws their pending request. */
@@ -495,13 +711,20 @@ export function createApprovals(o: ApprovalsOptions) {
         .execute();
     },
 
-    /** Marks pending requests past their expiry as expired; returns how many. For the scheduler. */
+    /**
+     * Marks pending requests past their expiry, and approved work not started by
+     * its start-by time, as expired; returns how many. For the scheduler.
+     */
     async expireOverdue(now = new Date()): Promise<number> {
       const rows = await db
         .updateTable('requests')
         .set({ status: 'expired' })
-        .where('status', '=', 'pending')
-        .where('expires_at', '<=', now)
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('status', '=', 'pending'), eb('expires_at', '<=', now)]),
+            eb.and([eb('status', '=', 'approved'), eb('start_by', '<=', now)]),
+          ]),
+        )
         .returning('id')
         .execute();
       for (const row of rows) {

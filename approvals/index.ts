@@ -3,14 +3,20 @@
  *
  * A request moves through these states:
  *
- *   pending ──approve──▶ approved ──(engine)──▶ running ──▶ completed | failed
- *      │
- *      ├──reject──▶ rejected
+ *   pending ──approve (n of N)──▶ approved ──(engine)──▶ running ──▶ completed | failed
+ *      │                            │
+ *      │                            └──(not started before start_by)──▶ expired
+ *      ├──reject (any one)──▶ rejected
  *      ├──cancel (by its requester)──▶ cancelled
  *      └──(no decision before expires_at)──▶ expired
  *
  * Only 'pending' takes decisions, and every change out of it is a single
  * `UPDATE ... WHERE status = 'pending'`, so concurrent clicks settle once.
+ * A request needs the approvals its rule set when it was written
+ * (./approval-rules.ts), each from a different eligible approver; it stays
+ * pending until the last one. Approved work is queued for managed customers
+ * and started by the requester for unmanaged ones; kinds the engine cannot
+ * run yet stay approved.
  * The engine owns running, completed and failed. A decision records the
  * request's content hash; the engine recomputes it before it runs anything.
  * Every step, refusals included, is written to the audit log.
@@ -23,7 +29,19 @@ export type {
   FileRestoreInput,
   FileRestorePreview,
   RequestFilter,
+  RequestInput,
 } from './approvals.ts';
+export {
+  DEFAULT_APPROVALS,
+  evaluateApprovalRules,
+  loadApprovalRules,
+  parseApprovalRules,
+  REQUEST_KINDS,
+} from './approval-rules.ts';
+export type { ApprovalRule, RuleInput, RuleOutcome } from './approval-rules.ts';
+export { describeTarget, EXECUTABLE_KINDS, KIND_LABELS } from './request-kinds.ts';
+export { parseRoleMapping, rolesFromClaims } from './roles.ts';
+export type { RoleMapping } from './roles.ts';
 export { assertApproverEligible, assertMayDecide, settlingDecision } from './segregation.ts';
 export type { Decider } from './segregation.ts';
 export {

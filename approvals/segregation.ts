@@ -1,59 +1,38 @@
 /**
- * Segregation of duties: who may decide a written request. The approval
- * workflow calls assertMayDecide before every decision; the engine and the
- * portal call assertApproverEligible to re-check a stored decision, so the rule
- * lives in one place.
+ * Segregation of duties: who may decide a written request. The rules
+ * themselves live in core/approval-check.ts, shared with the engine, which
+ * re-checks every stored decision before it runs anything; this module turns
+ * them into errors for the approval workflow and adds the rules of a new
+ * decision (one per approver, a pending request, a written comment).
  */
+import {
+  approverEligibility,
+  type ApprovalCheckOptions,
+  type Decider,
+} from '../core/approval-check.ts';
 import type { Db } from '../core/db/database.ts';
 import type { Decision, Principal, RequestRow } from '../core/db/schema.ts';
 import { conflict, forbidden } from '../core/errors.ts';
 import { checkComment, formatUtc } from './rules.ts';
 
-/** The person deciding, as far as the rules care. */
-export interface Decider {
-  objectId: string;
-  tenantId: string;
-}
+export type { Decider };
 
 /**
  * Throws forbidden unless the person may decide this request: they are not its
- * requester, they sign in to the provider's tenant, and they hold the role
- * 'approver' there. Returns their principal row.
+ * requester, they sign in to the provider's tenant, they hold the role
+ * 'approver' there, and they were granted it before the cooldown. Returns their
+ * principal row.
  */
 export async function assertApproverEligible(
   db: Db,
-  providerTenantId: string,
+  options: ApprovalCheckOptions,
   decider: Decider,
   request: RequestRow,
+  now = new Date(),
 ): Promise<Principal> {
-  // Entra object ids are GUIDs, which may arrive in either case.
-  if (decider.objectId.toLowerCase() === request.requester_object_id.toLowerCase()) {
-    throw forbidden(
-      `You asked for request ${request.id} yourself, so you cannot decide it. Another approver of the provider must decide it.`,
-      { rule: 'no_self_approval' },
-    );
-  }
-  if (decider.tenantId !== providerTenantId || request.requester_tenant_id === decider.tenantId) {
-    throw forbidden(
-      `Only the provider's approvers can decide requests; you are signed in to tenant ${decider.tenantId}, which is not the provider's. Ask the provider to decide request ${request.id}.`,
-      { rule: 'provider_tenant_only' },
-    );
-  }
-
-  const principal = await db
-    .selectFrom('principals')
-    .selectAll()
-    .where('tenant_id', '=', decider.tenantId)
-    .where('object_id', '=', decider.objectId)
-    .where('role', '=', 'approver')
-    .executeTakeFirst();
-  if (!principal) {
-    throw forbidden(
-      `You do not hold the approver role, so you cannot decide request ${request.id}. An operator can grant the role in the portal.`,
-      { rule: 'approver_role' },
-    );
-  }
-  return principal;
+  const eligible = await approverEligibility(db, options, decider, request, now);
+  if ('principal' in eligible) return eligible.principal;
+  throw forbidden(eligible.message, { rule: eligible.rule });
 }
 
 /** The decision that settled a request, if any, for messages that say who decided. */
@@ -77,13 +56,13 @@ const pastTense = { approve: 'approved', reject: 'rejected' } as const;
  */
 export async function assertMayDecide(
   db: Db,
-  providerTenantId: string,
+  options: ApprovalCheckOptions,
   decider: Decider,
   request: RequestRow,
   comment: string | undefined,
   now = new Date(),
 ): Promise<{ principal: Principal; comment: string }> {
-  const principal = await assertApproverEligible(db, providerTenantId, decider, request);
+  const principal = await assertApproverEligible(db, options, decider, request, now);
 
   const own = await db
     .selectFrom('decisions')

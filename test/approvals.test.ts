@@ -153,7 +153,7 @@ beforeAll(async () => {
     queue,
     providerTenantId: PROVIDER,
   });
-}, 60_000);
+}, 240_000);
 
 afterAll(async () => {
   await handle?.dispose();
