@@ -157,14 +157,14 @@ export async function listFolder(
   });
 }
 
-interface Filesystem {
+export interface Filesystem {
   device: string;
   type: string;
   diskIndex: number;
 }
 
 /** A running guestfish server and the commands we send it. */
-class Guestfish {
+export class Guestfish {
   constructor(
     private readonly pid: number,
     private readonly env: NodeJS.ProcessEnv,
@@ -224,6 +224,28 @@ class Guestfish {
   }
 }
 
+/** Adds the disks read-only over HTTP(S) to a started guestfish server and launches the appliance. */
+export async function addDisksAndLaunch(gf: Guestfish, disks: DiskUrl[]): Promise<void> {
+  for (const disk of disks) {
+    const port = disk.port || (disk.protocol === 'https:' ? '443' : '80');
+    const protocol = disk.protocol === 'https:' ? 'https' : 'http';
+    await gf.run([
+      'add-drive',
+      `${disk.pathname}${disk.search}`,
+      'readonly:true',
+      'format:raw',
+      `protocol:${protocol}`,
+      `server:tcp:${disk.hostname}:${port}`,
+    ]);
+  }
+  await gf.run(['run']);
+}
+
+/** The environment libguestfs needs here: the direct backend with software emulation. */
+export function applianceEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
+}
+
 async function withAppliance<T>(
   options: FileRecoveryOptions,
   disks: DiskUrl[],
@@ -278,7 +300,7 @@ async function withAppliance<T>(
 }
 
 /** Starts `guestfish --listen`, which forks a server and prints its pid. */
-function startServer(env: NodeJS.ProcessEnv): Promise<number> {
+export function startServer(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(GUESTFISH, ['--listen', '--ro'], {
       env,
@@ -309,7 +331,7 @@ function startServer(env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
-async function stopServer(gf: Guestfish, pid: number, log: Logger): Promise<void> {
+export async function stopServer(gf: Guestfish, pid: number, log: Logger): Promise<void> {
   const exited = await Promise.race([
     gf.run(['exit']).then(
       () => true,
@@ -341,19 +363,19 @@ async function alive(pid: number, waitMs: number): Promise<boolean> {
   }
 }
 
-function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number): string {
   if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
   if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
   return `${bytes} bytes`;
 }
 
-function parseStat(text: string): Record<string, number> {
+export function parseStat(text: string): Record<string, number> {
   const stat: Record<string, number> = {};
   for (const m of text.matchAll(/^\s*(st_\w+): (-?\d+)/gm)) stat[m[1]!] = Number(m[2]);
   return stat;
 }
 
-function fileType(mode: number): FolderEntry['type'] {
+export function fileType(mode: number): FolderEntry['type'] {
   const kind = mode & 0o170000;
   if (kind === 0o100000) return 'file';
   if (kind === 0o040000) return 'directory';
@@ -361,7 +383,7 @@ function fileType(mode: number): FolderEntry['type'] {
   return 'other';
 }
 
-async function fileDigest(file: string): Promise<{ size: number; sha256: string }> {
+export async function fileDigest(file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of createReadStream(file)) {

@@ -65,7 +65,21 @@ export function virtualMachineJson(
           deleteOption: 'Delete',
           diskSizeGB: diskSizeGB(disk?.sizeBytes ?? 0),
         },
-        dataDisks: [],
+        dataDisks: (vm.dataDisks ?? []).map((data) => ({
+          lun: data.lun,
+          name: data.name,
+          createOption: 'Attach',
+          caching: 'None',
+          managedDisk: {
+            storageAccountType: 'Premium_LRS',
+            id: `${rgPrefix}/Microsoft.Compute/disks/${data.name}`,
+          },
+          deleteOption: 'Detach',
+          diskSizeGB: diskSizeGB(
+            resources.getDisk(`${rgPrefix}/Microsoft.Compute/disks/${data.name}`)?.sizeBytes ?? 0,
+          ),
+          toBeDetached: false,
+        })),
         diskControllerType: 'SCSI',
       },
       osProfile: {

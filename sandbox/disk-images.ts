@@ -197,7 +197,7 @@ async function buildImages(versionDir: string, images: Record<ImageName, string>
   }
 }
 
-function runGuestfish(args: string[], script: string, cwd: string): Promise<void> {
+export function runGuestfish(args: string[], script: string, cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('guestfish', args, {
       cwd,
@@ -232,7 +232,7 @@ function runGuestfish(args: string[], script: string, cwd: string): Promise<void
   });
 }
 
-async function allExist(files: string[]): Promise<boolean> {
+export async function allExist(files: string[]): Promise<boolean> {
   const found = await Promise.all(
     files.map((file) =>
       fs.access(file).then(
@@ -245,7 +245,7 @@ async function allExist(files: string[]): Promise<boolean> {
 }
 
 /** Holds a lock folder while fn runs; waits for another holder, and breaks a lock left for ten minutes. */
-async function withLock(lock: string, fn: () => Promise<void>): Promise<void> {
+export async function withLock(lock: string, fn: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + 15 * 60_000;
   for (;;) {
     try {

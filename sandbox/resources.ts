@@ -11,8 +11,9 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { addedVmsFile, type AddedVm } from './added-vms.ts';
 import type { ImageName } from './disk-images.ts';
 import type { SeedVirtualMachine } from './seed.ts';
 import { vmResourceId } from './seed.ts';
@@ -86,6 +87,8 @@ export class ComputeResources {
   private readonly disks = new Map<string, DiskRecord>();
   private readonly snapshots = new Map<string, SnapshotRecord>();
   private saveQueue: Promise<void> = Promise.resolve();
+  /** mtime of added-vms.json when last read; added VMs appear without a restart. */
+  private addedSeen = -1;
 
   private constructor(
     private readonly disksDir: string,
@@ -111,6 +114,7 @@ export class ComputeResources {
     );
 
     for (const vm of virtualMachines) {
+      if (!vm.osDisk.image) continue;
       const file = path.join(disksDir, `${vm.osDisk.name}.raw`);
       const exists = await fs.access(file).then(
         () => true,
@@ -138,14 +142,79 @@ export class ComputeResources {
     }
 
     await resources.loadSnapshots();
+    resources.refreshAdded();
     return resources;
   }
 
+  /** Registers VMs added by `acba sandbox add-vm` since the last look (a sync stat: sandbox-sized state). */
+  private refreshAdded(): void {
+    const file = addedVmsFile(path.dirname(this.disksDir));
+    let mtime: number;
+    try {
+      mtime = statSync(file).mtimeMs;
+    } catch {
+      return;
+    }
+    if (mtime === this.addedSeen) return;
+    this.addedSeen = mtime;
+    const added = JSON.parse(readFileSync(file, 'utf8')) as AddedVm[];
+    for (const vm of added) {
+      if (this.virtualMachines.some((v) => key(v.name) === key(vm.name))) continue;
+      this.registerAdded(vm);
+    }
+  }
+
+  private registerAdded(vm: AddedVm): void {
+    const [os, ...data] = vm.disks;
+    if (!os) return;
+    const imageReference = {
+      publisher: 'acba-sandbox',
+      offer: 'added-from-image-files',
+      sku: vm.osType.toLowerCase(),
+      version: 'latest',
+    };
+    this.virtualMachines.push({
+      subscriptionId: vm.subscriptionId,
+      resourceGroup: vm.resourceGroup,
+      location: vm.location,
+      name: vm.name,
+      osType: vm.osType,
+      vmId: vm.vmId,
+      vmSize: 'Standard_B2s',
+      computerName: vm.name,
+      adminUsername: 'azureuser',
+      imageReference,
+      osDisk: { name: os.name, uniqueId: os.uniqueId, hyperVGeneration: 'V2' },
+      dataDisks: data.map((disk, lun) => ({ name: disk.name, lun })),
+      timeCreated: vm.timeCreated,
+    });
+    for (const disk of vm.disks) {
+      const id = diskResourceId(vm.subscriptionId, vm.resourceGroup, disk.name);
+      this.disks.set(key(id), {
+        id,
+        name: disk.name,
+        subscriptionId: vm.subscriptionId,
+        resourceGroup: vm.resourceGroup,
+        location: vm.location,
+        osType: vm.osType,
+        hyperVGeneration: 'V2',
+        uniqueId: disk.uniqueId,
+        managedBy: vmResourceId(vm.subscriptionId, vm.resourceGroup, vm.name),
+        imageReferenceId: `/Subscriptions/${vm.subscriptionId}/Providers/Microsoft.Compute/Locations/${vm.location}/Publishers/${imageReference.publisher}/ArtifactTypes/VMImage/Offers/${imageReference.offer}/Skus/${imageReference.sku}/Versions/1.0.0`,
+        file: disk.file,
+        sizeBytes: disk.sizeBytes,
+        timeCreated: vm.timeCreated,
+      });
+    }
+  }
+
   getDisk(id: string): DiskRecord | undefined {
+    this.refreshAdded();
     return this.disks.get(key(id));
   }
 
   listDisks(subscriptionId: string, resourceGroup?: string): DiskRecord[] {
+    this.refreshAdded();
     return [...this.disks.values()].filter((disk) => inScope(disk, subscriptionId, resourceGroup));
   }
 
@@ -164,6 +233,7 @@ export class ComputeResources {
     resourceGroup: string,
     name: string,
   ): SeedVirtualMachine | undefined {
+    this.refreshAdded();
     return this.virtualMachines.find(
       (vm) =>
         key(vm.subscriptionId) === key(subscriptionId) &&
@@ -173,6 +243,7 @@ export class ComputeResources {
   }
 
   listVirtualMachines(subscriptionId: string, resourceGroup?: string): SeedVirtualMachine[] {
+    this.refreshAdded();
     return this.virtualMachines.filter((vm) => inScope(vm, subscriptionId, resourceGroup));
   }
 

@@ -59,9 +59,12 @@ export interface SeedVirtualMachine {
   osDisk: {
     name: string;
     uniqueId: string;
-    image: 'web-01' | 'win-01';
+    /** The seed image copied in on first start; absent for VMs added from image files. */
+    image?: 'web-01' | 'win-01';
     hyperVGeneration: 'V1' | 'V2';
   };
+  /** Data disks by LUN (VMs added with `acba sandbox add-vm`). */
+  dataDisks?: Array<{ name: string; lun: number }>;
   timeCreated: string;
 }
 
