@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config.ts';
 import { isAcbaError } from '../core/errors.ts';
 import { auditCommand } from './audit-command.ts';
+import { sandboxCommand } from './sandbox-command.ts';
 import { serveCommand } from './serve-command.ts';
 
 const usage = `Usage: acba <command> [options]
@@ -16,6 +17,8 @@ Commands:
   audit verify [--json]      Verify the audit log's hash chain; exit 1 at the first broken link
   audit export --format csv|json [--out FILE]
                              Export the audit log with everything needed to verify it offline
+  sandbox add-vm --name NAME --disk FILE [--disk FILE2] [--os Linux|Windows]
+                             Add a VM whose disks are raw or fixed VHD image files to the built-in sandbox
 
 Configuration comes from the environment; see .env.example.`;
 
@@ -36,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serveCommand(config, 'worker');
       case 'audit':
         return await auditCommand(config, rest);
+      case 'sandbox':
+        return await sandboxCommand(config, rest);
       default:
         process.stderr.write(
           `acba: unknown command "${command}". Run "acba --help" for the list of commands.\n`,
