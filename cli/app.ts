@@ -17,7 +17,7 @@ import {
 } from '@azure/identity';
 import express from 'express';
 import { sql } from 'kysely';
-import { createApprovals } from '../approvals/index.ts';
+import { createApprovals, loadApprovalRules } from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
 import type { Config } from '../core/config.ts';
@@ -201,14 +201,20 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       downloadLinkMinutes: config.downloadLinkMinutes,
       notices,
       workDir: path.join(config.dataDir, 'work'),
+      approvalCheck: { providerTenantId, cooldownHours: config.approvals?.approverCooldownHours },
     });
     closers.push(() => engine.close());
 
+    const approvalSettings = config.approvals;
     const approvals = createApprovals({
       db,
       log: log.child({ part: 'approvals' }),
       queue,
       providerTenantId,
+      rules: approvalSettings?.rulesFile ? loadApprovalRules(approvalSettings.rulesFile) : [],
+      approverCooldownHours: approvalSettings?.approverCooldownHours,
+      requestTtlHours: approvalSettings?.requestTtlHours,
+      approvedWorkTtlHours: approvalSettings?.approvedWorkTtlHours,
     });
     const bot = createBot({
       approvals,

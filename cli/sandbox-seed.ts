@@ -27,6 +27,9 @@ export async function seedFromSandbox(db: Db, seed: SandboxSeed): Promise<void> 
         object_id: user.objectId,
         display_name: user.displayName,
         role: user.role,
+        // Seeded long ago, so the approver cooldown does not hold back the sandbox's approvers.
+        granted_at: new Date('2026-01-01T00:00:00Z'),
+        granted_by: 'seed',
       })
       .onConflict((oc) => oc.columns(['tenant_id', 'object_id', 'role']).doNothing())
       .execute();

@@ -26,6 +26,10 @@ const envSchema = z.object({
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
   ACBA_DOWNLOAD_LINK_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(60),
+  ACBA_APPROVAL_RULES: optionalString,
+  ACBA_APPROVER_COOLDOWN_HOURS: z.coerce.number().min(0).max(24 * 365).default(24),
+  ACBA_REQUEST_TTL_HOURS: z.coerce.number().min(0.01).max(24 * 90).default(24),
+  ACBA_APPROVED_WORK_TTL_HOURS: z.coerce.number().min(0.01).max(24 * 90).default(24),
   ACBA_AUDIT_ANCHOR_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(15),
   ACBA_BACKUP_ON_START: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX: z.enum(['0', '1', 'true', 'false']).optional(),
@@ -94,6 +98,17 @@ export interface Config {
   signingKey?: string;
   providerTenantId?: string;
   downloadLinkMinutes: number;
+  /** Approval rules and their timing (issue 5). */
+  approvals: {
+    /** Path of the JSON approval rules file; the built-in defaults when unset. */
+    rulesFile?: string;
+    /** Hours after being granted the approver role before one may approve. */
+    approverCooldownHours: number;
+    /** Hours a request waits for its decisions before it expires. */
+    requestTtlHours: number;
+    /** Hours approved work may wait to be started before its approval expires. */
+    approvedWorkTtlHours: number;
+  };
   /** Minutes between copies of the audit chain's head to write-once storage in the repository. */
   auditAnchorMinutes: number;
   /** Back up every protected VM once at start-up. */
@@ -139,6 +154,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKey: e.ACBA_SIGNING_KEY,
     providerTenantId: e.ACBA_PROVIDER_TENANT_ID,
     downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,
+    approvals: {
+      rulesFile: e.ACBA_APPROVAL_RULES,
+      approverCooldownHours: e.ACBA_APPROVER_COOLDOWN_HOURS,
+      requestTtlHours: e.ACBA_REQUEST_TTL_HOURS,
+      approvedWorkTtlHours: e.ACBA_APPROVED_WORK_TTL_HOURS,
+    },
     auditAnchorMinutes: e.ACBA_AUDIT_ANCHOR_MINUTES,
     backupOnStart: e.ACBA_BACKUP_ON_START === undefined ? sandboxEnabled : truthy(e.ACBA_BACKUP_ON_START),
     sandbox: { enabled: sandboxEnabled, armPort: e.ACBA_SANDBOX_ARM_PORT, blobPort: e.ACBA_SANDBOX_BLOB_PORT },
