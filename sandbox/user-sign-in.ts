@@ -192,12 +192,10 @@ button:focus,button:hover{outline:2px solid #0f6cbd}span{color:#444}</style></he
     const clientSecret = body.client_secret ?? basicSecret ?? '';
     const app = this.options.application;
     if (clientId !== app.clientId || !same(clientSecret, app.clientSecret))
-      return void res
-        .status(401)
-        .json({
-          error: 'invalid_client',
-          error_description: 'AADSTS7000215: Invalid client secret provided.',
-        });
+      return void res.status(401).json({
+        error: 'invalid_client',
+        error_description: 'AADSTS7000215: Invalid client secret provided.',
+      });
 
     const issued = this.codes.get(body.code ?? '');
     this.codes.delete(body.code ?? '');
