@@ -20,6 +20,7 @@ import { sql } from 'kysely';
 import { createApprovals, loadApprovalRules } from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
+import { startAuditAnchoring } from '../core/audit-anchor.ts';
 import type { Config } from '../core/config.ts';
 import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
 import { badInput, publicMessageOf, unavailable } from '../core/errors.ts';
@@ -310,6 +311,20 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       }, 60_000);
       timer.unref();
       closers.push(async () => clearInterval(timer));
+    }
+
+    if (role === 'all') {
+      // The chain head goes to write-once storage regularly, so a rewritten database shows.
+      const stopAnchoring = startAuditAnchoring({
+        db,
+        store: {
+          connectionString: repositoryConnectionString,
+          container: config.repository.container,
+        },
+        minutes: config.auditAnchorMinutes,
+        log: log.child({ part: 'audit-anchor' }),
+      });
+      closers.push(async () => stopAnchoring());
     }
 
     if (config.backupOnStart && role === 'all') {

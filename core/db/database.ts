@@ -13,6 +13,7 @@ import { unavailable } from '../errors.ts';
 import type { Database } from './schema.ts';
 import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_approval_rules.ts';
+import * as m003 from './migrations/003_audit_trail.ts';
 import * as m004 from './migrations/004_policies.ts';
 
 export type Db = Kysely<Database>;
@@ -38,6 +39,7 @@ export interface DatabaseOptions {
 const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_approval_rules': m002,
+  '003_audit_trail': m003,
   '004_policies': m004,
 };
 
