@@ -195,7 +195,8 @@ describe('a requester asks for a file restore', () => {
       restorePointId: 'rp-web-01-1',
       restorePointTime: '2026-12-01T02:00:00.000Z',
     });
-    expect(request.reason).toContain('Ticket: INC-4711');
+    expect(request.ticket).toBe('INC-4711');
+    expect(request.approval_rule).toBe('default:file_restore');
     expect(request.content_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(request.approvals_required).toBe(1);
     expect(request.expires_at.getTime() - Date.now()).toBeGreaterThan(23 * 3600_000);
