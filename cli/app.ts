@@ -29,6 +29,9 @@ import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
+import { Repository } from '../engine/repository/repository.ts';
+import { applyRetention } from '../engine/retention.ts';
+import { startScheduler } from '../engine/scheduler.ts';
 import type { EngineNotices } from '../engine/notices.ts';
 import { createApi } from '../portal/api/index.ts';
 import { createPortal } from '../portal/index.ts';
@@ -311,6 +314,26 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       }, 60_000);
       timer.unref();
       closers.push(async () => clearInterval(timer));
+    }
+
+    if (role === 'all') {
+      // Due policy slots are claimed per (policy, slot) in the database, so several processes may tick.
+      const retentionRepository = await Repository.open({
+        connectionString: repositoryConnectionString,
+        container: config.repository.container,
+        kek,
+        db,
+      });
+      const schedulerLog = log.child({ part: 'scheduler' });
+      const scheduler = startScheduler({
+        db,
+        queue,
+        log: schedulerLog,
+        maintenance: {
+          run: () => applyRetention({ db, repository: retentionRepository, log: schedulerLog }),
+        },
+      });
+      closers.push(() => scheduler.stop());
     }
 
     if (role === 'all') {

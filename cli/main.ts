@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config.ts';
 import { isAcbaError } from '../core/errors.ts';
 import { auditCommand } from './audit-command.ts';
+import { policyCommand } from './policy-command.ts';
+import { repositoryCommand } from './repository-command.ts';
 import { sandboxCommand } from './sandbox-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -17,6 +19,10 @@ Commands:
   audit verify [--json]      Verify the audit log's hash chain; exit 1 at the first broken link
   audit export --format csv|json [--out FILE]
                              Export the audit log with everything needed to verify it offline
+  policy apply FILE | list [--json] | run NAME
+                             Apply backup policies from a YAML file, list them, or run one now
+  repository check [--read-data] [--json] | prune
+                             Check every restore point's blocks (exit 1 on damage), or apply retention now
   sandbox add-vm --name NAME --disk FILE [--disk FILE2] [--os Linux|Windows]
                              Add a VM whose disks are raw or fixed VHD image files to the built-in sandbox
 
@@ -39,6 +45,10 @@ export async function main(argv: string[]): Promise<number> {
         return await serveCommand(config, 'worker');
       case 'audit':
         return await auditCommand(config, rest);
+      case 'policy':
+        return await policyCommand(config, rest);
+      case 'repository':
+        return await repositoryCommand(config, rest);
       case 'sandbox':
         return await sandboxCommand(config, rest);
       default:
