@@ -194,7 +194,8 @@ export function startScheduler(options: SchedulerOptions): { stop(): Promise<voi
   const log = options.log.child({ component: 'scheduler' });
   let running: Promise<unknown> = Promise.resolve();
   let busy = false;
-  let lastMaintenance = 0;
+  // Retention first runs one period after start, keeping start-up light.
+  let lastMaintenance = Date.now();
   const tick = () => {
     if (busy) return;
     busy = true;
