@@ -5,12 +5,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { sql } from 'kysely';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendAudit, serviceActor } from '../core/audit.ts';
 import { openDatabase } from '../core/db/database.ts';
 import { createServerDatabase, tempDir } from './support/database.ts';
 
 const run = promisify(execFile);
+// The command starts through tsx; on a busy machine that takes a while.
+vi.setConfig({ testTimeout: 600_000, hookTimeout: 600_000 });
 const bin = path.resolve(import.meta.dirname, '../bin/acba.js');
 const cleanups: Array<() => Promise<void>> = [];
 
