@@ -141,23 +141,23 @@ export async function inspectImage(file: string): Promise<InspectedImage> {
     throw notFound(`The disk image ${file} does not exist; check the path given to --disk.`);
   if (!stat.isFile())
     throw badInput(`${file} is not a regular file; give a raw or fixed VHD disk image.`);
-  if (stat.size === 0 || stat.size % 512 !== 0)
-    throw badInput(
-      `The disk image ${file} is ${stat.size} bytes, not a non-zero multiple of 512; a raw or fixed VHD image always is. Check that the file is complete.`,
-    );
-
   const handle = await fs.open(file, 'r');
   try {
     const head = Buffer.alloc(512);
     const tail = Buffer.alloc(VHD_FOOTER);
-    await handle.read(head, 0, 512, 0);
-    await handle.read(tail, 0, VHD_FOOTER, stat.size - VHD_FOOTER);
-
+    await handle.read(head, 0, Math.min(512, stat.size), 0);
     const unknown = unsupportedFormat(head);
     if (unknown)
       throw badInput(
         `The disk image ${file} is ${unknown}, which the sandbox does not take; convert it with \`qemu-img convert -O raw ${path.basename(file)} disk.raw\` (or -O vpc -o subformat=fixed).`,
       );
+    if (stat.size === 0 || stat.size % 512 !== 0)
+      throw badInput(
+        `The disk image ${file} is ${stat.size} bytes, not a non-zero multiple of 512; a raw or fixed VHD image always is. Check that the file is complete.`,
+      );
+
+    await handle.read(tail, 0, VHD_FOOTER, stat.size - VHD_FOOTER);
+
     if (tail.subarray(0, 8).toString('latin1') !== 'conectix')
       return { path: file, format: 'raw', sizeBytes: stat.size };
 

@@ -9,7 +9,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-packages="libguestfs-tools qemu-block-extra qemu-utils linux-image-amd64 openssl"
+packages="libguestfs-tools libguestfs-xfs qemu-block-extra qemu-utils linux-image-amd64 openssl"
 case "${1:-}" in
   "") ;;
   test) packages="$packages chromium" ;;
