@@ -9,7 +9,7 @@ import type { Actor } from '../approvals/index.ts';
 import type { Decision, FileRestoreTarget, RequestRow } from '../core/db/schema.ts';
 import { AcbaError, publicMessageOf } from '../core/errors.ts';
 import { postApprovalCard, refreshApprovalCard } from './approvers.ts';
-import { decidedCard, requestStatusCard, statusLabel, type Card } from './cards.ts';
+import { approvalCard, decidedCard, requestStatusCard, statusLabel, type Card } from './cards.ts';
 import { cardActivity, pointerOf, referenceFor } from './conversations.ts';
 import { customerOfRequest, type BotDeps } from './deps.ts';
 import { actorOf, unidentifiedReply } from './identity.ts';
@@ -157,6 +157,10 @@ async function decide(
   }
 
   const customer = await customerOfRequest(deps.db, outcome.request);
+  // Still pending after an approval: more approvers are needed, so the card stays open for them.
+  if (outcome.request.status === 'pending') {
+    return cardResponse(approvalCard(outcome.request, customer));
+  }
   await tellRequester(deps, outcome.request, outcome.decision);
   return cardResponse(decidedCard(outcome.request, customer, outcome.decision));
 }

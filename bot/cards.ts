@@ -122,7 +122,13 @@ export function requestStatusCard(request: RequestRow, note = ''): Card {
 }
 
 export function approvalCard(request: RequestRow, customer: Customer): Card {
-  return renderCard('approval', { ...requestFacts(request), customerName: customer.name });
+  // A request that needs several approvals shows how many it has, and stays actionable for the others.
+  return renderCard('approval', {
+    ...requestFacts(request),
+    customerName: customer.name,
+    approvals: `${request.approvals_given ?? 0} of ${request.approvals_required} approvals`,
+    ticket: request.ticket ?? 'none',
+  });
 }
 
 const outcomes: Record<string, { title: string; color: string }> = {
