@@ -25,12 +25,34 @@ const envSchema = z.object({
   ACBA_PROVIDER_TENANT_ID: optionalString,
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
-  ACBA_DOWNLOAD_LINK_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(60),
+  ACBA_DOWNLOAD_LINK_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 60)
+    .default(60),
   ACBA_APPROVAL_RULES: optionalString,
-  ACBA_APPROVER_COOLDOWN_HOURS: z.coerce.number().min(0).max(24 * 365).default(24),
-  ACBA_REQUEST_TTL_HOURS: z.coerce.number().min(0.01).max(24 * 90).default(24),
-  ACBA_APPROVED_WORK_TTL_HOURS: z.coerce.number().min(0.01).max(24 * 90).default(24),
-  ACBA_AUDIT_ANCHOR_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(15),
+  ACBA_APPROVER_COOLDOWN_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 365)
+    .default(24),
+  ACBA_REQUEST_TTL_HOURS: z.coerce
+    .number()
+    .min(0.01)
+    .max(24 * 90)
+    .default(24),
+  ACBA_APPROVED_WORK_TTL_HOURS: z.coerce
+    .number()
+    .min(0.01)
+    .max(24 * 90)
+    .default(24),
+  ACBA_AUDIT_ANCHOR_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(15),
   ACBA_BACKUP_ON_START: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX_ARM_PORT: z.coerce.number().int().min(0).max(65535).default(3979),
@@ -131,7 +153,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues
       .map((issue) => `${issue.path.join('.')}: ${issue.message}`)
       .join('; ');
-    throw badInput(`Configuration is invalid (${problems}). Fix these environment variables and start again.`);
+    throw badInput(
+      `Configuration is invalid (${problems}). Fix these environment variables and start again.`,
+    );
   }
   const e = parsed.data;
 
@@ -142,7 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
-  const azureConfigured = e.AZURE_CLIENT_ID !== undefined || e.AZURE_RESOURCE_MANAGER_URL !== undefined;
+  const azureConfigured =
+    e.AZURE_CLIENT_ID !== undefined || e.AZURE_RESOURCE_MANAGER_URL !== undefined;
   const sandboxEnabled = e.ACBA_SANDBOX === undefined ? !azureConfigured : truthy(e.ACBA_SANDBOX);
 
   return {
@@ -161,8 +186,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       approvedWorkTtlHours: e.ACBA_APPROVED_WORK_TTL_HOURS,
     },
     auditAnchorMinutes: e.ACBA_AUDIT_ANCHOR_MINUTES,
-    backupOnStart: e.ACBA_BACKUP_ON_START === undefined ? sandboxEnabled : truthy(e.ACBA_BACKUP_ON_START),
-    sandbox: { enabled: sandboxEnabled, armPort: e.ACBA_SANDBOX_ARM_PORT, blobPort: e.ACBA_SANDBOX_BLOB_PORT },
+    backupOnStart:
+      e.ACBA_BACKUP_ON_START === undefined ? sandboxEnabled : truthy(e.ACBA_BACKUP_ON_START),
+    sandbox: {
+      enabled: sandboxEnabled,
+      armPort: e.ACBA_SANDBOX_ARM_PORT,
+      blobPort: e.ACBA_SANDBOX_BLOB_PORT,
+    },
     bot: {
       appId: e.MICROSOFT_APP_ID,
       appPassword: e.MICROSOFT_APP_PASSWORD,

@@ -5,12 +5,7 @@
  */
 
 export type ErrorKind =
-  | 'not_found'
-  | 'bad_input'
-  | 'conflict'
-  | 'forbidden'
-  | 'limit_reached'
-  | 'unavailable';
+  'not_found' | 'bad_input' | 'conflict' | 'forbidden' | 'limit_reached' | 'unavailable';
 
 /** An error meant for the person who caused it: the message names the object and the next step. */
 export class AcbaError extends Error {

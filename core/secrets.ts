@@ -9,10 +9,17 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 /** Returns the configured base64 key, or one stored under dataDir/secrets/name (created if missing). */
-export async function keyFromConfigOrDataDir(configured: string | undefined, dataDir: string, name: string): Promise<Buffer> {
+export async function keyFromConfigOrDataDir(
+  configured: string | undefined,
+  dataDir: string,
+  name: string,
+): Promise<Buffer> {
   if (configured) {
     const key = Buffer.from(configured, 'base64');
-    if (key.length !== 32) throw new Error(`The configured ${name} must be 32 bytes encoded as base64; it decodes to ${key.length} bytes.`);
+    if (key.length !== 32)
+      throw new Error(
+        `The configured ${name} must be 32 bytes encoded as base64; it decodes to ${key.length} bytes.`,
+      );
     return key;
   }
   const dir = path.join(dataDir, 'secrets');
@@ -24,8 +31,10 @@ export async function keyFromConfigOrDataDir(configured: string | undefined, dat
   }
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
-  await fs.writeFile(file, key.toString('base64'), { mode: 0o600, flag: 'wx' }).catch(async (error) => {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  });
+  await fs
+    .writeFile(file, key.toString('base64'), { mode: 0o600, flag: 'wx' })
+    .catch(async (error) => {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    });
   return Buffer.from((await fs.readFile(file, 'utf8')).trim(), 'base64');
 }

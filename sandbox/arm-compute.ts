@@ -280,25 +280,21 @@ function armErrorHandler(log: Logger) {
         .status(error.status)
         .json({ error: { code: error.code, message: error.message } });
     if ((error as { type?: string }).type === 'entity.parse.failed') {
-      return void res
-        .status(400)
-        .json({
-          error: {
-            code: 'InvalidRequestContent',
-            message: 'The request content was invalid and could not be deserialized.',
-          },
-        });
+      return void res.status(400).json({
+        error: {
+          code: 'InvalidRequestContent',
+          message: 'The request content was invalid and could not be deserialized.',
+        },
+      });
     }
 
     log.error({ err: error, method: req.method, path: req.path }, 'sandbox_arm_request_failed');
-    res
-      .status(500)
-      .json({
-        error: {
-          code: 'InternalServerError',
-          message: 'The sandbox failed to process the request; see its log.',
-        },
-      });
+    res.status(500).json({
+      error: {
+        code: 'InternalServerError',
+        message: 'The sandbox failed to process the request; see its log.',
+      },
+    });
   };
 }
 

@@ -204,14 +204,12 @@ function buildApp(routers: express.Router[]): express.Express {
   app.set('etag', false);
   for (const router of routers) app.use(router);
   app.use((req, res) => {
-    res
-      .status(404)
-      .json({
-        error: {
-          code: 'NotFound',
-          message: `The sandbox has nothing at ${req.method} ${req.path}.`,
-        },
-      });
+    res.status(404).json({
+      error: {
+        code: 'NotFound',
+        message: `The sandbox has nothing at ${req.method} ${req.path}.`,
+      },
+    });
   });
   return app;
 }

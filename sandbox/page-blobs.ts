@@ -156,12 +156,10 @@ export class DiskBlobService {
     });
 
     if (range) {
-      res
-        .status(206)
-        .set({
-          'Content-Length': String(range.end - range.start + 1),
-          'Content-Range': `bytes ${range.start}-${range.end}/${size}`,
-        });
+      res.status(206).set({
+        'Content-Length': String(range.end - range.start + 1),
+        'Content-Range': `bytes ${range.start}-${range.end}/${size}`,
+      });
     } else {
       res.status(200).set('Content-Length', String(size));
     }
@@ -329,13 +327,11 @@ export class DiskBlobService {
       { code: error.code, status: error.status, method: req.method },
       'sandbox_disk_blob_refused',
     );
-    res
-      .status(error.status)
-      .set({
-        'x-ms-error-code': error.code,
-        'x-ms-request-id': String(requestId),
-        'Content-Type': 'application/xml',
-      });
+    res.status(error.status).set({
+      'x-ms-error-code': error.code,
+      'x-ms-request-id': String(requestId),
+      'Content-Type': 'application/xml',
+    });
     if (req.method === 'HEAD') return void res.end();
     const detail = error.detail
       ? `<AuthenticationErrorDetail>${escapeXml(error.detail)}</AuthenticationErrorDetail>`

@@ -57,11 +57,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
 export async function migrate(db: Db): Promise<void> {
   // Migrations are numbered per change and may land in any order; each is
   // applied once, whatever came before it.
-  const migrator = new Migrator({ db, provider: migrationProvider, allowUnorderedMigrations: true });
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider,
+    allowUnorderedMigrations: true,
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`Database migration ${failed} failed: ${(error as Error).message}`, { cause: error });
+    throw new Error(`Database migration ${failed} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -135,7 +141,9 @@ async function lockEmbeddedDatabase(dir: string): Promise<() => Promise<void>> {
     }
     await fs.rm(lockFile, { force: true });
   }
-  throw unavailable(`Could not lock the embedded database in ${dir}; another process keeps taking it. Try again.`);
+  throw unavailable(
+    `Could not lock the embedded database in ${dir}; another process keeps taking it. Try again.`,
+  );
 }
 
 function processRuns(pid: number): boolean {

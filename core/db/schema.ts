@@ -300,11 +300,7 @@ export interface PolicyRunsTable {
   /** Item ids whose backups this run enqueued. */
   items: ColumnType<string[], string | undefined, string>;
   /** Items left to a higher-priority policy, with that policy's name. */
-  skipped: ColumnType<
-    { itemId: string; policy: string }[],
-    string | undefined,
-    string
-  >;
+  skipped: ColumnType<{ itemId: string; policy: string }[], string | undefined, string>;
 }
 
 /** Who is using the repository now: backups in progress, or a prune deleting packs. */

@@ -53,14 +53,12 @@ export function connectorRoutes(
     const { conversationId, activityId } = req.params;
     const stored = store.replace(conversationId, activityId, req.body);
     if (!stored) {
-      res
-        .status(404)
-        .json({
-          error: {
-            code: 'ActivityNotFound',
-            message: `No activity ${activityId} in ${conversationId}`,
-          },
-        });
+      res.status(404).json({
+        error: {
+          code: 'ActivityNotFound',
+          message: `No activity ${activityId} in ${conversationId}`,
+        },
+      });
       return;
     }
     log.debug({ conversationId, activityId }, 'teams_standin_activity_updated');
