@@ -171,18 +171,27 @@ export class Guestfish {
     private readonly deadline: number,
   ) {}
 
-  /** Runs one guestfish command; throws with guestfish's own message on failure. */
+  /**
+   * Runs one guestfish command; throws with guestfish's own message on failure.
+   *
+   * A listening guestfish server exits at the first command that fails, which
+   * would end the whole session on, say, a path that does not exist. A command
+   * prefixed with '-' keeps the server alive; its failure then shows only as
+   * an error line on stderr, which is what this checks.
+   */
   run(args: string[]): Promise<string> {
     const timeout = Math.max(1000, this.deadline - Date.now());
+    const [command, ...rest] = args;
     return new Promise((resolve, reject) => {
       execFile(
         GUESTFISH,
-        [`--remote=${this.pid}`, '--', ...args],
+        [`--remote=${this.pid}`, '--', `-${command}`, ...rest],
         { env: this.env, timeout, maxBuffer: 16 * 1024 * 1024 },
         (error, stdout, stderr) => {
-          if (error) {
-            const reason = error.killed ? 'timed out' : stderr.trim() || error.message;
-            reject(new Error(`guestfish ${args[0]} failed: ${reason}`));
+          const failure = /^(?:libguestfs: error: |guestfish: ).*$/m.exec(stderr)?.[0];
+          if (error || failure) {
+            const reason = error?.killed ? 'timed out' : failure || stderr.trim() || error?.message;
+            reject(new Error(`guestfish ${command} failed: ${reason}`));
           } else resolve(stdout);
         },
       );

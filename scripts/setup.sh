@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 packages="libguestfs-tools libguestfs-xfs qemu-block-extra qemu-utils linux-image-amd64 openssl"
 case "${1:-}" in
   "") ;;
-  test) packages="$packages chromium" ;;
+  test) packages="$packages chromium gdisk fdisk" ;;
   *) echo "usage: sh scripts/setup.sh [test]" >&2; exit 2 ;;
 esac
 missing=""

@@ -516,6 +516,25 @@ describe('file restore', () => {
     expect(body).toContain('10.0.1.4\tweb-01.contoso.internal');
   });
 
+  it('fails cleanly, naming the path, when the folder of a Windows path does not exist', async () => {
+    const win01 = (await engine.syncInventory(customer)).find((i) => i.name === 'win-01')!;
+    const winPoint = await engine.backupVm(win01.id, 'test');
+    const { id, contentHash } = await insertRequest({
+      item: win01,
+      restorePoint: winPoint,
+      path: 'C:\\inetpub\\web.config',
+    });
+    await approve(id, contentHash);
+
+    await engine.runFileRestore(id);
+
+    const row = await requestRow(id);
+    expect(row.status).toBe('failed');
+    expect((row.result as { message: string }).message).toMatch(
+      /was not found in the backup of win-01 taken at/,
+    );
+  });
+
   it('lists a folder of a restore point disk', async () => {
     const listings = await engine.listFolder(restorePoint.id, 0, '/etc/nginx');
     expect(listings).toHaveLength(1);
