@@ -28,12 +28,23 @@ export async function serveCommand(config: Config, role: 'all' | 'worker'): Prom
     },
     'acba_serving',
   );
+  if (process.stdout.isTTY) {
+    const where = app.sandbox
+      ? `chat as a seeded user at ${app.url}/sandbox/teams/ and sign in to the portal at ${app.url}/portal`
+      : `the portal is at ${app.url}/portal`;
+    process.stdout.write(`\nACBA is running: ${where}. Press Ctrl-C to stop.\n\n`);
+  }
+
+  // Ctrl-C reaches this process more than once (from the terminal and from a
+  // parent that forwards it); the first signal starts the shutdown and later
+  // ones are ignored, so that the shutdown is never cut short.
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    process.on('SIGINT', resolve);
+    process.on('SIGTERM', resolve);
   });
   app.log.info('acba_stopping');
   await app.close();
+  app.log.info('acba_stopped');
   return 0;
 }
 
@@ -42,7 +53,12 @@ function rerunTrusting(caCertPath: string): Promise<number> {
     stdio: 'inherit',
     env: { ...process.env, NODE_EXTRA_CA_CERTS: caCertPath },
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  // Forward each signal once; the child shuts down on the first and ignores repeats.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (child.exitCode === null) child.kill(signal);
+    });
+  }
   return new Promise((resolve) =>
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
   );
