@@ -26,7 +26,7 @@ export function restoreFinishedText(event: RestoreFinished, target: FileRestoreT
     return `Your file ${name}${size} from ${target.vmName} is ready (request ${event.requestId}).${link}`;
   }
   const why = (event.message ?? 'the engine did not say why').replace(/[.\s]+$/, '');
-  return `The restore of ${target.path} from ${target.vmName} failed (request ${event.requestId}): ${why}. The operators have the details; you can ask again or reply here for help.`;
+  return `The restore of ${target.path} from ${target.vmName} failed (request ${event.requestId}): ${why}. You can ask again with another path or restore point; the operators see this failure in the service log.`;
 }
 
 export function createNotices(deps: BotDeps): EngineNotices {
