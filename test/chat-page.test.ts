@@ -125,9 +125,9 @@ describe('a person walks a file restore through the sandbox chat page', () => {
         .evaluate((o) => `${(o.parentElement as HTMLOptGroupElement).label} / ${o.textContent}`);
     await expect
       .poll(() => groupOf('Alex Wilber'))
-      .toMatch(/^Customer · contoso.* \/ Alex Wilber · requester$/);
+      .toMatch(/^Customer · Contoso \/ Alex Wilber · requester$/);
     expect(await groupOf('Adele Vance')).toMatch(
-      /^Service provider · fabrikam.* \/ Adele Vance · approver$/,
+      /^Service provider · Fabrikam.* \/ Adele Vance · approver$/,
     );
     expect(await page.locator('#messages').textContent()).toContain('Pick a user');
     await screenshot('01-start');

@@ -87,7 +87,8 @@ describe('acba', () => {
 
     const csv = await acba(['audit', 'export', '--format', 'csv']);
     expect(csv.code).toBe(0);
-    expect(csv.stdout.split('\n')[0]).toContain('prev_hash');
+    const header = csv.stdout.split('\n').find((line) => !line.startsWith('#'));
+    expect(header).toContain('prev_hash');
     expect(csv.stdout).toContain('request/99');
   });
 
