@@ -550,15 +550,7 @@ export function createApprovals(o: ApprovalsOptions) {
         async () => {
           const request = await visibleRequest(actor, requestId);
           facts.customerId = request.customer_id;
-          if (
-            request.requester_object_id !== actor.objectId ||
-            request.requester_tenant_id !== actor.tenantId
-          ) {
-            throw forbidden(
-              `Only ${request.requester_name}, who asked for request ${request.id}, can start it.`,
-              { rule: 'requester_starts' },
-            );
-          }
+          assertOwnRequest(actor, request, 'start', 'requester_starts');
           const customer = await db
             .selectFrom('customers')
             .select('service_model')
@@ -620,14 +612,7 @@ export function createApprovals(o: ApprovalsOptions) {
         async () => {
           const request = await visibleRequest(actor, requestId);
           facts.customerId = request.customer_id;
-          if (
-            request.requester_object_id !== actor.objectId ||
-            request.requester_tenant_id !== actor.tenantId
-          ) {
-            throw forbidden(
-              `Only ${request.requester_name}, who asked for request ${requestId}, can cancel it.`,
-            );
-          }
+          assertOwnRequest(actor, request, 'cancel', 'requester_cancels');
 
           const updated = await db
             .updateTable('requests')
@@ -768,4 +753,17 @@ export function createApprovals(o: ApprovalsOptions) {
         .execute();
     },
   };
+}
+
+/** Only the person who asked may start or cancel their request. */
+function assertOwnRequest(actor: Actor, request: RequestRow, verb: string, rule: string): void {
+  if (
+    request.requester_object_id !== actor.objectId ||
+    request.requester_tenant_id !== actor.tenantId
+  ) {
+    throw forbidden(
+      `Only ${request.requester_name}, who asked for request ${request.id}, can ${verb} it.`,
+      { rule },
+    );
+  }
 }
