@@ -39,6 +39,40 @@ export interface PortalOptions {
 
 const staticDir = path.join(import.meta.dirname, 'static');
 
+/**
+ * Who may frame the portal: the portal itself and the hosts of a Teams tab, as
+ * Microsoft lists them for tab pages (Teams, the *.cloud.microsoft domains all
+ * of Microsoft 365 moves to, the Microsoft 365 app and Outlook on the web).
+ */
+export const frameAncestors = [
+  "'self'",
+  'https://teams.microsoft.com',
+  'https://*.teams.microsoft.com',
+  'https://*.cloud.microsoft',
+  'https://*.microsoft365.com',
+  'https://*.office.com',
+  'https://outlook.office.com',
+  'https://outlook.office365.com',
+];
+
+/**
+ * Everything from the portal's own origin, teams-js included (served from
+ * node_modules, never a CDN), and no inline script. frame-ancestors takes the
+ * place of X-Frame-Options, which cannot name more than one origin; sending
+ * both would only make scanners report a conflict.
+ */
+export const contentSecurityPolicy = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  `frame-ancestors ${frameAncestors.join(' ')}`,
+].join('; ');
+
 export function createPortal(options: PortalOptions): express.Router {
   const ctx: PortalContext = {
     db: options.db,
@@ -55,7 +89,7 @@ export function createPortal(options: PortalOptions): express.Router {
   router.use(express.urlencoded({ extended: false, limit: '16kb' }));
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
-    res.set('X-Frame-Options', 'SAMEORIGIN');
+    res.set('Content-Security-Policy', contentSecurityPolicy);
     res.set('X-Content-Type-Options', 'nosniff');
     next();
   });

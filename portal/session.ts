@@ -9,6 +9,15 @@
  * from the `oid` and `tid` claims of its ID token. While the browser is away
  * at the identity provider, the cookie holds the sign-in's PKCE verifier,
  * state and nonce (signed, so they cannot be swapped; used once).
+ *
+ * Over HTTPS the cookie is SameSite=None, Secure and Partitioned, because the
+ * portal also runs as a Teams tab, in an iframe of another site, where a Lax
+ * cookie is never sent. Partitioned (CHIPS) keys the cookie to the top-level
+ * site: the session made inside Teams lives only inside Teams, and a page of
+ * another site that embeds or fetches the portal gets no cookie at all. What
+ * SameSite=None does allow, a cross-site form post, the form token refuses,
+ * and so does the browser's Sec-Fetch-Site header where it is sent. Over plain
+ * HTTP (the sandbox on localhost) browsers refuse SameSite=None, so it stays Lax.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import cookieSession from 'cookie-session';
@@ -45,7 +54,8 @@ export function sessionMiddleware(options: { secret: Buffer; secure: boolean }):
     name: 'acba_portal',
     keys: [options.secret.toString('base64')],
     httpOnly: true,
-    sameSite: 'lax',
+    sameSite: options.secure ? 'none' : 'lax',
+    partitioned: options.secure,
     secure: options.secure,
     maxAge: sessionMaxAgeMs,
   });
@@ -73,8 +83,18 @@ export function formToken(req: Request): string {
   return s.formToken;
 }
 
-/** Throws forbidden unless the posted `_token` matches the session's form token. */
+/**
+ * Throws forbidden unless the posted `_token` matches the session's form token
+ * and the browser, where it says so, sent the form from the portal's own origin.
+ */
 export function checkFormToken(req: Request): void {
+  // Inside the Teams iframe the portal's own forms are still same-origin; only another site's are not.
+  const site = req.get('sec-fetch-site');
+  if (site === 'cross-site' || site === 'same-site')
+    throw forbidden(
+      'This form was sent from another site, so the portal refused it. Open the portal and try again there.',
+    );
+
   const expected = data(req).formToken;
   const given = typeof req.body?._token === 'string' ? req.body._token : '';
   const ok =
