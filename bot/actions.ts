@@ -9,8 +9,9 @@ import type { Actor } from '../approvals/index.ts';
 import type { Decision, FileRestoreTarget, RequestRow } from '../core/db/schema.ts';
 import { AcbaError, publicMessageOf } from '../core/errors.ts';
 import { postApprovalCard, refreshApprovalCard } from './approvers.ts';
-import { approvalCard, decidedCard, requestStatusCard, statusLabel, type Card } from './cards.ts';
-import { cardActivity, pointerOf, referenceFor } from './conversations.ts';
+import { tellRequester } from './decisions.ts';
+import { approvalCard, decidedCard, requestStatusCard, type Card } from './cards.ts';
+import { pointerOf } from './conversations.ts';
 import { customerOfRequest, type BotDeps } from './deps.ts';
 import { actorOf, unidentifiedReply } from './identity.ts';
 
@@ -59,7 +60,7 @@ export async function handleCardAction(
           text(data.comment),
         );
       case 'request.cancel':
-        return await cancel(deps, actor, text(data.requestId));
+        return cardResponse(await cancelRequest(deps, actor, text(data.requestId)));
       case 'request.status':
         return cardResponse(
           requestStatusCard(await deps.approvals.getRequest(actor, text(data.requestId))),
@@ -176,36 +177,12 @@ async function currentStateCard(
   return cardResponse(decidedCard(request, customer, decisions.at(-1)));
 }
 
-async function cancel(deps: BotDeps, actor: Actor, requestId: string): Promise<InvokeResponse> {
+/**
+ * Cancels the person's own pending request through the workflow, which checks
+ * that it is theirs and audits refusals, and updates the approvers' card.
+ */
+export async function cancelRequest(deps: BotDeps, actor: Actor, requestId: string): Promise<Card> {
   const request = await deps.approvals.cancel(actor, requestId);
   await refreshApprovalCard(deps, request);
-  return cardResponse(
-    requestStatusCard(request, 'You cancelled this request; nothing will be restored.'),
-  );
-}
-
-/** Tells the requester, in their chat with the bot, how their request was decided. */
-async function tellRequester(
-  deps: BotDeps,
-  request: RequestRow,
-  decision: Decision,
-): Promise<void> {
-  const pointer = request.requester_conversation;
-  if (!pointer) return;
-  try {
-    const reference = await referenceFor(
-      deps.db,
-      pointer.conversationId,
-      pointer.serviceUrl,
-      deps.botAppId,
-    );
-    if (!reference) return;
-    const verdict = decision.decision === 'approve' ? 'approved' : 'rejected';
-    const note = `${decision.approver_name} ${verdict} your request: "${decision.comment}"`;
-    const activity = cardActivity(requestStatusCard(request, note));
-    activity.text = `Request ${request.id} is ${statusLabel(request.status)}.`;
-    await deps.outbox.send(reference, activity);
-  } catch (error) {
-    deps.log.error({ err: error, requestId: request.id }, 'requester_notice_failed');
-  }
+  return requestStatusCard(request, 'You cancelled this request; nothing will be restored.');
 }

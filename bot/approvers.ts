@@ -7,7 +7,7 @@ import type { RequestRow } from '../core/db/schema.ts';
 import { settlingDecision } from '../approvals/index.ts';
 import { approvalCard, decidedCard } from './cards.ts';
 import { cardActivity, pointerOf, referenceFor } from './conversations.ts';
-import { customerOfRequest, type BotDeps } from './deps.ts';
+import { customerOfRequest, referenceOfPointer, type BotDeps } from './deps.ts';
 
 /** Posts the approval card; returns false when the approvers' conversation is not configured or unreachable. */
 export async function postApprovalCard(deps: BotDeps, request: RequestRow): Promise<boolean> {
@@ -38,7 +38,10 @@ export async function postApprovalCard(deps: BotDeps, request: RequestRow): Prom
   }
 }
 
-/** Replaces the request's approval card with its current state (decision, then outcome). */
+/**
+ * Replaces the request's approval card with its current state: still open with
+ * the approvals given so far while pending, else the decision, then the outcome.
+ */
 export async function refreshApprovalCard(
   deps: BotDeps,
   request: RequestRow,
@@ -49,20 +52,14 @@ export async function refreshApprovalCard(
   const log = deps.log.child({ requestId: request.id });
 
   try {
-    const reference = await referenceFor(
-      deps.db,
-      pointer.conversationId,
-      pointer.serviceUrl,
-      deps.botAppId,
-    );
+    const reference = await referenceOfPointer(deps, pointer);
     if (!reference) return;
     const customer = await customerOfRequest(deps.db, request);
-    const decision = await settlingDecision(deps.db, request.id);
-    await deps.outbox.update(
-      reference,
-      pointer.activityId,
-      cardActivity(decidedCard(request, customer, decision, result)),
-    );
+    const card =
+      request.status === 'pending'
+        ? approvalCard(request, customer)
+        : decidedCard(request, customer, await settlingDecision(deps.db, request.id), result);
+    await deps.outbox.update(reference, pointer.activityId, cardActivity(card));
   } catch (error) {
     log.error({ err: error }, 'approval_card_update_failed');
   }

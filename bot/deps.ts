@@ -1,9 +1,9 @@
 /** What the bot's handlers share: the workflow, the database, the log and proactive sending. */
 import type { Approvals } from '../approvals/index.ts';
 import type { Db } from '../core/db/database.ts';
-import type { Customer, RequestRow } from '../core/db/schema.ts';
+import type { ConversationPointer, Customer, RequestRow } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
-import type { Outbox } from './conversations.ts';
+import { referenceFor, type Outbox } from './conversations.ts';
 
 export interface BotDeps {
   approvals: Approvals;
@@ -21,4 +21,9 @@ export async function customerOfRequest(db: Db, request: RequestRow): Promise<Cu
     .selectAll()
     .where('id', '=', request.customer_id)
     .executeTakeFirstOrThrow();
+}
+
+/** The stored reference of the conversation a pointer names; undefined when it is unknown. */
+export function referenceOfPointer(deps: BotDeps, pointer: ConversationPointer) {
+  return referenceFor(deps.db, pointer.conversationId, pointer.serviceUrl, deps.botAppId);
 }

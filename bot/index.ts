@@ -18,10 +18,12 @@ import {
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Approvals } from '../approvals/index.ts';
 import type { Db } from '../core/db/database.ts';
+import type { Decision, RequestRow } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { EngineNotices } from '../engine/notices.ts';
 import { handleCardAction, messageResponse } from './actions.ts';
 import { Outbox, rememberConversation } from './conversations.ts';
+import { announceDecision } from './decisions.ts';
 import type { BotDeps } from './deps.ts';
 import { tenantsDisagree } from './identity.ts';
 import { localModeProblem } from './local-mode.ts';
@@ -98,7 +100,14 @@ export function dropOddFields(activity: Partial<Activity>): void {
 const MAX_CHANNEL_ID_LENGTH = 1024;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-export function createBot(o: BotOptions): { router: express.Router; notices: EngineNotices } {
+export interface Bot {
+  router: express.Router;
+  notices: EngineNotices;
+  /** Shows a decision taken in the portal or the API on the approval card and to the requester. */
+  announceDecision: (request: RequestRow, decision: Decision) => Promise<void>;
+}
+
+export function createBot(o: BotOptions): Bot {
   const log = o.log.child({ module: 'bot' });
   const auth = new ConfigurationBotFrameworkAuthentication({
     MicrosoftAppId: o.appId ?? '',
@@ -217,5 +226,9 @@ export function createBot(o: BotOptions): { router: express.Router; notices: Eng
     },
   );
 
-  return { router, notices: createNotices(deps) };
+  return {
+    router,
+    notices: createNotices(deps),
+    announceDecision: (request, decision) => announceDecision(deps, request, decision),
+  };
 }

@@ -9,8 +9,7 @@ import type { FileRestoreTarget } from '../core/db/schema.ts';
 import type { EngineNotices, RestoreFinished } from '../engine/notices.ts';
 import { refreshApprovalCard } from './approvers.ts';
 import { formatBytes } from './cards.ts';
-import { referenceFor } from './conversations.ts';
-import type { BotDeps } from './deps.ts';
+import { referenceOfPointer, type BotDeps } from './deps.ts';
 
 /** The words the requester reads when their restore ends. */
 export function restoreFinishedText(event: RestoreFinished, target: FileRestoreTarget): string {
@@ -47,12 +46,7 @@ export function createNotices(deps: BotDeps): EngineNotices {
       const pointer = request.requester_conversation;
       if (pointer) {
         try {
-          const reference = await referenceFor(
-            deps.db,
-            pointer.conversationId,
-            pointer.serviceUrl,
-            deps.botAppId,
-          );
+          const reference = await referenceOfPointer(deps, pointer);
           if (reference) await deps.outbox.send(reference, words);
         } catch (error) {
           log.error({ err: error }, 'requester_notice_failed');

@@ -239,6 +239,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     const oidc = oidcSettings
       ? new OidcSignIn({ ...oidcSettings, redirectUri: `${publicUrl}/portal/sign-in/callback` })
       : undefined;
+    const decisions = { approvals, announce: bot.announceDecision };
     if (role === 'all') {
       app.use(
         '/api/v1',
@@ -248,6 +249,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           providerTenantId,
           verifyAudit: () => verifyAuditChain(db),
           oidc,
+          decisions,
         }),
       );
       app.use(bot.router);
@@ -263,6 +265,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           verifyAudit: () => verifyAuditChain(db),
           // Picking who you are is only acceptable where every person is made up.
           signIn: oidc ? { mode: 'oidc', oidc } : { mode: sandbox ? 'picker' : 'none' },
+          decisions,
         }),
       );
       if (sandbox) {

@@ -5,6 +5,7 @@
 import type { Request, Response } from 'express';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
+import type { PortalDecisions } from './decide.ts';
 import type { OidcSignIn } from './oidc.ts';
 import { renderPage } from './render.ts';
 import { currentIdentity, formToken } from './session.ts';
@@ -28,6 +29,8 @@ export interface PortalContext {
   signInMode: 'oidc' | 'picker' | 'none';
   /** Set when signInMode is 'oidc'. */
   oidc?: OidcSignIn;
+  /** Set when approvers may decide in the portal. */
+  decisions?: PortalDecisions;
 }
 
 /** The viewer set by the sign-in gate; handlers behind the gate always have one. */

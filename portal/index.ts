@@ -14,6 +14,7 @@ import { httpStatusOf, notFound, publicMessageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { auditRoutes } from './audit.ts';
 import { sendPage, wantsJson, type AuditVerification, type PortalContext } from './context.ts';
+import type { PortalDecisions } from './decide.ts';
 import type { OidcSignIn } from './oidc.ts';
 import { pageRoutes } from './pages.ts';
 import { sessionMiddleware } from './session.ts';
@@ -35,6 +36,8 @@ export interface PortalOptions {
    * not configured: anyone could be anyone); 'none' offers no sign-in at all.
    */
   signIn: { mode: 'picker' | 'none' } | { mode: 'oidc'; oidc: OidcSignIn };
+  /** Lets approvers decide in the portal, under the approvals module's rules. */
+  decisions?: PortalDecisions;
 }
 
 const staticDir = path.join(import.meta.dirname, 'static');
@@ -81,6 +84,7 @@ export function createPortal(options: PortalOptions): express.Router {
     verifyAudit: options.verifyAudit,
     signInMode: options.signIn.mode,
     oidc: options.signIn.mode === 'oidc' ? options.signIn.oidc : undefined,
+    decisions: options.decisions,
   };
   const router = express.Router();
 

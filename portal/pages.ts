@@ -8,10 +8,14 @@ import type {
   Decision,
   FileRestoreTarget,
   RequestRow,
+  RequestTarget,
   RestorePointDisk,
 } from '../core/db/schema.ts';
 import { listRestorePoints, type RestorePointListing } from '../engine/catalog.ts';
-import { sendPage, viewerOf, type PortalContext } from './context.ts';
+import { describeTarget, KIND_LABELS } from '../approvals/index.ts';
+import { AcbaError, httpStatusOf, publicMessageOf } from '../core/errors.ts';
+import { sendPage, viewerOf, wantsJson, type PortalContext } from './context.ts';
+import { decideAsViewer, mayOfferDecision } from './decide.ts';
 import {
   customerNames,
   getRequestWithDecisions,
@@ -19,6 +23,7 @@ import {
   listItems,
   listRequests,
 } from './queries.ts';
+import { checkFormToken } from './session.ts';
 import { customerFilter, type Viewer } from './viewer.ts';
 
 const requestStatuses = [
@@ -94,6 +99,8 @@ function requestView(request: RequestRow, names: Map<string, string>) {
     ...request,
     customerName: names.get(request.customer_id) ?? request.customer_id,
     targetValue: parseJson<FileRestoreTarget>(request.target),
+    kindLabel: KIND_LABELS[request.kind] ?? request.kind,
+    targetText: describeTarget(request.kind, parseJson<RequestTarget>(request.target)),
     resultValue:
       request.result === null ? null : parseJson<Record<string, unknown>>(request.result),
   };
@@ -113,6 +120,43 @@ function decisionView(decision: Decision, request: RequestRow, labels: Map<strin
     // A decision binds to the request's content; one made on other content no longer counts.
     current: decision.request_hash === request.content_hash,
   };
+}
+
+/** One request with its decisions, and the decision form when the viewer may decide. */
+async function showRequest(
+  ctx: PortalContext,
+  req: express.Request,
+  res: express.Response,
+  refusal?: { status: number; problem: string; comment: string },
+) {
+  const viewer: Viewer = viewerOf(res);
+  const { request, decisions } = await getRequestWithDecisions(
+    ctx.db,
+    String(req.params.id),
+    customerFilter(viewer),
+  );
+  const [names, labels] = await Promise.all([
+    customerNames(ctx.db),
+    tenantLabels(ctx.db, ctx.providerTenantId),
+  ]);
+  const view = requestView(request, names);
+  const decisionViews = decisions.map((d) => decisionView(d, request, labels));
+  const approvals = decisionViews.filter((d) => d.decision === 'approve' && d.current).length;
+  await sendPage(
+    req,
+    res,
+    'request',
+    {
+      title: `Request ${request.id}`,
+      request: view,
+      decisions: decisionViews,
+      approvals,
+      offerDecision: ctx.decisions !== undefined && mayOfferDecision(viewer, request, decisions),
+      problem: refusal?.problem,
+      comment: refusal?.comment ?? '',
+    },
+    { status: refusal?.status, json: { request: visibleRow(request, viewer), decisions } },
+  );
 }
 
 export function pageRoutes(ctx: PortalContext): express.Router {
@@ -176,27 +220,35 @@ export function pageRoutes(ctx: PortalContext): express.Router {
     );
   });
 
-  router.get('/requests/:id', async (req, res) => {
-    const viewer: Viewer = viewerOf(res);
-    const { request, decisions } = await getRequestWithDecisions(
-      ctx.db,
-      req.params.id,
-      customerFilter(viewer),
-    );
-    const [names, labels] = await Promise.all([
-      customerNames(ctx.db),
-      tenantLabels(ctx.db, ctx.providerTenantId),
-    ]);
-    const view = requestView(request, names);
-    const decisionViews = decisions.map((d) => decisionView(d, request, labels));
-    const approvals = decisionViews.filter((d) => d.decision === 'approve' && d.current).length;
-    await sendPage(
-      req,
-      res,
-      'request',
-      { title: `Request ${request.id}`, request: view, decisions: decisionViews, approvals },
-      { json: { request: visibleRow(request, viewer), decisions } },
-    );
+  router.get('/requests/:id', (req, res) => showRequest(ctx, req, res));
+
+  router.post('/requests/:id/decide', async (req, res) => {
+    checkFormToken(req);
+    const viewer = viewerOf(res);
+    try {
+      const outcome = await decideAsViewer(
+        ctx.decisions,
+        ctx.log,
+        viewer,
+        'portal',
+        req.params.id,
+        req.body,
+      );
+      if (wantsJson(req)) {
+        res.json({ request: visibleRow(outcome.request, viewer), decision: outcome.decision });
+        return;
+      }
+      res.redirect(303, `${req.baseUrl}/requests/${encodeURIComponent(outcome.request.id)}`);
+    } catch (error) {
+      // A refusal is shown on the request itself, with the comment kept for another try.
+      if (!(error instanceof AcbaError) || wantsJson(req) || error.kind === 'not_found')
+        throw error;
+      await showRequest(ctx, req, res, {
+        status: httpStatusOf(error),
+        problem: publicMessageOf(error),
+        comment: typeof req.body?.comment === 'string' ? req.body.comment : '',
+      });
+    }
   });
 
   return router;

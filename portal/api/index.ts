@@ -23,6 +23,7 @@ import {
 import type { Logger } from '../../core/log.ts';
 import { listRestorePoints } from '../../engine/catalog.ts';
 import type { AuditVerification } from '../context.ts';
+import { decideAsViewer, type PortalDecisions } from '../decide.ts';
 import { BearerTokenError, type OidcSignIn } from '../oidc.ts';
 import { visibleRow } from '../pages.ts';
 import { getRequestWithDecisions, listAudit, listRequests } from '../queries.ts';
@@ -36,6 +37,8 @@ export interface ApiOptions {
   verifyAudit: () => Promise<AuditVerification>;
   /** Checks bearer tokens; without it every call but the description is refused. */
   oidc?: OidcSignIn;
+  /** Lets approvers decide through the API, under the approvals module's rules. */
+  decisions?: PortalDecisions;
 }
 
 const requestStatuses = [
@@ -102,6 +105,21 @@ export function createApi(options: ApiOptions): express.Router {
       customerFilter(viewer),
     );
     res.json({ request: visibleRow(request, viewer), decisions });
+  });
+
+  router.post('/requests/:id/decisions', express.json({ limit: '16kb' }), async (req, res) => {
+    const viewer = viewerOf(res);
+    const outcome = await decideAsViewer(
+      options.decisions,
+      log,
+      viewer,
+      'api',
+      req.params.id,
+      req.body,
+    );
+    res
+      .status(201)
+      .json({ request: visibleRow(outcome.request, viewer), decision: outcome.decision });
   });
 
   router.get('/audit', async (req, res) => {

@@ -262,6 +262,53 @@ export const openApiDocument = {
         },
       },
     },
+    '/requests/{id}/decisions': {
+      post: {
+        summary:
+          "An approver's written decision on a pending request, under the same rules as in Teams: never the requester, only the provider's approvers, one decision each",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['decision', 'comment'],
+                properties: {
+                  decision: { type: 'string', enum: ['approve', 'reject'] },
+                  comment: {
+                    type: 'string',
+                    description: 'Why; kept in the audit trail with the decision.',
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '201': json(
+            {
+              type: 'object',
+              required: ['request', 'decision'],
+              properties: {
+                request: { $ref: '#/components/schemas/Request' },
+                decision: { $ref: '#/components/schemas/Decision' },
+              },
+            },
+            'The decision was recorded; the request shows its new state.',
+          ),
+          '403': errorResponse(
+            'Refused by segregation of duties (own request, customer staff, no approver role, newly granted role); the refusal is in the audit trail.',
+          ),
+          '404': errorResponse("No such request, or another customer's."),
+          '409': errorResponse(
+            'Already decided by this approver, settled by someone else, expired, or changed since it was written.',
+          ),
+          '400': errors['400'],
+          '401': errors['401'],
+        },
+      },
+    },
     '/audit': {
       get: {
         summary: 'One page (50) of the audit trail, newest first',

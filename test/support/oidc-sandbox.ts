@@ -11,7 +11,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { createApprovals, type Approvals } from '../../approvals/index.ts';
 import { seedFromSandbox } from '../../cli/sandbox-seed.ts';
+import type { Decision, RequestRow } from '../../core/db/schema.ts';
+import type { JobQueue } from '../../engine/queue.ts';
 import { silentLogger } from '../../core/log.ts';
 import { createApi } from '../../portal/api/index.ts';
 import { createPortal } from '../../portal/index.ts';
@@ -31,12 +34,21 @@ export interface OidcSandbox {
   database: TestDatabase;
   /** An access token for the person, obtained through the login page and the code grant. */
   accessToken(name: string): Promise<string>;
+  /** The approval workflow behind the portal and the API, when started with `approvals: true`. */
+  approvals?: Approvals;
+  /** Decisions the portal and the API announced to Teams, in order. */
+  announced: Array<{ request: RequestRow; decision: Decision }>;
   /** A token signed with the stand-in's own key, for tokens it would never issue. */
   signWithIdentityKey(claims: JWTPayload, header?: { expired?: boolean }): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function startOidcSandbox(): Promise<OidcSandbox> {
+export interface OidcSandboxOptions {
+  /** Lets approvers decide in the portal and the API (approved work goes to a queue that only counts). */
+  approvals?: boolean;
+}
+
+export async function startOidcSandbox(options: OidcSandboxOptions = {}): Promise<OidcSandbox> {
   const world = buildSeed();
   const stateDir = await tempDir('acba-oidc-');
   const cert = ensureServerCertificate('test/.cache/tls');
@@ -73,9 +85,26 @@ export async function startOidcSandbox(): Promise<OidcSandbox> {
   });
   const providerTenantId = world.seed.provider.tenantId;
   const verifyAudit = async () => ({ ok: true, checked: 0 });
+  const announced: OidcSandbox['announced'] = [];
+  const approvals = options.approvals
+    ? createApprovals({ db: database.db, log: silentLogger, queue: idleQueue, providerTenantId })
+    : undefined;
+  const decisions = approvals && {
+    approvals,
+    announce: async (request: RequestRow, decision: Decision) => {
+      announced.push({ request, decision });
+    },
+  };
   app.use(
     '/api/v1',
-    createApi({ db: database.db, log: silentLogger, providerTenantId, verifyAudit, oidc }),
+    createApi({
+      db: database.db,
+      log: silentLogger,
+      providerTenantId,
+      verifyAudit,
+      oidc,
+      decisions,
+    }),
   );
   app.use(
     '/portal',
@@ -87,6 +116,7 @@ export async function startOidcSandbox(): Promise<OidcSandbox> {
       secureCookies: false,
       verifyAudit,
       signIn: { mode: 'oidc', oidc },
+      decisions,
     }),
   );
 
@@ -105,6 +135,8 @@ export async function startOidcSandbox(): Promise<OidcSandbox> {
     user,
     providerTenantId,
     database,
+    approvals,
+    announced,
     async accessToken(name) {
       const verifier = randomBytes(32).toString('base64url');
       const redirectUri = 'http://localhost/callback';
@@ -168,6 +200,12 @@ export async function startOidcSandbox(): Promise<OidcSandbox> {
     },
   };
 }
+
+/** Approved work goes nowhere: these tests are about deciding, not running. */
+const idleQueue: JobQueue = {
+  enqueueFileRestore: async () => {},
+  enqueueBackup: async () => {},
+};
 
 /** A second customer with a VM, a restore point, a request and an audit entry. */
 async function seedNorthwind(database: TestDatabase): Promise<void> {

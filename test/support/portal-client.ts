@@ -12,6 +12,15 @@ export class PortalClient {
     return this.request(path, { method: 'GET', headers });
   }
 
+  /** Posts a form exactly as given, as a page on another site could make the browser do. */
+  async postRaw(path: string, fields: Record<string, string>): Promise<Response> {
+    return this.request(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+
   /** Posts a form, adding the form token found on the page at `formPage`. */
   async postForm(
     path: string,
