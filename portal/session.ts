@@ -31,8 +31,11 @@ export const sessionMaxAgeMs = 8 * 60 * 60 * 1000;
 export interface SignedInIdentity {
   objectId: string;
   tenantId: string;
-  /** 'picker' in the sandbox without OpenID Connect; 'oidc' after an Entra ID sign-in. */
-  method: 'picker' | 'oidc';
+  /**
+   * 'picker' in the sandbox without OpenID Connect; 'oidc' after an Entra ID
+   * sign-in; 'teams' after Teams single sign-on in the portal's tab.
+   */
+  method: 'picker' | 'oidc' | 'teams';
 }
 
 interface SessionData {

@@ -3,7 +3,8 @@
  * sandbox, whose identity stand-in plays Entra ID), sign-in goes to the
  * identity provider and comes back to /sign-in/callback; without it, the
  * sandbox falls back to a picker of the seeded principals. Both start the same
- * session, so nothing behind the gate knows which method was used.
+ * session, so nothing behind the gate knows which method was used. Inside
+ * Teams, the tab signs in with Teams' own token instead (./teams-tab.ts).
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { badInput, forbidden, isAcbaError } from '../core/errors.ts';
@@ -16,6 +17,7 @@ import {
   startSession,
   takePendingSignIn,
 } from './session.ts';
+import { teamsTabRoutes } from './teams-tab.ts';
 import { resolveViewer } from './viewer.ts';
 
 interface PickerEntry {
@@ -84,6 +86,7 @@ const NO_SIGN_IN =
 
 export function signInRoutes(ctx: PortalContext): express.Router {
   const router = express.Router();
+  router.use(teamsTabRoutes(ctx));
 
   router.get('/sign-in', async (req, res) => {
     await sendPage(req, res, 'sign-in', {
