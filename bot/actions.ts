@@ -146,6 +146,10 @@ async function decide(
   decision: 'approve' | 'reject',
   comment: string,
 ): Promise<InvokeResponse> {
+  // An approver who already decided (a double click, a delivery repeated on another process) sees
+  // where the request stands; a second attempt would only be refused and audited as a refusal.
+  if (await hasDecided(deps, actor, requestId)) return currentStateCard(deps, actor, requestId);
+
   let outcome: { request: RequestRow; decision: Decision };
   try {
     outcome = await deps.approvals.decide(actor, requestId, decision, comment);
@@ -166,6 +170,15 @@ async function decide(
   return cardResponse(decidedCard(outcome.request, customer, outcome.decision));
 }
 
+async function hasDecided(deps: BotDeps, actor: Actor, requestId: string): Promise<boolean> {
+  // Someone who may not see the request gets their refusal (audited) from decide instead.
+  const decisions = await deps.approvals.listDecisions(actor, requestId).catch(() => []);
+  return decisions.some(
+    (d) => d.approver_object_id === actor.objectId && d.approver_tenant_id === actor.tenantId,
+  );
+}
+
+/** The request as it stands: still open for other approvers while pending, else its outcome. */
 async function currentStateCard(
   deps: BotDeps,
   actor: Actor,
@@ -174,6 +187,7 @@ async function currentStateCard(
   const request = await deps.approvals.getRequest(actor, requestId);
   const decisions = await deps.approvals.listDecisions(actor, requestId);
   const customer = await customerOfRequest(deps.db, request);
+  if (request.status === 'pending') return cardResponse(approvalCard(request, customer));
   return cardResponse(decidedCard(request, customer, decisions.at(-1)));
 }
 

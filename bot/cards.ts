@@ -15,9 +15,19 @@ import type {
   RestorePoint,
   RestorePointDisk,
 } from '../core/db/schema.ts';
-import { formatUtc } from '../approvals/index.ts';
+import { describeTarget, formatUtc, KIND_LABELS, toDate } from '../approvals/index.ts';
+import type { ItemStatus } from '../engine/status.ts';
+import { formatInZone } from './when.ts';
 
-export type CardName = 'file-restore-form' | 'request-status' | 'approval' | 'decided' | 'help';
+export type CardName =
+  | 'file-restore-form'
+  | 'request-status'
+  | 'approval'
+  | 'decided'
+  | 'help'
+  | 'backup-status'
+  | 'restore-points'
+  | 'my-requests';
 export type Card = Record<string, unknown>;
 
 interface Template {
@@ -163,6 +173,93 @@ export function decidedCard(
   });
 }
 
-export function helpCard(greeting: string, zoneName: string): Card {
-  return renderCard('help', { greeting, zoneName });
+/** The help card; `unknown` is what the person wrote that was not a command. */
+export function helpCard(greeting: string, zoneName: string, unknown = ''): Card {
+  return renderCard('help', { greeting, zoneName, unknown });
+}
+
+const itemKinds: Record<string, string> = { vm: 'VM', sql: 'SQL database' };
+
+const backupOutcomes: Record<string, string> = {
+  running: 'running since',
+  succeeded: 'succeeded at',
+  failed: 'failed at',
+};
+
+/** The backup status of a customer's protected items, times in the person's zone. */
+export function backupStatusCard(customerName: string, items: ItemStatus[], zone: string): Card {
+  const failed = items.filter((i) => i.lastBackup?.outcome === 'failed').length;
+  const summary =
+    items.length === 0
+      ? `${customerName} has no protected VMs or databases yet; your provider adds them.`
+      : `${items.length} protected item(s)${failed > 0 ? `, ${failed} whose last backup failed` : ''}.`;
+  return renderCard('backup-status', {
+    customerName,
+    zoneName: zone,
+    summary,
+    hint: items[0] ? `Write restore points of ${items[0].item.name} to see them all.` : '',
+    items: items.map(({ item, restorePointCount, newestRestorePoint, lastBackup }) => ({
+      name: item.name,
+      kind: itemKinds[item.kind] ?? item.kind,
+      newest: newestRestorePoint ? formatInZone(newestRestorePoint, zone) : 'none yet',
+      count: String(restorePointCount),
+      lastBackup: lastBackup
+        ? `${backupOutcomes[lastBackup.outcome]} ${formatInZone(lastBackup.at, zone)}`
+        : 'not recorded',
+      failed: lastBackup?.outcome === 'failed',
+    })),
+  });
+}
+
+/** One item's restore points, newest first; `more` says there are older ones. */
+export function restorePointsCard(
+  item: ProtectedItem,
+  points: RestorePoint[],
+  more: boolean,
+  zone: string,
+): Card {
+  const summary =
+    points.length === 0
+      ? `${item.name} has no restore points yet; its first backup has not completed.`
+      : more
+        ? `The newest ${points.length} restore points; older ones are in the portal.`
+        : `${points.length} restore point(s).`;
+  return renderCard('restore-points', {
+    itemName: item.name,
+    zoneName: zone,
+    summary,
+    points: points.map((point) => ({
+      taken: formatInZone(toDate(point.created_at), zone),
+      type: point.policy_name ? `backup, policy ${point.policy_name}` : 'backup, on demand',
+      expires: formatInZone(toDate(point.expires_at), zone),
+    })),
+  });
+}
+
+/** The person's own requests, newest first; `more` says there are older ones. */
+export function myRequestsCard(
+  requests: RequestRow[],
+  more: boolean,
+  zone: string,
+  note = '',
+): Card {
+  const summary =
+    requests.length === 0
+      ? 'You have no requests yet. Write help to see how to ask for a file.'
+      : more
+        ? `Your newest ${requests.length} requests.`
+        : `${requests.length} request(s).`;
+  return renderCard('my-requests', {
+    note,
+    summary,
+    zoneName: zone,
+    requests: requests.map((request) => ({
+      requestId: request.id,
+      kind: KIND_LABELS[request.kind] ?? request.kind,
+      target: describeTarget(request.kind, request.target),
+      statusLabel: statusLabel(request.status),
+      createdAt: formatInZone(toDate(request.created_at), zone),
+      pending: request.status === 'pending',
+    })),
+  });
 }

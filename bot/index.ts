@@ -24,6 +24,7 @@ import type { EngineNotices } from '../engine/notices.ts';
 import { handleCardAction, messageResponse } from './actions.ts';
 import { Outbox, rememberConversation } from './conversations.ts';
 import { announceDecision } from './decisions.ts';
+import { deliveryKey, RecentDeliveries } from './deliveries.ts';
 import type { BotDeps } from './deps.ts';
 import { tenantsDisagree } from './identity.ts';
 import { localModeProblem } from './local-mode.ts';
@@ -125,6 +126,8 @@ export function createBot(o: BotOptions): Bot {
     approvers: { conversationId: o.approversConversationId, serviceUrl: o.approversServiceUrl },
   };
 
+  const deliveries = new RecentDeliveries();
+
   adapter.onTurnError = async (context: TurnContext, error: Error) => {
     log.error(
       {
@@ -157,14 +160,17 @@ export function createBot(o: BotOptions): Bot {
     }
     await rememberConversation(o.db, context.activity);
 
+    // A repeated delivery of the same activity acts once (./deliveries.ts).
+    const key = deliveryKey(context.activity);
     switch (context.activity.type) {
       case ActivityTypes.Message:
-        return handleMessage(deps, context);
+        return deliveries.once(key, () => handleMessage(deps, context));
       case ActivityTypes.ConversationUpdate:
         return handleConversationUpdate(deps, context);
       case ActivityTypes.Invoke:
         if (context.activity.name === 'adaptiveCard/action') {
-          const response = await handleCardAction(deps, context);
+          // Each delivery is answered, the repeat with the first one's response.
+          const response = await deliveries.once(key, () => handleCardAction(deps, context));
           await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: response });
         }
         return;

@@ -3,12 +3,14 @@
  * Unrecognized text gets the help card, never an error.
  */
 import { CardFactory, MessageFactory, type TurnContext } from 'botbuilder';
-import { formatUtc } from '../approvals/index.ts';
+import { formatUtc, type Actor } from '../approvals/index.ts';
 import { AcbaError, publicMessageOf } from '../core/errors.ts';
-import { fileRestoreFormCard, helpCard } from './cards.ts';
+import { cancelRequest } from './actions.ts';
+import { fileRestoreFormCard, helpCard, type Card } from './cards.ts';
 import { parseCommand, type Command } from './commands.ts';
 import type { BotDeps } from './deps.ts';
 import { actorOf, unidentifiedReply } from './identity.ts';
+import { myRequestsReport, restorePointsReport, statusReport } from './reports.ts';
 import { timeZoneOf } from './when.ts';
 
 const PROVIDER_NAME = 'your service provider';
@@ -25,55 +27,84 @@ export async function handleMessage(deps: BotDeps, context: TurnContext): Promis
   const zoneName = zone ?? 'UTC';
   const command = parseCommand(activity.text, zone);
   const firstName = actor.name.split(' ')[0] ?? actor.name;
+  const greeting = `Hi ${firstName}, here is what I can do`;
 
-  if (command.kind === 'help') {
-    await context.sendActivity(
-      MessageFactory.attachment(
-        CardFactory.adaptiveCard(helpCard(`Hi ${firstName}, here is what I can do`, zoneName)),
-      ),
-    );
-    return;
+  switch (command.kind) {
+    case 'help':
+      return sendCard(context, helpCard(greeting, zoneName, command.unknown));
+    case 'bad_input':
+      return sendCard(context, helpCard(greeting, zoneName), command.message);
+    default:
+      return answer(deps, context, command.kind, () => reply(deps, actor, command, zoneName));
   }
-  if (command.kind === 'bad_input') {
-    await context.sendActivity(
-      MessageFactory.attachment(
-        CardFactory.adaptiveCard(helpCard(`Hi ${firstName}, here is what I can do`, zoneName)),
-        command.message,
-      ),
-    );
-    return;
-  }
-  await offerFileRestore(deps, context, command, zoneName);
 }
 
-async function offerFileRestore(
+/** The card (or text) that answers a command, built on the person's behalf. */
+async function reply(
+  deps: BotDeps,
+  actor: Actor,
+  command: Exclude<Command, { kind: 'help' | 'bad_input' }>,
+  zoneName: string,
+): Promise<Card | string> {
+  switch (command.kind) {
+    case 'status':
+      return statusReport(deps, actor, zoneName);
+    case 'restore_points':
+      return restorePointsReport(deps, actor, command.itemName, zoneName);
+    case 'my_requests':
+      return myRequestsReport(deps, actor, zoneName, command.note);
+    case 'cancel':
+      return cancelRequest(deps, actor, command.requestId);
+    case 'restore_file':
+      return fileRestoreForm(deps, actor, command, zoneName);
+  }
+}
+
+/** Sends the answer; a refusal or a miss becomes its message, anything else is logged and apologized for. */
+async function answer(
   deps: BotDeps,
   context: TurnContext,
+  command: string,
+  build: () => Promise<Card | string>,
+): Promise<void> {
+  let result: Card | string;
+  try {
+    result = await build();
+  } catch (error) {
+    if (!(error instanceof AcbaError))
+      deps.log.error({ err: error, command }, 'bot_command_failed');
+    await context.sendActivity(publicMessageOf(error));
+    return;
+  }
+  if (typeof result === 'string') await context.sendActivity(result);
+  else await sendCard(context, result);
+}
+
+async function sendCard(context: TurnContext, card: Card, text?: string): Promise<void> {
+  await context.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(card), text));
+}
+
+async function fileRestoreForm(
+  deps: BotDeps,
+  actor: Actor,
   command: Extract<Command, { kind: 'restore_file' }>,
   zoneName: string,
-): Promise<void> {
-  const actor = actorOf(context.activity)!;
-  try {
-    const preview = await deps.approvals.previewFileRestore(actor, {
-      vmName: command.vmName,
-      path: command.path,
-      at: command.at,
-    });
-    const askedFor = command.at
-      ? `${command.dateOnly ? 'the last restore point of' : 'at or before'} ${command.atText} (${zoneName}), that is ${formatUtc(command.at)}`
-      : 'the newest restore point';
-    const card = fileRestoreFormCard({
-      providerName: PROVIDER_NAME,
-      ...preview,
-      path: command.path.trim(),
-      at: command.at,
-      askedFor,
-    });
-    await context.sendActivity(MessageFactory.attachment(CardFactory.adaptiveCard(card)));
-  } catch (error) {
-    if (!(error instanceof AcbaError)) deps.log.error({ err: error }, 'restore_preview_failed');
-    await context.sendActivity(publicMessageOf(error));
-  }
+): Promise<Card> {
+  const preview = await deps.approvals.previewFileRestore(actor, {
+    vmName: command.vmName,
+    path: command.path,
+    at: command.at,
+  });
+  const askedFor = command.at
+    ? `${command.dateOnly ? 'the last restore point of' : 'at or before'} ${command.atText} (${zoneName}), that is ${formatUtc(command.at)}`
+    : 'the newest restore point';
+  return fileRestoreFormCard({
+    providerName: PROVIDER_NAME,
+    ...preview,
+    path: command.path.trim(),
+    at: command.at,
+    askedFor,
+  });
 }
 
 /** The bot was added to a personal chat, a team or a group chat. */
@@ -89,11 +120,7 @@ export async function handleConversationUpdate(deps: BotDeps, context: TurnConte
   );
 
   if (activity.conversation?.conversationType === 'personal') {
-    await context.sendActivity(
-      MessageFactory.attachment(
-        CardFactory.adaptiveCard(helpCard('Welcome to ACBA backups', 'UTC')),
-      ),
-    );
+    await sendCard(context, helpCard('Welcome to ACBA backups', 'UTC'));
     return;
   }
   const here =

@@ -24,8 +24,11 @@ export function timeZoneOf(activity: Partial<Activity>): string | undefined {
   }
 }
 
-/** Milliseconds the zone is ahead of UTC at the instant t. */
-function zoneOffsetMs(zone: string, t: number): number {
+/** What the wall clock in `zone` shows at the instant t, field by field. */
+function wallClock(
+  zone: string,
+  t: number,
+): Record<'year' | 'month' | 'day' | 'hour' | 'minute' | 'second', number> {
   const parts = new Intl.DateTimeFormat('en-US', {
     timeZone: zone,
     hourCycle: 'h23',
@@ -37,14 +40,20 @@ function zoneOffsetMs(zone: string, t: number): number {
     second: '2-digit',
   }).formatToParts(new Date(t));
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  const asUtc = Date.UTC(
-    get('year'),
-    get('month') - 1,
-    get('day'),
-    get('hour'),
-    get('minute'),
-    get('second'),
-  );
+  return {
+    year: get('year'),
+    month: get('month'),
+    day: get('day'),
+    hour: get('hour'),
+    minute: get('minute'),
+    second: get('second'),
+  };
+}
+
+/** Milliseconds the zone is ahead of UTC at the instant t. */
+function zoneOffsetMs(zone: string, t: number): number {
+  const c = wallClock(zone, t);
+  const asUtc = Date.UTC(c.year, c.month - 1, c.day, c.hour, c.minute, c.second);
   return asUtc - Math.floor(t / 1000) * 1000;
 }
 
@@ -104,4 +113,14 @@ export function parseRestoreTime(text: string, zone: string | undefined): Parsed
     at = wallTimeToUtc(fields, undefined) - offset;
   }
   return { ok: true, at: new Date(dateOnly ? at + 999 : at), dateOnly };
+}
+
+/**
+ * The instant as a wall-clock time in the zone, like formatUtc: `2026-12-01 15:00 Europe/Berlin`,
+ * or `2026-12-01 14:00 UTC` when the zone is UTC.
+ */
+export function formatInZone(at: Date, zone: string): string {
+  const c = wallClock(zone, at.getTime());
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${c.year}-${two(c.month)}-${two(c.day)} ${two(c.hour)}:${two(c.minute)} ${zone}`;
 }
