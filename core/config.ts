@@ -120,7 +120,7 @@ export interface Config {
   signingKey?: string;
   providerTenantId?: string;
   downloadLinkMinutes: number;
-  /** Approval rules and their timing (issue 5). */
+  /** Approval rules and their timing. */
   approvals: {
     /** Path of the JSON approval rules file; the built-in defaults when unset. */
     rulesFile?: string;

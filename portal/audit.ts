@@ -5,7 +5,13 @@
  */
 import express, { type Request, type Response } from 'express';
 import { sendPage, viewerOf, type AuditVerification, type PortalContext } from './context.ts';
-import { listAudit } from './queries.ts';
+import {
+  AUDIT_OUTCOMES,
+  auditFilterQuery,
+  auditFilterSearch,
+  parseAuditFilter,
+} from './audit-filter.ts';
+import { customerNames, listAudit } from './queries.ts';
 import { checkFormToken } from './session.ts';
 import { customerFilter } from './viewer.ts';
 
@@ -18,17 +24,12 @@ async function showAudit(
   verification?: AuditVerification,
 ) {
   const viewer = viewerOf(res);
-  // Sequence numbers are bigints: at most 18 digits keeps the value in range.
-  const before =
-    typeof req.query.before === 'string' && /^\d{1,18}$/.test(req.query.before)
-      ? req.query.before
-      : undefined;
-  const page = await listAudit(ctx.db, {
-    customerId: customerFilter(viewer),
-    tenantId: viewer.tenantId,
-    before,
-    pageSize,
-  });
+  const filter = parseAuditFilter(req.query);
+  const scopeCustomerId = customerFilter(viewer);
+  const [page, customers] = await Promise.all([
+    listAudit(ctx.db, { ...filter, scopeCustomerId, tenantId: viewer.tenantId, pageSize }),
+    scopeCustomerId ? Promise.resolve(new Map<string, string>()) : customerNames(ctx.db),
+  ]);
   await sendPage(
     req,
     res,
@@ -36,8 +37,15 @@ async function showAudit(
     {
       title: 'Audit trail',
       entries: page.entries,
-      olderBefore: page.olderBefore,
-      before,
+      filter: auditFilterQuery(filter),
+      outcomes: AUDIT_OUTCOMES,
+      customers: [...customers].map(([id, name]) => ({ id, name })),
+      filtered: auditFilterSearch(filter) !== '',
+      newest: `${req.baseUrl}/audit${auditFilterSearch(filter)}`,
+      older: page.olderBefore
+        ? `${req.baseUrl}/audit${auditFilterSearch(filter, { before: page.olderBefore })}`
+        : undefined,
+      before: filter.before,
       verification,
     },
     {

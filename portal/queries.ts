@@ -8,6 +8,7 @@ import type { Db } from '../core/db/database.ts';
 import type { AuditEntry, Decision, RequestRow } from '../core/db/schema.ts';
 import { clip, QUOTE_LENGTH } from '../core/clip.ts';
 import { notFound } from '../core/errors.ts';
+import type { AuditFilter } from './audit-filter.ts';
 
 export interface CustomerSummary {
   id: string;
@@ -149,7 +150,7 @@ export interface AuditPage {
  */
 export async function listAudit(
   db: Db,
-  filter: { customerId?: string; tenantId?: string; before?: string; pageSize: number },
+  filter: AuditFilter & { scopeCustomerId?: string; tenantId?: string; pageSize: number },
 ): Promise<AuditPage> {
   let query = db
     .selectFrom('audit_log')
@@ -157,8 +158,8 @@ export async function listAudit(
     .orderBy('seq', 'desc')
     .limit(filter.pageSize + 1);
   if (filter.before) query = query.where('seq', '<', filter.before as never);
-  if (filter.customerId) {
-    const customerId = filter.customerId;
+  if (filter.scopeCustomerId) {
+    const customerId = filter.scopeCustomerId;
     const tenantId = filter.tenantId ?? '';
     query = query.where((eb) =>
       eb.or([
@@ -166,6 +167,25 @@ export async function listAudit(
         eb.and([eb('actor_tenant_id', '=', tenantId), eb(sql`details->>'customerId'`, 'is', null)]),
       ]),
     );
+  }
+  if (filter.customerId) query = query.where(sql`details->>'customerId'`, '=', filter.customerId);
+  if (filter.from) query = query.where('at', '>=', filter.from);
+  if (filter.to) query = query.where('at', '<', filter.to);
+  if (filter.outcome) query = query.where('outcome', '=', filter.outcome);
+  if (filter.actor) {
+    const actor = filter.actor;
+    query = query.where((eb) =>
+      eb.or([
+        eb('actor_object_id', '=', actor),
+        eb(sql`lower(actor_name)`, '=', actor.toLowerCase()),
+      ]),
+    );
+  }
+  if (filter.kind) {
+    // "request" matches request.create, request.approve, ...; "request.approve" only itself.
+    const family = `${filter.kind.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`;
+    const kind = filter.kind;
+    query = query.where((eb) => eb.or([eb('action', '=', kind), eb('action', 'like', family)]));
   }
 
   const rows = await query.execute();

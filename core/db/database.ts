@@ -15,6 +15,7 @@ import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_approval_rules.ts';
 import * as m003 from './migrations/003_audit_trail.ts';
 import * as m004 from './migrations/004_policies.ts';
+import * as m007 from './migrations/007_audit_actor_name.ts';
 
 export type Db = Kysely<Database>;
 
@@ -41,6 +42,7 @@ const migrations: Record<string, Migration> = {
   '002_approval_rules': m002,
   '003_audit_trail': m003,
   '004_policies': m004,
+  '007_audit_actor_name': m007,
 };
 
 const migrationProvider: MigrationProvider = {

@@ -23,6 +23,7 @@ import {
 import type { Logger } from '../../core/log.ts';
 import { listRestorePoints } from '../../engine/catalog.ts';
 import type { AuditVerification } from '../context.ts';
+import { parseAuditFilter } from '../audit-filter.ts';
 import { decideAsViewer, type PortalDecisions } from '../decide.ts';
 import { BearerTokenError, type OidcSignIn } from '../oidc.ts';
 import { visibleRow } from '../pages.ts';
@@ -124,13 +125,10 @@ export function createApi(options: ApiOptions): express.Router {
 
   router.get('/audit', async (req, res) => {
     const viewer = viewerOf(res);
-    const before = text(req.query.before);
-    if (before && !/^\d{1,18}$/.test(before))
-      throw badInput('The "before" parameter is an audit sequence number: digits only.');
     const page = await listAudit(options.db, {
-      customerId: customerFilter(viewer),
+      ...parseAuditFilter(req.query),
+      scopeCustomerId: customerFilter(viewer),
       tenantId: viewer.tenantId,
-      before,
       pageSize: auditPageSize,
     });
     res.json(page);

@@ -48,6 +48,14 @@ const limit = {
   schema: { type: 'integer', minimum: 1, maximum: 500, default: 200 },
 };
 
+const query = (name: string, description: string) => ({
+  name,
+  in: 'query',
+  required: false,
+  description,
+  schema: { type: 'string', maxLength: 200 },
+});
+
 export const openApiDocument = {
   openapi: '3.1.0',
   info: {
@@ -311,13 +319,26 @@ export const openApiDocument = {
     },
     '/audit': {
       get: {
-        summary: 'One page (50) of the audit trail, newest first',
+        summary:
+          "One page (50) of the audit trail, newest first, filtered by time, actor, customer, kind and outcome; a customer's staff see only their own",
         parameters: [
           {
             name: 'before',
             in: 'query',
             required: false,
+            description: 'The next page: entries older than this sequence number (`olderBefore`).',
             schema: { type: 'string', pattern: '^[0-9]{1,18}$' },
+          },
+          query('from', 'Entries at or after this date (whole day, UTC) or ISO 8601 time.'),
+          query('to', 'Entries before this time; a date means up to the end of that day (UTC).'),
+          query('actor', "An Entra object id, or a person's display name (any case)."),
+          query('customer', 'A customer id (provider staff; customers always see their own).'),
+          query('kind', 'An action such as `request.approve`, or a family such as `request`.'),
+          {
+            name: 'outcome',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['success', 'refused', 'failed'] },
           },
         ],
         responses: {

@@ -1,5 +1,5 @@
 /**
- * Issue 5: request kinds with a ticket reference and the rule that set their
+ * Request kinds with a ticket reference and the rule that set their
  * approvals, a race-safe approval count, a start-by time for approved work,
  * the service model per customer, and when and by whom each role was granted.
  */

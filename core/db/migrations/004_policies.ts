@@ -1,5 +1,5 @@
 /**
- * Issue 3: backup policies and what they select, one row per scheduled run
+ * Backup policies and what they select, one row per scheduled run
  * (unique per policy and slot, so a slot runs once across workers), VM tags for
  * selection by tag, the policy behind each restore point, and leases that keep
  * pruning and backups apart.
