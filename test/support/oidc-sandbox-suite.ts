@@ -3,14 +3,14 @@
  * before its first test, closed after its last.
  */
 import { afterAll, beforeAll } from 'vitest';
-import { startOidcSandbox, type OidcSandbox } from './oidc-sandbox.ts';
+import { startOidcSandbox, type OidcSandbox, type OidcSandboxOptions } from './oidc-sandbox.ts';
 import type { PortalClient } from './portal-client.ts';
 
 /** Registers the file's hooks; the returned function gives the running sandbox inside tests. */
-export function useOidcSandbox(): () => OidcSandbox {
+export function useOidcSandbox(options: OidcSandboxOptions = {}): () => OidcSandbox {
   let sandbox: OidcSandbox | undefined;
   beforeAll(async () => {
-    sandbox = await startOidcSandbox();
+    sandbox = await startOidcSandbox(options);
   }, 180_000);
   afterAll(async () => {
     await sandbox?.close();
