@@ -5,31 +5,18 @@
  * head copied to write-once storage (Azurite here) exposes a log that was
  * rewritten and re-hashed from the start.
  */
-import fs from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, auditEntryHash, serviceActor, verifyAuditChain } from '../core/audit.ts';
 import { anchorAuditHead, listAuditAnchors, type AnchorStore } from '../core/audit-anchor.ts';
 import { applicationRoleSql } from '../core/audit-role.ts';
-import { silentLogger } from '../core/log.ts';
-import { startAzurite, type AzuriteProcess } from '../sandbox/azurite.ts';
+import type { AzuriteProcess } from '../sandbox/azurite.ts';
+import { startTestAzurite } from './support/azurite.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
 let database: TestDatabase;
 let azurite: AzuriteProcess;
-let azuriteDir: string;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function append(n: number, note = 'plain'): Promise<void> {
   for (let i = 0; i < n; i += 1) {
@@ -56,18 +43,12 @@ async function asIntruder(statements: Array<ReturnType<typeof sql>>): Promise<vo
 
 beforeAll(async () => {
   database = await openTestDatabase();
-  azuriteDir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-azurite-'));
-  azurite = await startAzurite({
-    location: azuriteDir,
-    port: await freePort(),
-    log: silentLogger,
-  });
+  azurite = await startTestAzurite();
 }, 120_000);
 
 afterAll(async () => {
   await azurite?.stop();
   await database?.dispose();
-  await fs.rm(azuriteDir, { recursive: true, force: true });
 });
 
 describe("the application's database role", () => {

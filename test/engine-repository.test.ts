@@ -1,9 +1,6 @@
-// The repository format against a real blob service (Azurite, in memory):
+// The repository format against a real blob service (Azurite):
 // round trip, deduplication, zero blocks, tamper detection and the KEK check.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
-import path from 'node:path';
 import { BlobSASPermissions, BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAcbaError } from '../core/errors.ts';
@@ -12,62 +9,22 @@ import { DiskImage, LruCache } from '../engine/disk-image.ts';
 import { readDisk } from '../engine/backup.ts';
 import { IntegrityError, ObjectType } from '../engine/repository/crypto.ts';
 import { BLOCK_SIZE, Repository } from '../engine/repository/repository.ts';
+import type { AzuriteProcess } from '../sandbox/azurite.ts';
+import { startTestAzurite } from './support/azurite.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 
-const ACCOUNT = 'devstoreaccount1';
-const ACCOUNT_KEY =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
-
-let azurite: ChildProcess;
+let azurite: AzuriteProcess;
 let connectionString: string;
 let database: TestDatabase;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startAzurite(): Promise<void> {
-  const port = await freePort();
-  const bin = path.resolve('node_modules/.bin/azurite-blob');
-  azurite = spawn(
-    bin,
-    [
-      '--blobHost',
-      '127.0.0.1',
-      '--blobPort',
-      String(port),
-      '--inMemoryPersistence',
-      '--skipApiVersionCheck',
-      '--loose',
-      '--silent',
-      '--disableTelemetry',
-    ],
-    { stdio: 'ignore' },
-  );
-  connectionString = `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`;
-  const service = BlobServiceClient.fromConnectionString(connectionString);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await service.getProperties();
-      return;
-    } catch (error) {
-      if (attempt > 100) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 beforeAll(async () => {
-  await startAzurite();
+  azurite = await startTestAzurite();
+  connectionString = azurite.connectionString;
   database = await openTestDatabase();
 });
 
 afterAll(async () => {
-  azurite?.kill();
+  await azurite?.stop();
   await database?.dispose();
 });
 
