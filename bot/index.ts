@@ -8,13 +8,7 @@
  * Teams' tokens.
  * Local mode is limited to this machine (./local-mode.ts).
  */
-import {
-  ActivityTypes,
-  CloudAdapter,
-  ConfigurationBotFrameworkAuthentication,
-  type Activity,
-  type TurnContext,
-} from 'botbuilder';
+import { ActivityTypes, CloudAdapter, type Activity, type TurnContext } from 'botbuilder';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Approvals } from '../approvals/index.ts';
 import type { Db } from '../core/db/database.ts';
@@ -22,6 +16,7 @@ import type { Decision, RequestRow } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { EngineNotices } from '../engine/notices.ts';
 import { handleCardAction, messageResponse } from './actions.ts';
+import { botAuthentication, type AuthenticationOptions } from './authentication.ts';
 import { Outbox, rememberConversation } from './conversations.ts';
 import { announceDecision } from './decisions.ts';
 import { deliveryKey, RecentDeliveries } from './deliveries.ts';
@@ -31,15 +26,10 @@ import { localModeProblem } from './local-mode.ts';
 import { handleConversationUpdate, handleMessage } from './messages.ts';
 import { createNotices } from './notices.ts';
 
-export interface BotOptions {
+export interface BotOptions extends AuthenticationOptions {
   approvals: Approvals;
   db: Db;
   log: Logger;
-  /** Microsoft app id of the bot registration; unset runs in local mode. */
-  appId?: string;
-  appPassword?: string;
-  appTenantId?: string;
-  appType: 'MultiTenant' | 'SingleTenant' | 'UserAssignedMSI';
   /** The provider's approvers' Teams conversation, which receives approval cards. */
   approversConversationId?: string;
   /** Its service URL, used until the bot has seen (and stored) that conversation itself. */
@@ -110,13 +100,7 @@ export interface Bot {
 
 export function createBot(o: BotOptions): Bot {
   const log = o.log.child({ module: 'bot' });
-  const auth = new ConfigurationBotFrameworkAuthentication({
-    MicrosoftAppId: o.appId ?? '',
-    MicrosoftAppPassword: o.appPassword ?? '',
-    MicrosoftAppTenantId: o.appTenantId ?? '',
-    MicrosoftAppType: o.appType,
-  });
-  const adapter = new CloudAdapter(auth);
+  const adapter = new CloudAdapter(botAuthentication(o, log));
   const deps: BotDeps = {
     approvals: o.approvals,
     db: o.db,
