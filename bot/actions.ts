@@ -5,7 +5,7 @@
  * in the audit log (approvals writes it); here it only becomes words.
  */
 import { TurnContext, type InvokeResponse } from 'botbuilder';
-import type { Actor } from '../approvals/index.ts';
+import { describeTarget, KIND_LABELS, type Actor } from '../approvals/index.ts';
 import type { Decision, FileRestoreTarget, RequestRow } from '../core/db/schema.ts';
 import { AcbaError, publicMessageOf } from '../core/errors.ts';
 import { postApprovalCard, refreshApprovalCard } from './approvers.ts';
@@ -26,6 +26,9 @@ export const messageResponse = (text: string): InvokeResponse => ({
   status: 200,
   body: { statusCode: 200, type: 'application/vnd.microsoft.activity.message', value: text },
 });
+
+const answerOf = (answer: Card | string): InvokeResponse =>
+  typeof answer === 'string' ? messageResponse(answer) : cardResponse(answer);
 
 const text = (value: unknown): string => (typeof value === 'string' ? value : '');
 
@@ -60,7 +63,7 @@ export async function handleCardAction(
           text(data.comment),
         );
       case 'request.cancel':
-        return cardResponse(await cancelRequest(deps, actor, text(data.requestId)));
+        return answerOf(await cancelRequest(deps, actor, text(data.requestId)));
       case 'request.status':
         return cardResponse(
           requestStatusCard(await deps.approvals.getRequest(actor, text(data.requestId))),
@@ -195,8 +198,16 @@ async function currentStateCard(
  * Cancels the person's own pending request through the workflow, which checks
  * that it is theirs and audits refusals, and updates the approvers' card.
  */
-export async function cancelRequest(deps: BotDeps, actor: Actor, requestId: string): Promise<Card> {
+export async function cancelRequest(
+  deps: BotDeps,
+  actor: Actor,
+  requestId: string,
+): Promise<Card | string> {
   const request = await deps.approvals.cancel(actor, requestId);
   await refreshApprovalCard(deps, request);
+  // The status card describes file restores; other kinds (written in the portal or the API) get words.
+  if (request.kind !== 'file_restore') {
+    return `You cancelled request ${request.id} (${KIND_LABELS[request.kind]}: ${describeTarget(request.kind, request.target)}); nothing will be done.`;
+  }
   return requestStatusCard(request, 'You cancelled this request; nothing will be restored.');
 }

@@ -412,6 +412,22 @@ describe('a requester follows and cancels her requests', () => {
     expect(entries.filter((e) => e.outcome === 'success')).toHaveLength(1);
   });
 
+  it('cancels a request of another kind, written in the portal, and says so in words', async () => {
+    const vm = await approvals.createRequest(actorOf(megan), {
+      kind: 'vm_restore',
+      target: { vmName: 'web-01' },
+      reason: why,
+    });
+    const listed = await say(megan, 'my requests');
+    expect(listed.shown).toContain('VM restore: web-01');
+
+    const reply = await say(megan, `cancel ${vm.id}`);
+    expect(reply.text).toBe(
+      `You cancelled request ${vm.id} (VM restore: web-01); nothing will be done.`,
+    );
+    expect(await statusOf(vm.id)).toBe('cancelled');
+  });
+
   it('is told of an unknown id, and asked which request when she gives none', async () => {
     const unknown = await say(megan, 'cancel 00000000-0000-0000-0000-000000000000');
     expect(unknown.text).toContain('There is no request 00000000-0000-0000-0000-000000000000');
