@@ -210,22 +210,29 @@ export async function verifyAuditChain(
   };
   const verifier = new ChainVerifier(locate);
 
-  let after = '0';
-  for (;;) {
-    const page = (await db
+  const readPage = (after: string) =>
+    db
       .selectFrom('audit_log')
       .selectAll()
       .where('seq', '>', after as never)
       .orderBy('seq', 'asc')
       .limit(pageSize)
-      .execute()) as AuditEntry[];
+      .execute() as Promise<AuditEntry[]>;
+
+  // The next page is read while this one is hashed, so the database and the hashing overlap.
+  let next = readPage('0');
+  for (;;) {
+    const page = await next;
     if (page.length === 0) break;
+    next = page.length < pageSize ? Promise.resolve([]) : readPage(String(page.at(-1)!.seq));
 
     for (const entry of page) {
       const broken = await verifier.add(entry);
-      if (broken) return { ok: false, checked: verifier.checked, firstBroken: broken };
+      if (broken) {
+        await next.catch(() => undefined);
+        return { ok: false, checked: verifier.checked, firstBroken: broken };
+      }
     }
-    after = String(page[page.length - 1]!.seq);
   }
 
   return finish(verifier, options.anchors ?? [], async (seq) => {

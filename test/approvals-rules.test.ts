@@ -2,8 +2,10 @@
  * Approval rules as configuration and roles from Entra ID claims: pure
  * functions, no database.
  */
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  loadApprovalRules,
   evaluateApprovalRules,
   parseApprovalRules,
   rolesFromClaims,
@@ -91,6 +93,33 @@ describe('configured rules', () => {
     const error = thrown(() => evaluateApprovalRules(broken, request({})));
     expect(error.kind).toBe('unavailable');
     expect(error.message).toContain('"not-boolean"');
+  });
+});
+
+describe('the example rules in examples/approval-rules.json', () => {
+  const rules = loadApprovalRules(
+    path.resolve(import.meta.dirname, '../examples/approval-rules.json'),
+  );
+  const file = (path: string) =>
+    request({ kind: 'file_restore', target: { vmName: 'web-01', path } });
+
+  it('ask two approvals for files in home folders, Linux or Windows, and one elsewhere', () => {
+    expect(evaluateApprovalRules(rules, file('/home/azureuser/notes.txt'))).toEqual({
+      approvalsRequired: 2,
+      ruleId: 'home-folders',
+    });
+    expect(evaluateApprovalRules(rules, file('/Users/Public/Documents/report.txt')).ruleId).toBe(
+      'home-folders',
+    );
+    expect(evaluateApprovalRules(rules, file('/etc/nginx/nginx.conf'))).toEqual({
+      approvalsRequired: 1,
+      ruleId: 'default:file_restore',
+    });
+  });
+
+  it('ask two approvals to restore over the original', () => {
+    const over = request({ kind: 'sql_restore', target: { replaceOriginal: true } });
+    expect(evaluateApprovalRules(rules, over).ruleId).toBe('over-the-original');
   });
 });
 
