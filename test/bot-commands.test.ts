@@ -460,7 +460,7 @@ describe('help and what the bot does not understand', () => {
 
   it('answers anything else with the help card, saying what it did not understand', async () => {
     const reply = await say(megan, 'make me a sandwich');
-    expect(reply.card.body[0].text).toBe('I did not understand "make me a sandwich".');
+    expect(reply.card.body[0].inlines[0].text).toBe('I did not understand "make me a sandwich".');
     expect(reply.shown).toContain('restore points of web-01');
   });
 
