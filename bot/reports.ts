@@ -19,7 +19,7 @@ import type { BotDeps } from './deps.ts';
 const RESTORE_POINTS_SHOWN = 20;
 const REQUESTS_SHOWN = 10;
 
-export const PROVIDER_STAFF =
+const PROVIDER_STAFF =
   "Status and restore points show one customer's own backups, so I answer them for the customer's staff only. As the provider's staff, see every customer's backups in the ACBA portal; approval cards come to the approvers' channel. my requests and cancel work for your own requests.";
 
 /**

@@ -303,6 +303,16 @@ describe('a requester asks how the backups are', () => {
     expect(reply.shown).not.toContain('win-01');
   });
 
+  it('refuses a colleague without a role in ACBA, and someone from a tenant that is not a customer', async () => {
+    const guest = { objectId: 'aad-guest', tenantId: CONTOSO, displayName: 'Gus Guest' };
+    const noRole = await say(guest, 'status');
+    expect(noRole.text).toContain('You (Gus Guest) have no role at Contoso in ACBA');
+
+    const stranger = { objectId: 'aad-eve', tenantId: 'tenant-elsewhere', displayName: 'Eve' };
+    const elsewhere = await say(stranger, 'restore points of web-01');
+    expect(elsewhere.text).toContain('is not a customer of this service');
+  });
+
   it("tells the provider's staff that status is for the customers' staff and where they can look", async () => {
     const reply = await say(adele, 'status');
     expect(reply.card).toBeUndefined();
