@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, screenshotFolder } from './support/chromium.ts';
+import { startHttpsPortal } from './support/https-portal.ts';
 import type { OidcSandbox } from './support/oidc-sandbox.ts';
 import { useOidcSandbox } from './support/oidc-sandbox-suite.ts';
 
@@ -272,6 +273,74 @@ describe('framing', () => {
       expect(messages.filter((m) => !cdn.test(m))).toEqual([]);
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe('inside Teams', () => {
+  /**
+   * A stand-in for Teams on the web at its real origin (the browser never
+   * reaches the internet: the page is answered here). It frames the tab and
+   * answers teams-js' messages as Teams does: initialize, then
+   * authentication.getAuthToken with a token from the sandbox identity
+   * provider for Alex.
+   */
+  function teamsHost(tabUrl: string, token: string): string {
+    return `<!doctype html><title>Microsoft Teams (stand-in)</title>
+<iframe name="tab" src="${tabUrl}" style="width:1240px;height:760px;border:0"></iframe>
+<script>
+  window.calls = [];
+  window.addEventListener('message', (event) => {
+    const m = event.data;
+    if (!m || typeof m.id !== 'number' || typeof m.func !== 'string') return;
+    window.calls.push(m.func);
+    const reply = (args) =>
+      event.source.postMessage({ id: m.id, uuidAsString: m.uuidAsString, args }, event.origin);
+    if (m.func === 'initialize') reply(['content', 'web', '2.0.0']);
+    if (m.func === 'authentication.getAuthToken') reply([true, ${JSON.stringify(token)}]);
+  });
+</script>`;
+  }
+
+  it("signs Alex in with Teams' token inside the Teams frame and shows the portal there", async () => {
+    const portal = await startHttpsPortal(sandbox);
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 800 },
+    });
+    // Teams is a public site and the portal here runs on this machine: Chromium asks first.
+    await context.grantPermissions(['local-network-access'], {
+      origin: 'https://teams.microsoft.com',
+    });
+    try {
+      const page = await context.newPage();
+      const token = await sandbox.accessToken('Alex Wilber');
+      await page.route('https://teams.microsoft.com/**', (route) =>
+        route.fulfill({
+          contentType: 'text/html',
+          body: teamsHost(`${portal.url}/portal/teams-tab`, token),
+        }),
+      );
+      // teams-js asks Microsoft's CDN for its host list; the CSP refuses it before any request.
+      await page.goto('https://teams.microsoft.com/v2/');
+
+      const tab = page.frame({ name: 'tab' })!;
+      await tab.waitForURL(`${portal.url}/portal/`);
+      await tab.getByRole('heading', { name: 'Overview' }).waitFor();
+      expect(await tab.locator('header .who').innerText()).toContain('Contoso · requester');
+      expect(await tab.locator('main').innerText()).not.toContain('Northwind');
+      expect(await page.evaluate(() => (window as any).calls)).toEqual(
+        expect.arrayContaining(['initialize', 'authentication.getAuthToken']),
+      );
+      await page.screenshot({ path: path.join(shots, 'teams-tab-requester.png') });
+
+      // The session lives in Teams' partition: the same browser outside Teams is not signed in.
+      const outside = await context.newPage();
+      await outside.goto(`${portal.url}/portal/`);
+      expect(new URL(outside.url()).pathname).toBe('/portal/sign-in');
+    } finally {
+      await context.close();
+      await portal.close();
     }
   });
 });

@@ -7,16 +7,11 @@
  * forged, expired, meant for another app, sent in the URL or without the
  * page's form token starts no session.
  */
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import { decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../core/log.ts';
-import { createPortal } from '../portal/index.ts';
-import { ensureServerCertificate } from '../sandbox/tls.ts';
 import type { OidcSandbox } from './support/oidc-sandbox.ts';
 import { useOidcSandbox, visibleRequestIds } from './support/oidc-sandbox-suite.ts';
+import { startHttpsPortal } from './support/https-portal.ts';
 import { PortalClient } from './support/portal-client.ts';
 
 const running = useOidcSandbox();
@@ -85,25 +80,9 @@ describe('headers that let Teams frame the portal', () => {
   });
 
   it('over HTTPS, sends the session cookie SameSite=None, Secure and Partitioned, so it works in the Teams frame', async () => {
-    const cert = ensureServerCertificate('test/.cache/tls');
-    const app = express();
-    app.use(
-      '/portal',
-      createPortal({
-        db: sandbox.database.db,
-        log: silentLogger,
-        providerTenantId: sandbox.providerTenantId,
-        sessionSecret: Buffer.alloc(32, 3),
-        secureCookies: true,
-        verifyAudit: async () => ({ ok: true, checked: 0 }),
-        signIn: { mode: 'picker' },
-      }),
-    );
-    const server = https.createServer({ cert: cert.certPem, key: cert.keyPem }, app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const portal = await startHttpsPortal(sandbox);
     try {
-      const url = `https://localhost:${(server.address() as AddressInfo).port}/portal/sign-in`;
-      const cookies = (await fetch(url)).headers.getSetCookie();
+      const cookies = (await fetch(`${portal.url}/portal/sign-in`)).headers.getSetCookie();
       expect(cookies.length).toBeGreaterThan(0);
       for (const cookie of cookies) {
         const attributes = cookie.toLowerCase().split(/;\s*/);
@@ -112,8 +91,7 @@ describe('headers that let Teams frame the portal', () => {
         );
       }
     } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await portal.close();
     }
   });
 
