@@ -59,7 +59,8 @@ const restorePointsPattern = new RegExp(
   String.raw`^(?:(?:my|our|the)\s+)?(?:restore[\s-]?points?|recovery[\s-]?points?|backups)(?:\s+(?:of|for|on|from))?(?:\s+(?:the\s+)?(?:vm|item|database|db))?(?:\s+${word})?$`,
   'i',
 );
-const itemFirstPattern = new RegExp(String.raw`^${word}\s+restore[\s-]?points?$`, 'i');
+/** "web-01 restore points", "web-01's restore points". */
+const itemFirstPattern = /^["']?([^"'\s]+?)["']?(?:'s)?\s+restore[\s-]?points?$/i;
 const myRequestsPattern =
   /^(?:(?:my|our)\s+)?(?:(?:restore|open|pending)\s+)?requests?(?:\s+list)?$|^request\s+list$|^what did i ask for$/i;
 const cancelPattern = new RegExp(

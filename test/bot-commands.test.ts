@@ -264,6 +264,8 @@ describe('what people write, read forgivingly', () => {
     ['restore points web-01', 'Restore points of web-01'],
     ['show restore points for "WEB-01"', 'Restore points of web-01'],
     ['List my Restore Points of the VM web-01', 'Restore points of web-01'],
+    ['backups of web-01', 'Restore points of web-01'],
+    ["web-01's restore points", 'Restore points of web-01'],
     ['my requests', 'Your requests'],
     ['could you list my pending requests?', 'Your requests'],
   ])('reads "%s" as the command titled "%s"', async (text, title) => {
