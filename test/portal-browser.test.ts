@@ -84,7 +84,9 @@ async function seedContosoAudit(sandbox: OidcSandbox): Promise<void> {
 }
 
 /** A fresh browser profile signed in as the person through the OpenID provider's login page. */
-async function signIn(person: Person): Promise<{ context: BrowserContext; page: Page }> {
+async function signIn(
+  person: Person,
+): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   // The sandbox identity provider serves HTTPS with the test CA, which Chromium does not know.
   const context = await browser.newContext({
     ignoreHTTPSErrors: true,
@@ -92,7 +94,7 @@ async function signIn(person: Person): Promise<{ context: BrowserContext; page: 
   });
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  problemsOf(page);
+  const problems = watchProblems(page);
 
   await page.goto(`${sandbox.portalUrl}/portal/`);
   expect(new URL(page.url()).pathname).toBe('/portal/sign-in');
@@ -101,26 +103,19 @@ async function signIn(person: Person): Promise<{ context: BrowserContext; page: 
   expect(new URL(page.url()).origin).toBe(sandbox.identityUrl);
   await page.getByRole('button', { name: new RegExp(person.name) }).click();
   await page.waitForURL(`${sandbox.portalUrl}/portal/`);
-  return { context, page };
+  return { context, page, problems };
 }
 
-const problems = new WeakMap<Page, string[]>();
-
 /** Collects the page's console errors (CSP violations among them) and uncaught exceptions. */
-function problemsOf(page: Page): string[] {
-  let list = problems.get(page);
-  if (!list) {
-    const collected: string[] = [];
-    // A 404 answer is checked where it is expected; browsers log every one of them as an error.
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
-        collected.push(m.text());
-    });
-    page.on('pageerror', (e) => collected.push(e.message));
-    problems.set(page, collected);
-    list = collected;
-  }
-  return list;
+function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  // A 404 answer is checked where it is expected; browsers log every one of them as an error.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
+      problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+  return problems;
 }
 
 interface Visit {
@@ -151,7 +146,7 @@ async function visit(page: Page, person: Person, slug: string, pathname: string)
 describe('each person signs in through the login page and sees their part of the portal', () => {
   for (const person of people) {
     it(`${person.name} (${person.role})`, async () => {
-      const { context, page } = await signIn(person);
+      const { context, page, problems } = await signIn(person);
       try {
         const header = await page.locator('header .who').innerText();
         expect(header).toContain(person.name);
@@ -210,7 +205,7 @@ describe('each person signs in through the login page and sees their part of the
           expect(seen.get('audit')!.text).toContain('request.create.northwind');
         }
 
-        expect(problemsOf(page)).toEqual([]);
+        expect(problems).toEqual([]);
       } finally {
         await context.close();
       }
@@ -223,7 +218,7 @@ describe('framing', () => {
   async function frameFrom(origin: string): Promise<{ page: Page; messages: string[] }> {
     const context = await browser.newContext();
     const page = await context.newPage();
-    const messages = problemsOf(page);
+    const messages = watchProblems(page);
     await page.route(`${origin}/embed`, (route) =>
       route.fulfill({
         contentType: 'text/html',
@@ -262,7 +257,7 @@ describe('framing', () => {
   it('sends the Teams tab outside Teams to the normal sign-in, teams-js loading under the CSP', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
-    const messages = problemsOf(page);
+    const messages = watchProblems(page);
     try {
       await page.goto(`${sandbox.portalUrl}/portal/teams-tab`);
       await page.waitForURL(`${sandbox.portalUrl}/portal/sign-in`);
