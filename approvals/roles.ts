@@ -4,6 +4,7 @@
  * configuration. The principals table stays the source for the sandbox's
  * seeded people and for when each role was granted.
  */
+import fs from 'node:fs';
 import { z } from 'zod';
 import type { Role } from '../core/db/schema.ts';
 import { badInput } from '../core/errors.ts';
@@ -31,6 +32,20 @@ export function parseRoleMapping(data: unknown): RoleMapping {
     );
   }
   return parsed.data;
+}
+
+/** Reads a role mapping from a JSON file (ACBA_ROLE_MAPPING); throws bad_input naming the problem. */
+export function loadRoleMapping(file: string): RoleMapping {
+  let data: unknown;
+  try {
+    data = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw badInput(
+      `The role mapping file ${file} cannot be read as JSON (${why}). Fix ACBA_ROLE_MAPPING or unset it to keep roles in ACBA's own table.`,
+    );
+  }
+  return parseRoleMapping(data);
 }
 
 /**

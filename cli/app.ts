@@ -17,7 +17,7 @@ import {
 } from '@azure/identity';
 import express from 'express';
 import { sql } from 'kysely';
-import { createApprovals, loadApprovalRules } from '../approvals/index.ts';
+import { createApprovals, loadApprovalRules, loadRoleMapping } from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
 import { startAuditAnchoring } from '../core/audit-anchor.ts';
@@ -240,6 +240,9 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       ? new OidcSignIn({ ...oidcSettings, redirectUri: `${publicUrl}/portal/sign-in/callback` })
       : undefined;
     const decisions = { approvals, announce: bot.announceDecision };
+    const roleMapping = approvalSettings?.roleMappingFile
+      ? loadRoleMapping(approvalSettings.roleMappingFile)
+      : undefined;
     if (role === 'all') {
       app.use(
         '/api/v1',
@@ -250,6 +253,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           verifyAudit: () => verifyAuditChain(db),
           oidc,
           decisions,
+          roleMapping,
         }),
       );
       app.use(bot.router);
@@ -266,6 +270,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           // Picking who you are is only acceptable where every person is made up.
           signIn: oidc ? { mode: 'oidc', oidc } : { mode: sandbox ? 'picker' : 'none' },
           decisions,
+          roleMapping,
         }),
       );
       if (sandbox) {

@@ -32,6 +32,7 @@ const envSchema = z.object({
     .max(7 * 24 * 60)
     .default(60),
   ACBA_APPROVAL_RULES: optionalString,
+  ACBA_ROLE_MAPPING: optionalString,
   ACBA_APPROVER_COOLDOWN_HOURS: z.coerce
     .number()
     .min(0)
@@ -124,6 +125,8 @@ export interface Config {
   approvals: {
     /** Path of the JSON approval rules file; the built-in defaults when unset. */
     rulesFile?: string;
+    /** Path of the JSON file mapping Entra app roles and group ids to ACBA roles; unset keeps roles in ACBA's table only. */
+    roleMappingFile?: string;
     /** Hours after being granted the approver role before one may approve. */
     approverCooldownHours: number;
     /** Hours a request waits for its decisions before it expires. */
@@ -181,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,
     approvals: {
       rulesFile: e.ACBA_APPROVAL_RULES,
+      roleMappingFile: e.ACBA_ROLE_MAPPING,
       approverCooldownHours: e.ACBA_APPROVER_COOLDOWN_HOURS,
       requestTtlHours: e.ACBA_REQUEST_TTL_HOURS,
       approvedWorkTtlHours: e.ACBA_APPROVED_WORK_TTL_HOURS,

@@ -3,6 +3,7 @@
  * one way to answer with a page or, for clients that ask for JSON, its data.
  */
 import type { Request, Response } from 'express';
+import type { RoleMapping } from '../approvals/index.ts';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
 import type { PortalDecisions } from './decide.ts';
@@ -29,6 +30,8 @@ export interface PortalContext {
   signInMode: 'oidc' | 'picker' | 'none';
   /** Set when signInMode is 'oidc'. */
   oidc?: OidcSignIn;
+  /** Maps app roles and groups in sign-in tokens to ACBA roles; unset keeps roles in ACBA's table. */
+  roleMapping?: RoleMapping;
   /** Set when approvers may decide in the portal. */
   decisions?: PortalDecisions;
 }

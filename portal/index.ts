@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { RoleMapping } from '../approvals/index.ts';
 import type { Db } from '../core/db/database.ts';
 import { httpStatusOf, notFound, publicMessageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -38,6 +39,8 @@ export interface PortalOptions {
   signIn: { mode: 'picker' | 'none' } | { mode: 'oidc'; oidc: OidcSignIn };
   /** Lets approvers decide in the portal, under the approvals module's rules. */
   decisions?: PortalDecisions;
+  /** Maps app roles and groups in sign-in tokens to ACBA roles (ACBA_ROLE_MAPPING). */
+  roleMapping?: RoleMapping;
 }
 
 const staticDir = path.join(import.meta.dirname, 'static');
@@ -85,6 +88,7 @@ export function createPortal(options: PortalOptions): express.Router {
     signInMode: options.signIn.mode,
     oidc: options.signIn.mode === 'oidc' ? options.signIn.oidc : undefined,
     decisions: options.decisions,
+    roleMapping: options.roleMapping,
   };
   const router = express.Router();
 

@@ -39,6 +39,8 @@ export interface OidcIdentity {
   tenantId: string;
   name?: string;
   username?: string;
+  /** The token's app roles and group ids, which a role mapping turns into ACBA roles. */
+  roleClaims: { roles?: unknown; groups?: unknown };
 }
 
 /** What the browser must bring back to the callback; kept in the signed session cookie meanwhile. */
@@ -159,6 +161,7 @@ export class OidcSignIn {
       name: typeof claims.name === 'string' ? claims.name : undefined,
       username:
         typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
+      roleClaims: { roles: claims.roles, groups: claims.groups },
     };
   }
 

@@ -18,7 +18,7 @@ import {
   takePendingSignIn,
 } from './session.ts';
 import { teamsTabRoutes } from './teams-tab.ts';
-import { resolveViewer } from './viewer.ts';
+import { applyRoleClaims, resolveViewer } from './viewer.ts';
 
 interface PickerEntry {
   objectId: string;
@@ -132,6 +132,7 @@ export function signInRoutes(ctx: PortalContext): express.Router {
       );
     }
 
+    await applyRoleClaims(ctx.db, ctx.roleMapping, identity, 'portal');
     startSession(req, { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' });
     ctx.log.info(
       { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' },

@@ -20,6 +20,7 @@ import { badInput, forbidden } from '../core/errors.ts';
 import { sendPage, type PortalContext } from './context.ts';
 import { BearerTokenError } from './oidc.ts';
 import { checkFormToken, startSession } from './session.ts';
+import { applyRoleClaims } from './viewer.ts';
 
 /** teams-js' browser bundle, served from the portal's own origin: the CSP admits no CDN. */
 const teamsJsBundle = path.join(
@@ -65,6 +66,7 @@ export function teamsTabRoutes(ctx: PortalContext): express.Router {
       );
     }
 
+    await applyRoleClaims(ctx.db, ctx.roleMapping, identity, 'portal');
     startSession(req, {
       objectId: identity.objectId,
       tenantId: identity.tenantId,

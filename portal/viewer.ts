@@ -3,10 +3,26 @@
  * provider's tenant) see every customer; a customer's staff see only their
  * own customer. Anyone else is refused, even with a valid sign-in.
  */
+import { syncRolesFromClaims, type RoleMapping } from '../approvals/index.ts';
 import type { Db } from '../core/db/database.ts';
-import type { Role } from '../core/db/schema.ts';
+import type { AuditChannel, Role } from '../core/db/schema.ts';
 import { forbidden } from '../core/errors.ts';
+import type { OidcIdentity } from './oidc.ts';
 import type { SignedInIdentity } from './session.ts';
+
+/**
+ * With a role mapping configured, brings the person's ACBA roles in line with
+ * the app roles and groups in the token they just signed in with.
+ */
+export async function applyRoleClaims(
+  db: Db,
+  mapping: RoleMapping | undefined,
+  identity: OidcIdentity,
+  channel: Extract<AuditChannel, 'portal' | 'api'>,
+): Promise<void> {
+  if (!mapping) return;
+  await syncRolesFromClaims(db, identity, identity.roleClaims, mapping, channel);
+}
 
 export type Scope =
   { kind: 'provider' } | { kind: 'customer'; customerId: string; customerName: string };

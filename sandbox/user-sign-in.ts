@@ -226,7 +226,8 @@ button:focus,button:hover{outline:2px solid #0f6cbd}span{color:#444}</style></he
       tid: user.tenantId,
       name: user.displayName,
       preferred_username: user.userPrincipalName,
-      roles: [user.role],
+      // App role values as an Entra app registration would define them (examples/role-mapping.json).
+      roles: [`ACBA.${user.role.charAt(0).toUpperCase()}${user.role.slice(1)}`],
       ver: '2.0',
     };
     const idToken = await this.options.sign(

@@ -11,6 +11,7 @@
  * `unauthenticated`. The description is served at /api/v1/openapi.json.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { RoleMapping } from '../../approvals/index.ts';
 import type { Db } from '../../core/db/database.ts';
 import {
   AcbaError,
@@ -28,7 +29,7 @@ import { decideAsViewer, type PortalDecisions } from '../decide.ts';
 import { BearerTokenError, type OidcSignIn } from '../oidc.ts';
 import { visibleRow } from '../pages.ts';
 import { getRequestWithDecisions, listAudit, listRequests } from '../queries.ts';
-import { customerFilter, resolveViewer, type Viewer } from '../viewer.ts';
+import { applyRoleClaims, customerFilter, resolveViewer, type Viewer } from '../viewer.ts';
 import { openApiDocument } from './openapi.ts';
 
 export interface ApiOptions {
@@ -40,6 +41,8 @@ export interface ApiOptions {
   oidc?: OidcSignIn;
   /** Lets approvers decide through the API, under the approvals module's rules. */
   decisions?: PortalDecisions;
+  /** Maps app roles and groups in tokens to ACBA roles (ACBA_ROLE_MAPPING). */
+  roleMapping?: RoleMapping;
 }
 
 const requestStatuses = [
@@ -166,6 +169,7 @@ function authenticate(options: ApiOptions) {
         'This installation has no OpenID Connect settings, so the API accepts no tokens. Ask the operators to set ACBA_OIDC_ISSUER.',
       );
     const identity = await options.oidc.verifyBearer(match[1]!);
+    await applyRoleClaims(options.db, options.roleMapping, identity, 'api');
     res.locals.viewer = await resolveViewer(
       options.db,
       { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' },

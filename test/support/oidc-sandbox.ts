@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { createApprovals, type Approvals } from '../../approvals/index.ts';
+import { createApprovals, type Approvals, type RoleMapping } from '../../approvals/index.ts';
 import { seedFromSandbox } from '../../cli/sandbox-seed.ts';
 import type { Decision, RequestRow } from '../../core/db/schema.ts';
 import type { JobQueue } from '../../engine/queue.ts';
@@ -46,6 +46,8 @@ export interface OidcSandbox {
 export interface OidcSandboxOptions {
   /** Lets approvers decide in the portal and the API (approved work goes to a queue that only counts). */
   approvals?: boolean;
+  /** Maps the tokens' app roles and groups to ACBA roles at every sign-in. */
+  roleMapping?: RoleMapping;
 }
 
 export async function startOidcSandbox(options: OidcSandboxOptions = {}): Promise<OidcSandbox> {
@@ -104,6 +106,7 @@ export async function startOidcSandbox(options: OidcSandboxOptions = {}): Promis
       verifyAudit,
       oidc,
       decisions,
+      roleMapping: options.roleMapping,
     }),
   );
   app.use(
@@ -117,6 +120,7 @@ export async function startOidcSandbox(options: OidcSandboxOptions = {}): Promis
       verifyAudit,
       signIn: { mode: 'oidc', oidc },
       decisions,
+      roleMapping: options.roleMapping,
     }),
   );
 
