@@ -186,13 +186,24 @@ const backupOutcomes: Record<string, string> = {
   failed: 'failed at',
 };
 
-/** The backup status of a customer's protected items, times in the person's zone. */
-export function backupStatusCard(customerName: string, items: ItemStatus[], zone: string): Card {
+/**
+ * The backup status of a customer's protected items, times in the person's zone;
+ * `hidden` more items are left out of the card (the portal lists them).
+ */
+export function backupStatusCard(
+  customerName: string,
+  items: ItemStatus[],
+  zone: string,
+  hidden = 0,
+): Card {
   const failed = items.filter((i) => i.lastBackup?.outcome === 'failed').length;
+  const counted = `${items.length + hidden} protected item(s)${failed > 0 ? `, ${failed} whose last backup failed` : ''}.`;
   const summary =
     items.length === 0
       ? `${customerName} has no protected VMs or databases yet; your provider adds them.`
-      : `${items.length} protected item(s)${failed > 0 ? `, ${failed} whose last backup failed` : ''}.`;
+      : hidden > 0
+        ? `${counted} Showing the ${items.length} that need attention first; the portal lists all.`
+        : counted;
   return renderCard('backup-status', {
     customerName,
     zoneName: zone,

@@ -11,11 +11,12 @@ import { listOwnRequests } from '../approvals/my-requests.ts';
 import type { Customer } from '../core/db/schema.ts';
 import { badInput, forbidden } from '../core/errors.ts';
 import { listRestorePoints } from '../engine/catalog.ts';
-import { backupStatus } from '../engine/status.ts';
+import { backupStatus, type ItemStatus } from '../engine/status.ts';
 import { backupStatusCard, myRequestsCard, restorePointsCard, type Card } from './cards.ts';
 import type { BotDeps } from './deps.ts';
 
-/** How many restore points and requests a card lists. */
+/** How many items, restore points and requests a card lists. */
+const ITEMS_SHOWN = 30;
 const RESTORE_POINTS_SHOWN = 20;
 const REQUESTS_SHOWN = 10;
 
@@ -48,7 +49,17 @@ async function customerOfStaff(deps: BotDeps, actor: Actor): Promise<Customer> {
 export async function statusReport(deps: BotDeps, actor: Actor, zone: string): Promise<Card> {
   const customer = await customerOfStaff(deps, actor);
   const items = await backupStatus(deps.db, customer.id);
-  return backupStatusCard(customer.name, items, zone);
+
+  // A card has room for a few dozen items: failed backups first, then those never backed up.
+  const rank = (i: ItemStatus) =>
+    i.lastBackup?.outcome === 'failed' ? 0 : i.newestRestorePoint ? 2 : 1;
+  const shown = items.length > ITEMS_SHOWN ? [...items].sort((a, b) => rank(a) - rank(b)) : items;
+  return backupStatusCard(
+    customer.name,
+    shown.slice(0, ITEMS_SHOWN),
+    zone,
+    Math.max(0, items.length - ITEMS_SHOWN),
+  );
 }
 
 export async function restorePointsReport(

@@ -50,6 +50,31 @@ const why = 'The nginx config was overwritten by a bad deploy on Monday, inciden
 /** File restores the workflow queued for the engine. */
 const queuedRestores: FileRestoreJob[] = [];
 
+const principalOf = (p: TeamsPerson) => ({
+  tenant_id: p.tenantId,
+  object_id: p.objectId,
+  display_name: p.displayName,
+});
+
+const itemOf = (id: string, customerId: string, name: string) => ({
+  id,
+  customer_id: customerId,
+  kind: 'vm' as const,
+  name,
+  resource_id: `/vm/${name}`,
+});
+
+/** A backup job's step, traced in the audit log as engine/backup.ts writes it. */
+const backupJob = (action: string, customerId: string, itemId: string) =>
+  appendAudit(handle.db, {
+    actor: serviceActor,
+    channel: 'engine',
+    action,
+    resource: `vm/${customerId}/${itemId}`,
+    outcome: action === 'backup.fail' ? 'failed' : 'success',
+    details: { customerId, itemId, message: 'disk snapshot quota exceeded at 10.0.0.7' },
+  });
+
 async function seed(db: Db) {
   const customers = { contoso: ['Contoso', CONTOSO], northwind: ['Northwind', NORTHWIND] };
   await db
@@ -67,9 +92,7 @@ async function seed(db: Db) {
     .insertInto('principals')
     .values(
       [megan, lynne, nora, adele].map((p) => ({
-        tenant_id: p.tenantId,
-        object_id: p.objectId,
-        display_name: p.displayName,
+        ...principalOf(p),
         role: p === adele ? ('approver' as const) : ('requester' as const),
       })),
     )
@@ -77,17 +100,9 @@ async function seed(db: Db) {
   await db
     .insertInto('protected_items')
     .values([
-      ...[
-        ['item-web-01', 'contoso', 'web-01'],
-        ['item-win-01', 'contoso', 'win-01'],
-        ['item-nw-01', 'northwind', 'nw-app-01'],
-      ].map(([id, customer, name]) => ({
-        id: id!,
-        customer_id: customer!,
-        kind: 'vm' as const,
-        name: name!,
-        resource_id: `/vm/${name}`,
-      })),
+      itemOf('item-web-01', 'contoso', 'web-01'),
+      itemOf('item-win-01', 'contoso', 'win-01'),
+      itemOf('item-nw-01', 'northwind', 'nw-app-01'),
     ])
     .execute();
 
@@ -122,22 +137,12 @@ async function seed(db: Db) {
     ])
     .execute();
 
-  // Backup jobs leave their trace in the audit log, as engine/backup.ts writes it.
-  const job = async (action: string, customerId: string, itemId: string) =>
-    appendAudit(db, {
-      actor: serviceActor,
-      channel: 'engine',
-      action,
-      resource: `vm/${customerId}/${itemId}`,
-      outcome: action === 'backup.fail' ? 'failed' : 'success',
-      details: { customerId, itemId, message: 'disk snapshot quota exceeded at 10.0.0.7' },
-    });
-  await job('backup.start', 'contoso', 'item-web-01');
-  await job('backup.finish', 'contoso', 'item-web-01');
-  await job('backup.start', 'contoso', 'item-win-01');
-  await job('backup.fail', 'contoso', 'item-win-01');
-  await job('backup.start', 'northwind', 'item-nw-01');
-  await job('backup.finish', 'northwind', 'item-nw-01');
+  await backupJob('backup.start', 'contoso', 'item-web-01');
+  await backupJob('backup.finish', 'contoso', 'item-web-01');
+  await backupJob('backup.start', 'contoso', 'item-win-01');
+  await backupJob('backup.fail', 'contoso', 'item-win-01');
+  await backupJob('backup.start', 'northwind', 'item-nw-01');
+  await backupJob('backup.finish', 'northwind', 'item-nw-01');
 }
 
 let handle: TestDatabase;
@@ -295,6 +300,31 @@ describe('a requester asks how the backups are', () => {
     // The engine's failure message stays with the operators.
     expect(reply.shown).not.toContain('10.0.0.7');
     expect(reply.shown).not.toContain('nw-app-01');
+  });
+
+  it('shows a customer with many VMs those whose backups failed first, and counts the rest', async () => {
+    const tina = { objectId: 'aad-tina', tenantId: 'tenant-tailspin', displayName: 'Tina Tail' };
+    await handle.db
+      .insertInto('customers')
+      .values({ id: 'tailspin', name: 'Tailspin', tenant_id: tina.tenantId, subscription_id: 's' })
+      .execute();
+    await handle.db
+      .insertInto('principals')
+      .values({ ...principalOf(tina), role: 'requester' })
+      .execute();
+    const names = Array.from({ length: 35 }, (_, i) => `vm-${String(i).padStart(2, '0')}`);
+    await handle.db
+      .insertInto('protected_items')
+      .values(names.map((name) => itemOf(`item-${name}`, 'tailspin', name)))
+      .execute();
+    await backupJob('backup.fail', 'tailspin', 'item-vm-34');
+
+    const reply = await say(tina, 'status');
+    const shown = reply.card.body.filter((b: any) => b.type === 'Container');
+    expect(shown).toHaveLength(30);
+    expect(shown[0].items[0].text).toBe('vm-34 (VM)');
+    expect(reply.shown).toContain('35 protected item(s), 1 whose last backup failed.');
+    expect(reply.shown).toContain('the portal lists all');
   });
 
   it("shows Northwind's requester only Northwind's VM", async () => {
