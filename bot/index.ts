@@ -5,8 +5,9 @@
  * messages. With no app id the adapter runs in local mode (no token checks,
  * replies go unauthenticated to the activity's serviceUrl), as the Bot
  * Framework Emulator and the sandbox chat need; with one, it validates
- * Teams' tokens.
- * Local mode is limited to this machine (./local-mode.ts).
+ * Teams' tokens (./authentication.ts).
+ * Local mode is limited to this machine (./local-mode.ts). An activity Teams
+ * delivers twice acts once (./deliveries.ts).
  */
 import { ActivityTypes, CloudAdapter, type Activity, type TurnContext } from 'botbuilder';
 import express, { type NextFunction, type Request, type Response } from 'express';
