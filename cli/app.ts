@@ -93,6 +93,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     // is known to the parts that build links; /healthz answers 503 until ready.
     const app = express();
     app.disable('x-powered-by');
+    app.set('trust proxy', config.trustProxy);
     let healthDeps: HealthDeps | undefined;
     app.get('/healthz', async (_req, res) => {
       const report = healthDeps ? await health(healthDeps) : starting();

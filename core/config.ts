@@ -18,6 +18,14 @@ const envSchema = z.object({
   DATABASE_URL: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ACBA_PUBLIC_URL: optionalString,
+  ACBA_TRUST_PROXY: z
+    .string()
+    .trim()
+    .regex(
+      /^(\d{1,2}|true|false|[a-z0-9.:/,\s]+)$/i,
+      'a number of proxy hops, true, false, or a comma-separated list of proxy addresses or subnets (loopback, uniquelocal, 10.0.0.0/8, ...)',
+    )
+    .optional(),
   ACBA_SIGNING_KEY: optionalString,
   ACBA_REPOSITORY_KEK: optionalString,
   ACBA_REPOSITORY_CONNECTION_STRING: optionalString,
@@ -117,6 +125,12 @@ export interface Config {
   logLevel: string;
   /** The address people reach ACBA on; download links point here. */
   publicUrl: string;
+  /**
+   * Which proxies in front of ACBA to believe about the client's address and
+   * protocol (Express's "trust proxy"); needed behind a TLS-terminating proxy,
+   * or secure session cookies are never sent.
+   */
+  trustProxy: boolean | number | string;
   /** Secret for signed links and sessions; generated under the data folder when unset. */
   signingKey?: string;
   providerTenantId?: string;
@@ -149,6 +163,12 @@ export interface Config {
 
 const truthy = (value: string | undefined) => value === '1' || value === 'true';
 
+function trustProxyOf(value: string | undefined): boolean | number | string {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  return /^\d+$/.test(value) ? Number(value) : value;
+}
+
 /** Reads and validates the configuration; throws a bad_input error naming each wrong variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
@@ -179,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     logLevel: e.LOG_LEVEL,
     publicUrl: (e.ACBA_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    trustProxy: trustProxyOf(e.ACBA_TRUST_PROXY),
     signingKey: e.ACBA_SIGNING_KEY,
     providerTenantId: e.ACBA_PROVIDER_TENANT_ID,
     downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,

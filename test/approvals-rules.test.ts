@@ -108,8 +108,11 @@ describe('the example rules in examples/approval-rules.json', () => {
       approvalsRequired: 2,
       ruleId: 'home-folders',
     });
-    expect(evaluateApprovalRules(rules, file('/Users/Public/Documents/report.txt')).ruleId).toBe(
-      'home-folders',
+    for (const home of ['/Users/Public/Documents/report.txt', 'C:\\Users\\alex\\notes.txt']) {
+      expect(evaluateApprovalRules(rules, file(home)).ruleId, home).toBe('home-folders');
+    }
+    expect(evaluateApprovalRules(rules, file('D:\\Data\\Users\\x.txt')).ruleId).toBe(
+      'default:file_restore',
     );
     expect(evaluateApprovalRules(rules, file('/etc/nginx/nginx.conf'))).toEqual({
       approvalsRequired: 1,

@@ -101,4 +101,16 @@ describe('acba', () => {
     });
     await expect(startApp(config)).rejects.toThrow(/MICROSOFT_APP_ID/);
   });
+
+  it('reads which proxies to trust, and names the variable when it makes no sense', () => {
+    const base = { PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+    expect(loadConfig(base).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, ACBA_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ ...base, ACBA_TRUST_PROXY: 'loopback, 10.0.0.0/8' }).trustProxy).toBe(
+      'loopback, 10.0.0.0/8',
+    );
+    expect(() => loadConfig({ ...base, ACBA_TRUST_PROXY: 'everyone!' })).toThrow(
+      /ACBA_TRUST_PROXY/,
+    );
+  });
 });

@@ -71,7 +71,7 @@ describe('Teams app package', () => {
     expect((manifest.bots as Array<{ botId: string }>)[0]!.botId).toBe(env.MICROSOFT_APP_ID);
     expect((manifest.developer as { name: string }).name).toBe('Fabrikam "Managed" Services');
     expect((manifest.staticTabs as Array<{ contentUrl: string }>)[0]!.contentUrl).toBe(
-      'https://backup.fabrikam.example/portal',
+      'https://backup.fabrikam.example/portal/teams-tab',
     );
   });
 
