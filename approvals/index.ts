@@ -42,6 +42,8 @@ export type { ApprovalRule, RuleInput, RuleOutcome } from './approval-rules.ts';
 export { describeTarget, EXECUTABLE_KINDS, KIND_LABELS } from './request-kinds.ts';
 export { loadRoleMapping, parseRoleMapping, rolesFromClaims } from './roles.ts';
 export { FROM_ENTRA_ID, syncRolesFromClaims } from './role-sync.ts';
+export { recordConfiguration } from './configuration-record.ts';
+export type { ConfigurationFile } from './configuration-record.ts';
 export type { RoleChanges, SignedInPerson } from './role-sync.ts';
 export type { RoleMapping } from './roles.ts';
 export { assertApproverEligible, assertMayDecide, settlingDecision } from './segregation.ts';

@@ -17,7 +17,12 @@ import {
 } from '@azure/identity';
 import express from 'express';
 import { sql } from 'kysely';
-import { createApprovals, loadApprovalRules, loadRoleMapping } from '../approvals/index.ts';
+import {
+  createApprovals,
+  loadApprovalRules,
+  loadRoleMapping,
+  recordConfiguration,
+} from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
 import { verifyAuditChain } from '../core/audit.ts';
 import { startAuditAnchoring } from '../core/audit-anchor.ts';
@@ -42,6 +47,8 @@ import { seedFromSandbox } from './sandbox-seed.ts';
 
 /** The approvers' channel in the sandbox's stand-in Teams. */
 export const SANDBOX_APPROVERS_CONVERSATION = '19:acba-approvers@thread.tacv2';
+/** The operators' channel in the sandbox's stand-in Teams, where failed backups are posted. */
+export const SANDBOX_OPERATORS_CONVERSATION = '19:acba-operators@thread.tacv2';
 
 export interface RunningApp {
   /** Where the HTTP server listens, e.g. http://localhost:3978. */
@@ -132,6 +139,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     let providerTenantId = config.providerTenantId;
     let approversConversationId = config.bot.approversConversationId;
     let approversServiceUrl = config.bot.approversServiceUrl;
+    let operatorsConversationId = config.bot.operatorsConversationId;
+    let operatorsServiceUrl = config.bot.operatorsServiceUrl;
 
     if (config.sandbox.enabled) {
       sandbox = await startSandbox({
@@ -153,6 +162,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       providerTenantId ??= sandbox.seed.provider.tenantId;
       approversConversationId ??= SANDBOX_APPROVERS_CONVERSATION;
       approversServiceUrl ??= `${url}/sandbox/teams`;
+      operatorsConversationId ??= SANDBOX_OPERATORS_CONVERSATION;
+      operatorsServiceUrl ??= `${url}/sandbox/teams`;
     } else {
       const { tenantId, clientId, clientSecret, authorityHost } = config.azure;
       credential =
@@ -188,6 +199,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     let botNotices: EngineNotices | undefined;
     const notices: EngineNotices = {
       restoreFinished: async (event) => botNotices?.restoreFinished(event),
+      backupFailed: async (event) => botNotices?.backupFailed?.(event),
     };
 
     const engine = await createEngine({
@@ -211,12 +223,33 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     closers.push(() => engine.close());
 
     const approvalSettings = config.approvals;
+    const rules = approvalSettings?.rulesFile ? loadApprovalRules(approvalSettings.rulesFile) : [];
+    const roleMapping = approvalSettings?.roleMappingFile
+      ? loadRoleMapping(approvalSettings.roleMappingFile)
+      : undefined;
+    if (role === 'all') {
+      await recordConfiguration(db, {
+        name: 'approval_rules',
+        file: approvalSettings?.rulesFile,
+        summary: rules.map((r) => ({
+          id: r.id,
+          kinds: r.kinds,
+          when: r.whenText,
+          approvals: r.approvals,
+        })),
+      });
+      await recordConfiguration(db, {
+        name: 'role_mapping',
+        file: approvalSettings?.roleMappingFile,
+        summary: roleMapping ?? null,
+      });
+    }
     const approvals = createApprovals({
       db,
       log: log.child({ part: 'approvals' }),
       queue,
       providerTenantId,
-      rules: approvalSettings?.rulesFile ? loadApprovalRules(approvalSettings.rulesFile) : [],
+      rules,
       approverCooldownHours: approvalSettings?.approverCooldownHours,
       requestTtlHours: approvalSettings?.requestTtlHours,
       approvedWorkTtlHours: approvalSettings?.approvedWorkTtlHours,
@@ -231,6 +264,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       appType: config.bot.appType,
       approversConversationId,
       approversServiceUrl,
+      operatorsConversationId,
+      operatorsServiceUrl,
     });
     botNotices = bot.notices;
 
@@ -241,9 +276,6 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       ? new OidcSignIn({ ...oidcSettings, redirectUri: `${publicUrl}/portal/sign-in/callback` })
       : undefined;
     const decisions = { approvals, announce: bot.announceDecision };
-    const roleMapping = approvalSettings?.roleMappingFile
-      ? loadRoleMapping(approvalSettings.roleMappingFile)
-      : undefined;
     if (role === 'all') {
       app.use(
         '/api/v1',
@@ -285,6 +317,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
               sandbox!.seed.provider.name,
           })),
           approversConversationId: approversConversationId!,
+          operatorsConversationId,
           log: log.child({ part: 'sandbox-teams' }),
         });
         app.use('/sandbox/teams', standIn.router);

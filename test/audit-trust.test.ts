@@ -6,14 +6,17 @@
  * rewritten and re-hashed from the start.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordConfiguration } from '../approvals/index.ts';
 import { appendAudit, auditEntryHash, serviceActor, verifyAuditChain } from '../core/audit.ts';
 import { anchorAuditHead, listAuditAnchors, type AnchorStore } from '../core/audit-anchor.ts';
 import { applicationRoleSql } from '../core/audit-role.ts';
 import type { AzuriteProcess } from '../sandbox/azurite.ts';
 import { startTestAzurite } from './support/azurite.ts';
-import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { openTestDatabase, tempDir, type TestDatabase } from './support/database.ts';
 
 let database: TestDatabase;
 let azurite: AzuriteProcess;
@@ -216,5 +219,38 @@ describe('anchors in write-once storage', () => {
     expect(verdict.ok).toBe(false);
     expect(verdict.firstBroken).toMatchObject({ kind: 'rewritten', seq: anchors[0]!.seq });
     expect(verdict.firstBroken!.problem).toContain(`entry ${anchors[0]!.seq}`);
+  });
+});
+
+describe('changes to the approval configuration', () => {
+  it('are written to the trail once per version, with the hash of the file in force', async () => {
+    const dir = await tempDir('acba-rules-');
+    const file = path.join(dir, 'rules.json');
+    const record = () =>
+      recordConfiguration(database.db, { name: 'approval_rules', file, summary: ['r1'] });
+
+    await fs.writeFile(file, '{"rules": []}');
+    expect(await record()).toBe(true);
+    expect(await record()).toBe(false);
+    await fs.writeFile(file, '{"rules": [{"id": "r1", "kind": "*", "approvals": 3}]}');
+    expect(await record()).toBe(true);
+    expect(await recordConfiguration(database.db, { name: 'approval_rules', summary: [] })).toBe(
+      true,
+    );
+
+    const entries = await database.db
+      .selectFrom('audit_log')
+      .select(['details'])
+      .where('action', '=', 'configuration.change')
+      .where('resource', '=', 'configuration/approval_rules')
+      .orderBy('seq')
+      .execute();
+    const hashes = entries.map((e) => (e.details as { sha256: string | null }).sha256);
+    expect(hashes).toHaveLength(3);
+    expect(hashes[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(hashes[1]).not.toBe(hashes[0]);
+    expect(hashes[2]).toBeNull();
+    expect((entries[1]!.details as { previousSha256: string }).previousSha256).toBe(hashes[0]);
+    await fs.rm(dir, { recursive: true, force: true });
   });
 });
