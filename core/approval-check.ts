@@ -77,10 +77,14 @@ export async function approverEligibility(
       message: `You asked for request ${request.id} yourself, so you cannot decide it. Another approver of the provider must decide it.`,
     };
   }
-  if (
-    (options.providerTenantId !== undefined && decider.tenantId !== options.providerTenantId) ||
-    request.requester_tenant_id === decider.tenantId
-  ) {
+  // Requests the provider's own operators write (data access, say) come from the provider's
+  // tenant; its other approvers decide them. Without a configured provider tenant, nobody
+  // from the requester's tenant does.
+  const outsider =
+    options.providerTenantId !== undefined
+      ? decider.tenantId !== options.providerTenantId
+      : request.requester_tenant_id === decider.tenantId;
+  if (outsider) {
     return {
       rule: 'provider_tenant_only',
       message: `Only the provider's approvers can decide requests; you are signed in to tenant ${decider.tenantId}, which is not the provider's. Ask the provider to decide request ${request.id}.`,

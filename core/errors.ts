@@ -41,15 +41,45 @@ const httpStatusByKind: Record<ErrorKind, number> = {
   unavailable: 503,
 };
 
-/** The HTTP status for an error; anything that is not an AcbaError is a 500. */
-export function httpStatusOf(error: unknown): number {
-  return error instanceof AcbaError ? httpStatusByKind[error.kind] : 500;
+/**
+ * What the HTTP layer itself refused before our code ran: a body that is not
+ * valid JSON, too large, or a path that is not valid percent-encoding. Express
+ * and its body parsers mark these with a 4xx `status` and a `type`.
+ */
+function clientErrorOf(error: unknown): { status: number; message: string } | undefined {
+  if (error instanceof URIError) {
+    return {
+      status: 400,
+      message: 'The address is not valid percent-encoding. Check the link and try again.',
+    };
+  }
+  const e = error as { status?: unknown; type?: unknown; expose?: unknown } | null;
+  if (!e || typeof e.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
+  if (e.type === 'entity.too.large') {
+    return { status: 413, message: 'The request body is too large. Send less text.' };
+  }
+  if (e.type === 'entity.parse.failed') {
+    return { status: 400, message: 'The request body is not valid JSON. Send a JSON object.' };
+  }
+  if (e.expose === true) {
+    return { status: e.status, message: 'The request could not be read. Check what was sent.' };
+  }
+  return undefined;
 }
 
-/** A message safe to show a person: ours verbatim, anything else generic. */
+/** The HTTP status for an error; anything that is neither ours nor a refused request is a 500. */
+export function httpStatusOf(error: unknown): number {
+  if (error instanceof AcbaError) return httpStatusByKind[error.kind];
+  return clientErrorOf(error)?.status ?? 500;
+}
+
+/** A message safe to show a person: ours verbatim, a refused request named, anything else generic. */
 export function publicMessageOf(error: unknown): string {
   if (error instanceof AcbaError) return error.message;
-  return 'Something went wrong on our side. The operators have the details in the service log.';
+  return (
+    clientErrorOf(error)?.message ??
+    'Something went wrong on our side. The operators have the details in the service log.'
+  );
 }
 
 export function isAcbaError(error: unknown, kind?: ErrorKind): error is AcbaError {

@@ -30,6 +30,11 @@ export type AuditFilterQuery = Partial<Record<keyof AuditFilter, string>>;
 
 const MAX_TEXT = 200;
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+/** A date, or a date and time with optional seconds, fraction and zone, as ISO 8601 writes them. */
+const ISO_TIME = /^(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+/** Years the database stores and people mean. */
+const FIRST_YEAR = 1970;
+const LAST_YEAR = 9998;
 
 function text(query: Record<string, unknown>, field: string): string | undefined {
   const value = query[field];
@@ -56,12 +61,27 @@ function instant(query: Record<string, unknown>, field: 'from' | 'to'): Date | u
   const value = text(query, field);
   if (value === undefined) return undefined;
   const dateOnly = DATE_ONLY.test(value);
+  const match = ISO_TIME.exec(value);
   const parsed = new Date(dateOnly ? `${value}T00:00:00Z` : value);
-  if (Number.isNaN(parsed.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
+  // The calendar day must exist as written: 2026-02-30 is not read as 2026-03-02.
+  const day = match ? new Date(`${match[1]}T00:00:00Z`) : undefined;
+  const real =
+    match !== null &&
+    !Number.isNaN(parsed.getTime()) &&
+    day !== undefined &&
+    !Number.isNaN(day.getTime()) &&
+    day.toISOString().slice(0, 10) === match[1];
+  if (!real) {
     throw badInput(
       `"${field}" must be a date such as 2026-12-01 or a time such as 2026-12-01T14:00:00Z; "${value.slice(0, 40)}" is neither.`,
       { field },
     );
+  }
+  const year = parsed.getUTCFullYear();
+  if (year < FIRST_YEAR || year > LAST_YEAR) {
+    throw badInput(`"${field}" must lie between the years ${FIRST_YEAR} and ${LAST_YEAR}.`, {
+      field,
+    });
   }
   if (dateOnly && field === 'to') parsed.setUTCDate(parsed.getUTCDate() + 1);
   return parsed;

@@ -59,6 +59,17 @@ export class BearerTokenError extends Error {
   }
 }
 
+/** The longest display name kept from a token; Entra's own limit is 256. */
+const MAX_NAME = 256;
+/** Control characters and the invisible formatting ones that could make a name look like another. */
+const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/** A token's name as ACBA shows and records it: printable, on one line, bounded. */
+export function displayName(raw: string): string | undefined {
+  const name = raw.replace(UNSHOWN, ' ').replace(/\s+/g, ' ').trim().slice(0, MAX_NAME);
+  return name === '' ? undefined : name;
+}
+
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class OidcSignIn {
@@ -158,7 +169,7 @@ export class OidcSignIn {
     return {
       objectId: objectId.toLowerCase(),
       tenantId: tenantId.toLowerCase(),
-      name: typeof claims.name === 'string' ? claims.name : undefined,
+      name: typeof claims.name === 'string' ? displayName(claims.name) : undefined,
       username:
         typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
       roleClaims: { roles: claims.roles, groups: claims.groups },

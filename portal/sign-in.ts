@@ -132,7 +132,7 @@ export function signInRoutes(ctx: PortalContext): express.Router {
       );
     }
 
-    await applyRoleClaims(ctx.db, ctx.roleMapping, identity, 'portal');
+    await applyRoleClaims(ctx.db, ctx.roleMapping, ctx.providerTenantId, identity, 'portal');
     startSession(req, { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' });
     ctx.log.info(
       { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' },

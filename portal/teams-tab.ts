@@ -66,7 +66,7 @@ export function teamsTabRoutes(ctx: PortalContext): express.Router {
       );
     }
 
-    await applyRoleClaims(ctx.db, ctx.roleMapping, identity, 'portal');
+    await applyRoleClaims(ctx.db, ctx.roleMapping, ctx.providerTenantId, identity, 'portal');
     startSession(req, {
       objectId: identity.objectId,
       tenantId: identity.tenantId,

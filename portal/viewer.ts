@@ -17,10 +17,20 @@ import type { SignedInIdentity } from './session.ts';
 export async function applyRoleClaims(
   db: Db,
   mapping: RoleMapping | undefined,
+  providerTenantId: string,
   identity: OidcIdentity,
   channel: Extract<AuditChannel, 'portal' | 'api'>,
 ): Promise<void> {
   if (!mapping) return;
+  // People of tenants that are neither the provider nor a customer get no rows at all.
+  const known =
+    identity.tenantId === providerTenantId ||
+    (await db
+      .selectFrom('customers')
+      .select('id')
+      .where('tenant_id', '=', identity.tenantId)
+      .executeTakeFirst()) !== undefined;
+  if (!known) return;
   await syncRolesFromClaims(db, identity, identity.roleClaims, mapping, channel);
 }
 

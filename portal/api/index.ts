@@ -169,7 +169,13 @@ function authenticate(options: ApiOptions) {
         'This installation has no OpenID Connect settings, so the API accepts no tokens. Ask the operators to set ACBA_OIDC_ISSUER.',
       );
     const identity = await options.oidc.verifyBearer(match[1]!);
-    await applyRoleClaims(options.db, options.roleMapping, identity, 'api');
+    await applyRoleClaims(
+      options.db,
+      options.roleMapping,
+      options.providerTenantId,
+      identity,
+      'api',
+    );
     res.locals.viewer = await resolveViewer(
       options.db,
       { objectId: identity.objectId, tenantId: identity.tenantId, method: 'oidc' },
@@ -212,7 +218,8 @@ function errorResponse(log: Logger) {
       return;
     }
     const status = httpStatusOf(error);
-    const kind: ErrorKind | 'internal' = error instanceof AcbaError ? error.kind : 'internal';
+    const kind: ErrorKind | 'internal' =
+      error instanceof AcbaError ? error.kind : status < 500 ? 'bad_input' : 'internal';
     if (status >= 500) log.error({ err: error, path: req.path }, 'api_request_failed');
     else log.info({ status, path: req.path, kind }, 'api_request_refused');
     res.status(status).json({ error: kind, message: publicMessageOf(error) });
