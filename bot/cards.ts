@@ -16,6 +16,7 @@ import type {
   RestorePointDisk,
 } from '../core/db/schema.ts';
 import { describeTarget, formatUtc, KIND_LABELS, toDate } from '../approvals/index.ts';
+import { safeNoticeText, type BackupFailed } from '../engine/notices.ts';
 import type { ItemStatus } from '../engine/status.ts';
 import { formatInZone } from './when.ts';
 
@@ -27,7 +28,8 @@ export type CardName =
   | 'help'
   | 'backup-status'
   | 'restore-points'
-  | 'my-requests';
+  | 'my-requests'
+  | 'backup-failed';
 export type Card = Record<string, unknown>;
 
 interface Template {
@@ -272,5 +274,56 @@ export function myRequestsCard(
       createdAt: formatInZone(toDate(request.created_at), zone),
       pending: request.status === 'pending',
     })),
+  });
+}
+
+const RETRIED =
+  'The job queue tries it again a couple of times, with a pause; a card follows for each try that fails.';
+
+/** How each error kind reads to an operator, and what to do next; the queue retries only passing failures. */
+const failureKinds: Record<BackupFailed['kind'], { label: string; nextStep: string }> = {
+  not_found: {
+    label: 'not found',
+    nextStep:
+      'Not retried: check that the VM and its disks still exist in Azure and sync the inventory.',
+  },
+  bad_input: {
+    label: 'not supported as configured',
+    nextStep: 'Not retried: change what the message names on the VM.',
+  },
+  conflict: {
+    label: 'conflict',
+    nextStep:
+      'Not retried: another operation held the VM or the repository; the next run should pass.',
+  },
+  forbidden: {
+    label: 'refused',
+    nextStep: "Not retried: give ACBA's app registration the access the message names.",
+  },
+  limit_reached: { label: 'limit reached', nextStep: RETRIED },
+  unavailable: { label: 'Azure or the repository did not answer', nextStep: RETRIED },
+  unexpected: { label: 'unexpected error', nextStep: RETRIED },
+};
+
+function startedBy(event: BackupFailed): string {
+  if (event.policyName) return `policy ${event.policyName}`;
+  return event.trigger === 'startup' ? 'start-up of ACBA' : event.trigger;
+}
+
+/** The card the operators' channel gets for a failed backup run; the message is made safe again here. */
+export function backupFailedCard(event: BackupFailed): Card {
+  const kind = failureKinds[event.kind] ?? failureKinds.unexpected;
+  const again = event.policyName
+    ? ` npx acba policy run ${event.policyName} backs it up again now.`
+    : '';
+  return renderCard('backup-failed', {
+    customerName: event.customerName,
+    itemName: event.itemName,
+    startedBy: startedBy(event),
+    failedAt: formatUtc(event.failedAt),
+    kindLabel: kind.label,
+    restorePointId: event.restorePointId,
+    message: safeNoticeText(event.message),
+    nextStep: `${kind.nextStep}${again} The service log has the details (backup_failed, restorePointId ${event.restorePointId}).`,
   });
 }

@@ -13,6 +13,8 @@ export interface BotDeps {
   /** The bot's app id; empty in local mode. */
   botAppId: string;
   approvers: { conversationId?: string; serviceUrl?: string };
+  /** The provider's operators' conversation, for failed backups. */
+  operators: { conversationId?: string; serviceUrl?: string };
 }
 
 export async function customerOfRequest(db: Db, request: RequestRow): Promise<Customer> {

@@ -35,6 +35,10 @@ export interface BotOptions extends AuthenticationOptions {
   approversConversationId?: string;
   /** Its service URL, used until the bot has seen (and stored) that conversation itself. */
   approversServiceUrl?: string;
+  /** The provider's operators' Teams conversation, which receives a card for each failed backup run. */
+  operatorsConversationId?: string;
+  /** Its service URL, used until the bot has seen (and stored) that conversation itself. */
+  operatorsServiceUrl?: string;
 }
 
 const APOLOGY =
@@ -109,6 +113,7 @@ export function createBot(o: BotOptions): Bot {
     outbox: new Outbox(adapter, o.appId ?? ''),
     botAppId: o.appId ?? '',
     approvers: { conversationId: o.approversConversationId, serviceUrl: o.approversServiceUrl },
+    operators: { conversationId: o.operatorsConversationId, serviceUrl: o.operatorsServiceUrl },
   };
 
   const deliveries = new RecentDeliveries();

@@ -126,6 +126,8 @@ export async function handleConversationUpdate(deps: BotDeps, context: TurnConte
   const here =
     conversationId && conversationId === deps.approvers.conversationId
       ? "This is the approvers' conversation: approval cards for restore requests will arrive here."
-      : 'To restore files, write to me in a personal chat; type help there to see how.';
+      : conversationId && conversationId === deps.operators.conversationId
+        ? "This is the operators' conversation: a card arrives here for each failed backup run."
+        : 'To restore files, write to me in a personal chat; type help there to see how.';
   await context.sendActivity(`Hello, I am ACBA, your provider's backup assistant. ${here}`);
 }

@@ -2,13 +2,16 @@
  * The engine's notices, delivered in Teams: when a restore ends the requester
  * gets a message in their chat with the bot, and the approval card in the
  * approvers' conversation shows the outcome. Each delivery is tried on its own;
- * one failing does not stop the other.
+ * one failing does not stop the other. A failed backup run posts a card to the
+ * operators' conversation. Every delivery failure is logged, never thrown: the
+ * engine's work has ended either way.
  */
 import { formatUtc } from '../approvals/index.ts';
 import type { FileRestoreTarget } from '../core/db/schema.ts';
-import type { EngineNotices, RestoreFinished } from '../engine/notices.ts';
+import type { BackupFailed, EngineNotices, RestoreFinished } from '../engine/notices.ts';
 import { refreshApprovalCard } from './approvers.ts';
-import { formatBytes } from './cards.ts';
+import { backupFailedCard, formatBytes } from './cards.ts';
+import { cardActivity, referenceFor } from './conversations.ts';
 import { referenceOfPointer, type BotDeps } from './deps.ts';
 
 /** The words the requester reads when their restore ends. */
@@ -62,5 +65,38 @@ export function createNotices(deps: BotDeps): EngineNotices {
           : `Failed: ${event.message ?? 'no reason given'}`;
       await refreshApprovalCard(deps, { ...request, status: event.outcome }, result);
     },
+
+    backupFailed: (event) => postBackupFailure(deps, event),
   };
+}
+
+/** Posts the failed run's card to the operators' conversation; logs instead when that cannot be done. */
+async function postBackupFailure(deps: BotDeps, event: BackupFailed): Promise<void> {
+  const log = deps.log.child({
+    customerId: event.customerId,
+    itemId: event.itemId,
+    restorePointId: event.restorePointId,
+  });
+  const { conversationId, serviceUrl } = deps.operators;
+  if (!conversationId) {
+    log.warn({ vm: event.itemName, kind: event.kind }, 'operators_conversation_unset');
+    return;
+  }
+
+  try {
+    const reference = await referenceFor(deps.db, conversationId, serviceUrl, deps.botAppId);
+    if (!reference) {
+      log.warn({ conversationId }, 'operators_conversation_unknown');
+      return;
+    }
+    const activityId = await deps.outbox.send(reference, cardActivity(backupFailedCard(event)));
+    // The adapter reports a failed send to its turn error handler and resolves without an id.
+    if (activityId === undefined) {
+      log.error({ conversationId }, 'backup_failure_card_failed');
+      return;
+    }
+    log.info({ conversationId, activityId }, 'backup_failure_card_posted');
+  } catch (error) {
+    log.error({ err: error, conversationId }, 'backup_failure_card_failed');
+  }
 }

@@ -33,6 +33,8 @@ const envSchema = z.object({
   ACBA_PROVIDER_TENANT_ID: optionalString,
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
+  ACBA_OPERATORS_CONVERSATION_ID: optionalString,
+  ACBA_OPERATORS_SERVICE_URL: optionalString,
   ACBA_DOWNLOAD_LINK_MINUTES: z.coerce
     .number()
     .int()
@@ -90,6 +92,10 @@ export interface BotConfig {
   approversConversationId?: string;
   /** Service URL for the approvers' conversation; learned from its stored reference when unset. */
   approversServiceUrl?: string;
+  /** Teams conversation (the provider's operators channel) that receives backup failure cards. */
+  operatorsConversationId?: string;
+  /** Service URL for the operators' conversation; learned from its stored reference when unset. */
+  operatorsServiceUrl?: string;
 }
 
 export interface AzureConfig {
@@ -225,6 +231,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       appType: e.MICROSOFT_APP_TYPE ?? 'MultiTenant',
       approversConversationId: e.ACBA_APPROVERS_CONVERSATION_ID,
       approversServiceUrl: e.ACBA_APPROVERS_SERVICE_URL,
+      operatorsConversationId: e.ACBA_OPERATORS_CONVERSATION_ID,
+      operatorsServiceUrl: e.ACBA_OPERATORS_SERVICE_URL,
     },
     azure: {
       tenantId: e.AZURE_TENANT_ID,

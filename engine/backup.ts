@@ -13,6 +13,7 @@ import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { failureOf, type EngineNotices } from './notices.ts';
 import { parseResourceId } from './resource-id.ts';
 import { backupLease } from './repository/leases.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
@@ -33,6 +34,8 @@ export interface BackupDeps {
   log: Logger;
   repository: Repository;
   compute(subscriptionId: string): ComputeManagementClient;
+  /** Told once per failed run; its own failures are logged and never change the run's outcome. */
+  notices?: Pick<EngineNotices, 'backupFailed'>;
   /** Poll interval for ARM long-running operations when ARM gives no Retry-After; the SDK's 2 s by default. */
   pollIntervalMs?: number;
 }
@@ -130,6 +133,19 @@ export async function backupVm(
       details: { customerId: customer.id, itemId, restorePointId, trigger, message },
     });
     log.error({ err: error }, 'backup_failed');
+    await deps.notices
+      ?.backupFailed?.({
+        customerId: customer.id,
+        customerName: customer.name,
+        itemId,
+        itemName: item.name,
+        trigger,
+        policyName: options.policyName,
+        restorePointId,
+        ...failureOf(error),
+        failedAt: new Date(),
+      })
+      .catch((err) => log.warn({ err }, 'backup_failure_notice_failed'));
     throw error;
   }
 }

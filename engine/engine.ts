@@ -140,6 +140,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           log,
           repository: await repository(),
           compute,
+          notices: options.notices,
           pollIntervalMs: options.azurePollIntervalMs,
         },
         itemId,

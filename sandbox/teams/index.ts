@@ -29,6 +29,8 @@ export interface TeamsStandInOptions {
   users: SeededUser[];
   /** The provider's approvers channel. */
   approversConversationId: string;
+  /** The provider's operators channel, where the bot posts failed backups; none when unset. */
+  operatorsConversationId?: string;
   log: Logger;
 }
 
@@ -39,7 +41,7 @@ const adaptiveCardsBundle = path.join(
   'adaptivecards.min.js',
 );
 
-/** Users of the tenants that hold approvers or operators see the approvers channel. */
+/** Users of the tenants that hold approvers or operators see the approvers and operators channels. */
 function providerTenants(users: SeededUser[]): Set<string> {
   return new Set(
     users.filter((u) => u.role === 'approver' || u.role === 'operator').map((u) => u.tenantId),
@@ -67,6 +69,13 @@ export function createTeamsStandIn(options: TeamsStandInOptions): {
         conversationType: 'channel',
         title: 'Approvers channel',
       });
+      if (options.operatorsConversationId) {
+        list.push({
+          id: options.operatorsConversationId,
+          conversationType: 'channel',
+          title: 'Operators channel',
+        });
+      }
     }
     return list;
   };

@@ -7,6 +7,7 @@
  */
 import {
   approvalCard,
+  backupFailedCard,
   backupStatusCard,
   decidedCard,
   fileRestoreFormCard,
@@ -124,6 +125,23 @@ export const cardSamples: Record<string, CardSample> = {
   approval: {
     render: () => approvalCard(request('pending'), contoso),
     buttons: ['Approve', 'Reject'],
+  },
+  'backup-failed': {
+    render: () =>
+      backupFailedCard({
+        customerId: contoso.id,
+        customerName: contoso.name,
+        itemId: web01.id,
+        itemName: web01.name,
+        trigger: 'schedule',
+        policyName: 'daily-30',
+        restorePointId: '3f9c2a71-8d4e-4b6a-9c1f-2e7d5b8a0c64',
+        kind: 'unavailable',
+        message:
+          'Azure did not answer creating snapshot acba-3f9c2a71-0 of disk web-01_OsDisk_1 in rg-web (503 ServiceUnavailable) after 3 tries.',
+        failedAt: new Date('2026-12-02T02:06:00Z'),
+      }),
+    buttons: [],
   },
   'backup-status': {
     render: () =>

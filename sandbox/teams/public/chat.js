@@ -20,7 +20,8 @@
   const roleHints = {
     requester: 'asks ACBA for files in the chat',
     approver: 'approves or rejects requests in the Approvers channel',
-    operator: 'follows requests in the Approvers channel',
+    operator:
+      'follows requests in the Approvers channel and failed backups in the Operators channel',
     auditor: 'reads the audit trail in the portal',
   };
 
@@ -133,7 +134,8 @@
       nav.append(
         Object.assign(document.createElement('p'), {
           className: 'hint',
-          textContent: "No Approvers channel: it is for the service provider's staff only.",
+          textContent:
+            "No Approvers or Operators channel: they are for the service provider's staff only.",
         }),
       );
     }
