@@ -9,7 +9,7 @@ import { describeTarget, KIND_LABELS, type Actor } from '../approvals/index.ts';
 import type { Decision, FileRestoreTarget, RequestRow } from '../core/db/schema.ts';
 import { AcbaError, publicMessageOf } from '../core/errors.ts';
 import { postApprovalCard, refreshApprovalCard } from './approvers.ts';
-import { tellRequester } from './decisions.ts';
+import { announceDecision } from './decisions.ts';
 import { approvalCard, decidedCard, requestStatusCard, type Card } from './cards.ts';
 import { pointerOf } from './conversations.ts';
 import { customerOfRequest, type BotDeps } from './deps.ts';
@@ -164,12 +164,13 @@ async function decide(
     throw error;
   }
 
+  // The answer below changes the clicker's view; the other approvers see the shared card updated.
+  await announceDecision(deps, outcome.request, outcome.decision);
   const customer = await customerOfRequest(deps.db, outcome.request);
   // Still pending after an approval: more approvers are needed, so the card stays open for them.
   if (outcome.request.status === 'pending') {
     return cardResponse(approvalCard(outcome.request, customer));
   }
-  await tellRequester(deps, outcome.request, outcome.decision);
   return cardResponse(decidedCard(outcome.request, customer, outcome.decision));
 }
 
@@ -190,7 +191,11 @@ async function currentStateCard(
   const request = await deps.approvals.getRequest(actor, requestId);
   const decisions = await deps.approvals.listDecisions(actor, requestId);
   const customer = await customerOfRequest(deps.db, request);
-  if (request.status === 'pending') return cardResponse(approvalCard(request, customer));
+  if (request.status === 'pending') {
+    return messageResponse(
+      `You already decided request ${request.id}; each approver decides once. It has ${request.approvals_given} of ${request.approvals_required} approvals and waits for another approver.`,
+    );
+  }
   return cardResponse(decidedCard(request, customer, decisions.at(-1)));
 }
 

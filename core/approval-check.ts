@@ -101,7 +101,7 @@ export async function approverEligibility(
   if (!principal) {
     return {
       rule: 'approver_role',
-      message: `You do not hold the approver role, so you cannot decide request ${request.id}. An operator can grant the role in the portal.`,
+      message: `You do not hold the approver role, so you cannot decide request ${request.id}: operators and auditors follow requests but do not decide them. If you should approve, ask your administrator for the approver role (an ACBA app role in Microsoft Entra ID).`,
     };
   }
 

@@ -64,6 +64,22 @@ export async function decideAsViewer(
   return outcome;
 }
 
+/** Why a pending request shows this viewer no decision form; undefined when it shows one. */
+export function whyNoDecision(
+  viewer: Viewer,
+  request: RequestRow,
+  decided: Decision[],
+): string | undefined {
+  if (request.status !== 'pending' || mayOfferDecision(viewer, request, decided)) return undefined;
+  if (viewer.scope.kind === 'customer')
+    return "The service provider's approvers decide this request.";
+  if (decided.some((d) => d.approver_object_id === viewer.objectId))
+    return 'You have decided this request; each approver decides once. It waits for another approver.';
+  if (request.requester_object_id.toLowerCase() === viewer.objectId.toLowerCase())
+    return 'You asked for this request yourself, so another approver decides it.';
+  return 'Only approvers decide requests; operators and auditors follow them here.';
+}
+
 /** True when the page should offer this viewer the decision form for this request. */
 export function mayOfferDecision(
   viewer: Viewer,

@@ -15,7 +15,7 @@ import { listRestorePoints, type RestorePointListing } from '../engine/catalog.t
 import { describeTarget, KIND_LABELS } from '../approvals/index.ts';
 import { AcbaError, httpStatusOf, publicMessageOf } from '../core/errors.ts';
 import { sendPage, viewerOf, wantsJson, type PortalContext } from './context.ts';
-import { decideAsViewer, mayOfferDecision } from './decide.ts';
+import { decideAsViewer, mayOfferDecision, whyNoDecision } from './decide.ts';
 import {
   customerNames,
   getRequestWithDecisions,
@@ -152,6 +152,7 @@ async function showRequest(
       decisions: decisionViews,
       approvals,
       offerDecision: ctx.decisions !== undefined && mayOfferDecision(viewer, request, decisions),
+      noDecision: whyNoDecision(viewer, request, decisions),
       problem: refusal?.problem,
       comment: refusal?.comment ?? '',
     },

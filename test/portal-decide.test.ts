@@ -188,12 +188,15 @@ describe('nobody gets around segregation of duties in the portal or the API', ()
       reason,
     });
     const nestor = await (await portalAs('Nestor Wilke')).get(`/portal/requests/${own.id}`);
-    expect(await nestor.text()).not.toContain('Your decision');
+    const ownPage = await nestor.text();
+    expect(ownPage).not.toContain('Your decision');
+    expect(ownPage).toContain('You asked for this request yourself');
     for (const name of ['Alex Wilber', 'Isaiah Langer', 'Megan Bowen']) {
       const page = await (
         await (await portalAs(name)).get(`/portal/requests/${request.id}`)
       ).text();
       expect(page, name).not.toContain('Your decision');
+      expect(page, name).toMatch(/approvers decide this request|Only approvers decide requests/);
     }
   });
 
