@@ -123,14 +123,22 @@ export async function backupVm(
     );
     return restorePoint;
   } catch (error) {
-    const message = (error as Error).message;
+    // Customers' staff read their own audit entries: the message loses URL queries and secrets.
+    const failure = failureOf(error);
     await appendAudit(deps.db, {
       actor: serviceActor,
       channel: 'engine',
       action: 'backup.fail',
       resource,
       outcome: 'failed',
-      details: { customerId: customer.id, itemId, restorePointId, trigger, message },
+      details: {
+        customerId: customer.id,
+        itemId,
+        restorePointId,
+        trigger,
+        kind: failure.kind,
+        message: failure.message,
+      },
     });
     log.error({ err: error }, 'backup_failed');
     await deps.notices
@@ -142,7 +150,7 @@ export async function backupVm(
         trigger,
         policyName: options.policyName,
         restorePointId,
-        ...failureOf(error),
+        ...failure,
         failedAt: new Date(),
       })
       .catch((err) => log.warn({ err }, 'backup_failure_notice_failed'));

@@ -152,6 +152,17 @@ describe('a failed backup run', () => {
       expect(text).not.toContain('sv=2022-11-02');
       expect(text).not.toContain('readBlock');
     }
+
+    // Customers' staff read their own audit entries: the failure recorded there is cleaned too.
+    const failures = await database.db
+      .selectFrom('audit_log')
+      .select('details')
+      .where('action', '=', 'backup.fail')
+      .execute();
+    expect(failures.length).toBeGreaterThan(0);
+    const recorded = JSON.stringify(failures);
+    expect(recorded).toContain('https://md-abc.blob.core.windows.net/disk/abcd');
+    expect(recorded).not.toContain('Zm9vYmFyc2VjcmV0c2lnbmF0dXJl');
   });
 
   it("is logged, and fails nothing, when no operators' conversation is configured", async () => {
