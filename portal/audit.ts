@@ -41,6 +41,8 @@ async function showAudit(
       outcomes: AUDIT_OUTCOMES,
       customers: [...customers].map(([id, name]) => ({ id, name })),
       filtered: auditFilterSearch(filter) !== '',
+      // Verifying keeps the filtered view the auditor was looking at.
+      search: auditFilterSearch(filter),
       newest: `${req.baseUrl}/audit${auditFilterSearch(filter)}`,
       older: page.olderBefore
         ? `${req.baseUrl}/audit${auditFilterSearch(filter, { before: page.olderBefore })}`

@@ -149,6 +149,16 @@ describe('filtering the audit trail in the portal', () => {
     const empty = await (await isaiah.get('/portal/audit?actor=nobody')).text();
     expect(empty).toContain('No audit entries match these filters.');
 
+    const verified = await isaiah.postForm(
+      '/portal/audit/verify?kind=request.approve&outcome=refused',
+      {},
+      '/portal/audit?kind=request.approve&outcome=refused',
+    );
+    const verifiedPage = await verified.text();
+    expect(verifiedPage).toContain('Chain intact');
+    expect(verifiedPage).toMatch(/<option value="refused" selected>/);
+    expect(verifiedPage).not.toContain('request.reject');
+
     const bad = await isaiah.get('/portal/audit?from=soon');
     expect(bad.status).toBe(400);
     expect(await bad.text()).toContain('&quot;from&quot; must be a date');
