@@ -75,6 +75,10 @@ export async function migrate(db: Db): Promise<void> {
 
 function openPostgres(url: string): DatabaseHandle {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle connection the server ends (a restart, an administrator, a failover) is dropped by the
+  // pool and replaced on the next query, which reports any lasting failure; without a listener the
+  // pool would rethrow the event and end the process.
+  pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
