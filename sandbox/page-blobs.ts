@@ -59,7 +59,8 @@ export class DiskBlobService {
       resourceId,
       account: `md-${createHash('sha256').update(resourceId.toLowerCase()).digest('hex').slice(0, 12)}`,
       container: randomBytes(6).toString('hex'),
-      expiresAt: new Date(Date.now() + durationSeconds * 1000),
+      // The SAS states its expiry in whole seconds: round up, so a grant lasts at least as asked.
+      expiresAt: new Date(Math.ceil((Date.now() + durationSeconds * 1000) / 1000) * 1000),
     };
     this.grantsByContainer.set(grant.container, grant);
 
