@@ -4,6 +4,7 @@
  */
 import express from 'express';
 import type { Db } from '../core/db/database.ts';
+import { isRequestStatus, REQUEST_STATUSES } from '../core/db/schema.ts';
 import type {
   Decision,
   FileRestoreTarget,
@@ -25,17 +26,6 @@ import {
 } from './queries.ts';
 import { checkFormToken } from './session.ts';
 import { customerFilter, type Viewer } from './viewer.ts';
-
-const requestStatuses = [
-  'pending',
-  'approved',
-  'rejected',
-  'running',
-  'completed',
-  'failed',
-  'cancelled',
-  'expired',
-];
 
 function parseJson<T>(value: unknown): T {
   return (typeof value === 'string' ? JSON.parse(value) : value) as T;
@@ -206,7 +196,7 @@ export function pageRoutes(ctx: PortalContext): express.Router {
   router.get('/requests', async (req, res) => {
     const viewer = viewerOf(res);
     const status = queryString(req.query.status);
-    const filterStatus = status && requestStatuses.includes(status) ? status : undefined;
+    const filterStatus = status && isRequestStatus(status) ? status : undefined;
     const [rows, names] = await Promise.all([
       listRequests(ctx.db, { customerId: customerFilter(viewer), status: filterStatus }),
       customerNames(ctx.db),
@@ -216,7 +206,7 @@ export function pageRoutes(ctx: PortalContext): express.Router {
       req,
       res,
       'requests',
-      { title: 'Requests', requests, statuses: requestStatuses, status: filterStatus },
+      { title: 'Requests', requests, statuses: REQUEST_STATUSES, status: filterStatus },
       { json: { requests: rows.map((r) => visibleRow(r, viewer)) } },
     );
   });

@@ -90,15 +90,22 @@ export type RequestKind =
   | 'delete_restore_points'
   | 'change_retention'
   | 'exit_export';
-export type RequestStatus =
-  | 'pending'
-  | 'approved'
-  | 'rejected'
-  | 'running'
-  | 'completed'
-  | 'failed'
-  | 'cancelled'
-  | 'expired';
+/** Every state a request can be in (see approvals/index.ts for how it moves). */
+export const REQUEST_STATUSES = [
+  'pending',
+  'approved',
+  'rejected',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'expired',
+] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+
+export function isRequestStatus(value: string): value is RequestStatus {
+  return (REQUEST_STATUSES as readonly string[]).includes(value);
+}
 
 export interface FileRestoreTarget {
   itemId: string;

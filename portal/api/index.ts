@@ -13,6 +13,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { RoleMapping } from '../../approvals/index.ts';
 import type { Db } from '../../core/db/database.ts';
+import { isRequestStatus, REQUEST_STATUSES } from '../../core/db/schema.ts';
 import {
   AcbaError,
   badInput,
@@ -45,16 +46,6 @@ export interface ApiOptions {
   roleMapping?: RoleMapping;
 }
 
-const requestStatuses = [
-  'pending',
-  'approved',
-  'rejected',
-  'running',
-  'completed',
-  'failed',
-  'cancelled',
-  'expired',
-];
 const auditPageSize = 50;
 const maxLimit = 500;
 
@@ -89,9 +80,9 @@ export function createApi(options: ApiOptions): express.Router {
   router.get('/requests', async (req, res) => {
     const viewer = viewerOf(res);
     const status = text(req.query.status);
-    if (status && !requestStatuses.includes(status))
+    if (status && !isRequestStatus(status))
       throw badInput(
-        `There is no request status "${status.slice(0, 40)}". Use one of: ${requestStatuses.join(', ')}.`,
+        `There is no request status "${status.slice(0, 40)}". Use one of: ${REQUEST_STATUSES.join(', ')}.`,
       );
     const rows = await listRequests(options.db, {
       customerId: customerFilter(viewer),

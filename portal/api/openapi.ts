@@ -4,6 +4,8 @@
  * since the rows are the database's own.
  */
 
+import { REQUEST_STATUSES } from '../../core/db/schema.ts';
+
 const error = {
   type: 'object',
   required: ['error', 'message'],
@@ -123,16 +125,7 @@ export const openApiDocument = {
           customer_id: { type: 'string' },
           status: {
             type: 'string',
-            enum: [
-              'pending',
-              'approved',
-              'rejected',
-              'running',
-              'completed',
-              'failed',
-              'cancelled',
-              'expired',
-            ],
+            enum: REQUEST_STATUSES,
           },
           requester_object_id: { type: 'string' },
           requester_tenant_id: { type: 'string' },
