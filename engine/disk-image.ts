@@ -32,6 +32,16 @@ export class LruCache<K, V> {
   }
 }
 
+/** Blocks loaded together by a long read; the next batch loads while the reader takes this one. */
+const BATCH_BLOCKS = 16;
+
+let zeroBlock = Buffer.alloc(0);
+/** A shared all-zero buffer for blocks never written; callers only read it. */
+function zeros(length: number): Buffer {
+  if (zeroBlock.length < length) zeroBlock = Buffer.alloc(length);
+  return zeroBlock.subarray(0, length);
+}
+
 export class DiskImage {
   constructor(
     private readonly repository: Repository,
@@ -44,18 +54,38 @@ export class DiskImage {
     return this.disk.sizeBytes;
   }
 
-  /** Yields the bytes [start, end] (inclusive) as consecutive chunks, at most one block each. */
+  /**
+   * Yields the bytes [start, end] (inclusive) as consecutive chunks, at most one
+   * block each. A long read (a whole-disk restore) loads blocks in batches, one
+   * batch ahead of the reader, so the repository stays busy while the reader
+   * writes and neighbouring blocks come down in one request.
+   */
   async *chunks(start: number, end: number): AsyncGenerator<Buffer> {
-    let position = start;
-    while (position <= end) {
-      const index = Math.floor(position / this.blockSize);
+    const first = Math.floor(start / this.blockSize);
+    const last = Math.floor(end / this.blockSize);
+    const batches = new Map<number, Promise<Map<string, Buffer>>>();
+    const load = (from: number) => {
+      if (from > last || batches.has(from)) return;
+      const pending = this.loadBatch(from, Math.min(from + BATCH_BLOCKS - 1, last));
+      // A batch the reader never reaches (it stopped early) must not surface as unhandled.
+      pending.catch(() => {});
+      batches.set(from, pending);
+    };
+
+    for (let index = first; index <= last; index++) {
+      const batch = first + Math.floor((index - first) / BATCH_BLOCKS) * BATCH_BLOCKS;
+      load(batch);
+      load(batch + BATCH_BLOCKS);
+      const loaded = await batches.get(batch)!;
+      if (index === batch + BATCH_BLOCKS - 1) batches.delete(batch);
+
       const blockStart = index * this.blockSize;
       const blockLength = Math.min(this.blockSize, this.size - blockStart);
-      const from = position - blockStart;
-      const to = Math.min(blockLength, end - blockStart + 1);
-      const block = await this.block(index, blockLength);
+      const id = this.disk.blocks[index];
+      const block = id ? loaded.get(id)! : zeros(blockLength);
+      const from = index === first ? start - blockStart : 0;
+      const to = index === last ? end - blockStart + 1 : block.length;
       yield block.subarray(from, to);
-      position = blockStart + to;
     }
   }
 
@@ -66,17 +96,30 @@ export class DiskImage {
     return Buffer.concat(parts);
   }
 
-  private async block(index: number, length: number): Promise<Buffer> {
-    const id = this.disk.blocks[index];
-    if (id === null || id === undefined) return Buffer.alloc(length);
-
-    let pending = this.cache.get(id);
-    if (!pending) {
-      pending = this.repository.readBlock(id);
-      this.cache.set(id, pending);
-      // A failed read must not stay cached.
-      pending.catch(() => this.cache.delete(id));
+  /** The blocks [from, to] hold, by id: cached ones from the cache, the others in one batched read. */
+  private async loadBatch(from: number, to: number): Promise<Map<string, Buffer>> {
+    const ids = new Set<string>();
+    for (let index = from; index <= to; index++) {
+      const id = this.disk.blocks[index];
+      if (id) ids.add(id);
     }
-    return pending;
+    const loaded = new Map<string, Buffer>();
+    const missing: string[] = [];
+    for (const id of ids) {
+      const cached = this.cache.get(id);
+      if (cached) loaded.set(id, await cached);
+      else missing.push(id);
+    }
+    if (missing.length === 0) return loaded;
+
+    const read = this.repository.readBlocks(missing);
+    for (const id of missing) {
+      const one = read.then((blocks) => blocks.get(id)!);
+      // A failed read must not stay cached.
+      one.catch(() => this.cache.delete(id));
+      this.cache.set(id, one);
+    }
+    for (const [id, block] of await read) loaded.set(id, block);
+    return loaded;
   }
 }

@@ -10,17 +10,16 @@
  * ACBA_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
  * dropped afterwards; --pglite uses the embedded PostgreSQL instead.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { auditEntryHash, GENESIS_HASH, verifyAuditChain } from '../core/audit.ts';
 import { openDatabase, type Db } from '../core/db/database.ts';
 import { parseAuditFilter } from '../portal/audit-filter.ts';
 import { listAudit } from '../portal/queries.ts';
+import { createScratchDatabase } from '../test/support/database.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -195,22 +194,12 @@ async function main() {
   let url: string | undefined;
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'acba-bench-audit-'));
   if (!args.pglite) {
-    const admin =
-      process.env.ACBA_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-    const name = `acba_bench_${randomBytes(4).toString('hex')}`;
-    const client = new pg.Client({ connectionString: admin });
-    await client.connect();
-    await client.query(`create database ${name}`);
-    await client.end();
-    const target = new URL(admin);
-    target.pathname = `/${name}`;
-    url = target.toString();
-    dropServerDatabase = async () => {
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    };
+    const scratch = await createScratchDatabase(
+      process.env.ACBA_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      'acba_bench',
+    );
+    url = scratch.url;
+    dropServerDatabase = scratch.drop;
   }
 
   const handle = await openDatabase({ url, dataDir });

@@ -5,7 +5,8 @@
 # `npm start` and `npm test` run it every time.
 #
 # With the argument `test` it also installs Debian's Chromium, which the chat
-# page's browser test drives; serving ACBA does not need a browser.
+# page's browser test drives; serving ACBA does not need a browser. With
+# `bench` it installs restic and GNU time, which the backup benchmark runs.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,8 @@ packages="libguestfs-tools libguestfs-xfs qemu-block-extra qemu-utils linux-imag
 case "${1:-}" in
   "") ;;
   test) packages="$packages chromium gdisk fdisk" ;;
-  *) echo "usage: sh scripts/setup.sh [test]" >&2; exit 2 ;;
+  bench) packages="$packages restic time" ;;
+  *) echo "usage: sh scripts/setup.sh [test|bench]" >&2; exit 2 ;;
 esac
 missing=""
 for package in $packages; do

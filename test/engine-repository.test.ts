@@ -218,4 +218,74 @@ describe('repository', () => {
       ),
     ).toBe(true);
   });
+
+  it('reads a long stretch of a disk spread over several packs in batches, byte for byte, and through a small cache', async () => {
+    // Packs of about 3 blocks, so the 34 stored blocks land in several packs and batches cross them.
+    const repo = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: database.db,
+      packTargetBytes: 3 * BLOCK_SIZE,
+    });
+    const count = 40;
+    const image = Buffer.alloc(count * BLOCK_SIZE);
+    const writer = repo.newWriter();
+    const blocks: (string | null)[] = [];
+    for (let index = 0; index < count; index++) {
+      if (index % 7 === 3) {
+        blocks.push(null);
+        continue;
+      }
+      const data = index % 5 === 0 ? Buffer.alloc(BLOCK_SIZE, index) : randomBytes(BLOCK_SIZE);
+      data.copy(image, index * BLOCK_SIZE);
+      blocks.push((await writer.add(data)).id);
+    }
+    await writer.flush();
+
+    let packs = 0;
+    for await (const _ of repo.container.listBlobsFlat({ prefix: 'packs/' })) packs++;
+    expect(packs).toBeGreaterThan(5);
+
+    const restored = new DiskImage(
+      repo,
+      { name: 'd', role: 'os', resourceId: 'x', sizeBytes: image.length, sha256: '', blocks },
+      BLOCK_SIZE,
+      new LruCache(4),
+    );
+    const start = 3 * BLOCK_SIZE + 100;
+    const end = 37 * BLOCK_SIZE + 5;
+    expect((await restored.read(start, end - start)).equals(image.subarray(start, end))).toBe(true);
+    expect((await restored.read(0, image.length)).equals(image)).toBe(true);
+  });
+
+  it('reports a pack that failed to upload when the backup flushes, instead of referencing lost blocks', async () => {
+    const repo = await Repository.open({
+      connectionString,
+      container: randomContainer(),
+      kek: randomBytes(32),
+      db: database.db,
+      packTargetBytes: BLOCK_SIZE,
+    });
+    const writer = repo.newWriter();
+    await writer.add(randomBytes(BLOCK_SIZE));
+    await writer.flush();
+    // The container disappears under the writer: the next packs cannot be uploaded.
+    await repo.container.delete();
+
+    const ids: string[] = [];
+    const failure = await (async () => {
+      for (let i = 0; i < 4; i++) ids.push((await writer.add(randomBytes(BLOCK_SIZE))).id);
+      await writer.flush();
+    })().catch((error: unknown) => error);
+
+    expect(failure).toBeInstanceOf(Error);
+    expect(String((failure as Error).message)).toMatch(/container/i);
+    const recorded = await database.db
+      .selectFrom('repository_blocks')
+      .select('id')
+      .where('id', 'in', ids.length > 0 ? ids : ['none'])
+      .execute();
+    expect(recorded).toEqual([]);
+  });
 });

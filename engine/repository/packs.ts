@@ -15,6 +15,8 @@ import { blockId, Compression, ObjectType, seal } from './crypto.ts';
 
 /** About 16 MiB of sealed blocks per pack. */
 export const DEFAULT_PACK_TARGET_BYTES = 16 * 1024 * 1024;
+/** Packs uploading while the writer fills the next; add() waits when this many are in flight. */
+const UPLOADS_IN_FLIGHT = 2;
 
 export interface PackEntry {
   id: string;
@@ -43,8 +45,10 @@ export function packPath(packId: string): string {
 }
 
 /**
- * Collects blocks into packs for one writer (one backup). Not safe for
- * concurrent add() calls; run one writer per backup.
+ * Collects blocks into packs for one writer (one backup). A full pack uploads
+ * in the background while the next fills, so reading the source and uploading
+ * overlap; flush() waits for every upload and reports the first failure. Not
+ * safe for concurrent add() calls; run one writer per backup.
  */
 export class PackWriter {
   private chunks: Buffer[] = [];
@@ -52,6 +56,8 @@ export class PackWriter {
   private size = 0;
   private readonly pending = new Set<string>();
   private readonly targetBytes: number;
+  private readonly uploads = new Set<Promise<void>>();
+  private failure: unknown;
 
   constructor(private readonly options: PackWriterOptions) {
     this.targetBytes = options.targetBytes ?? DEFAULT_PACK_TARGET_BYTES;
@@ -81,12 +87,20 @@ export class PackWriter {
     this.size += sealed.length;
     this.pending.add(id);
 
-    if (this.size >= this.targetBytes) await this.flush();
+    if (this.size >= this.targetBytes) await this.startUpload();
     return { id, storedBytes: sealed.length };
   }
 
-  /** Uploads the open pack (if any) and records its blocks. */
+  /** Uploads the open pack (if any), waits for every upload, and records their blocks. */
   async flush(): Promise<void> {
+    await this.startUpload();
+    await Promise.all(this.uploads);
+    this.throwIfFailed();
+  }
+
+  /** Seals the open pack and uploads it in the background, first waiting for a free upload slot. */
+  private async startUpload(): Promise<void> {
+    this.throwIfFailed();
     if (this.entries.length === 0) return;
     const entries = this.entries;
     const chunks = this.chunks;
@@ -94,6 +108,20 @@ export class PackWriter {
     this.chunks = [];
     this.size = 0;
 
+    while (this.uploads.size >= UPLOADS_IN_FLIGHT) await Promise.race(this.uploads);
+    this.throwIfFailed();
+    const upload = this.upload(entries, chunks).catch((error: unknown) => {
+      this.failure ??= error;
+    });
+    this.uploads.add(upload);
+    void upload.finally(() => this.uploads.delete(upload));
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async upload(entries: PackEntry[], chunks: Buffer[]): Promise<void> {
     const path = packPath(randomBytes(32).toString('hex'));
     const index = seal(
       this.options.dataKey,

@@ -38,7 +38,9 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { compress, decompress } from 'zstd-napi';
 import { randomBytes } from 'node:crypto';
+import type { Selectable } from 'kysely';
 import type { Db } from '../../core/db/database.ts';
+import type { RepositoryBlocksTable } from '../../core/db/schema.ts';
 import { forbidden, notFound, unavailable } from '../../core/errors.ts';
 import { blockId, Compression, IntegrityError, newKey, ObjectType, open, seal } from './crypto.ts';
 import { PackWriter } from './packs.ts';
@@ -119,23 +121,53 @@ export class Repository {
 
   /** Reads, authenticates, decompresses and checks one block. */
   async readBlock(id: string): Promise<Buffer> {
-    const row = await this.db
-      .selectFrom('repository_blocks')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row)
+    return (await this.readBlocks([id])).get(id)!;
+  }
+
+  /**
+   * Reads several blocks, each authenticated, decompressed and checked. Blocks
+   * lying next to each other in a pack come down in one ranged read, so a
+   * long sequential read (a disk restore) makes a few large requests.
+   */
+  async readBlocks(ids: string[]): Promise<Map<string, Buffer>> {
+    const wanted = [...new Set(ids)];
+    const rows =
+      wanted.length === 0
+        ? []
+        : await this.db
+            .selectFrom('repository_blocks')
+            .selectAll()
+            .where('id', 'in', wanted)
+            .execute();
+    const missing = wanted.find((id) => !rows.some((row) => row.id === id));
+    if (missing)
       throw notFound(
-        `Block ${id} is missing from the repository index; the restore point that references it is damaged.`,
+        `Block ${missing} is missing from the repository index; the restore point that references it is damaged.`,
       );
 
-    const sealed = await this.container
-      .getBlobClient(row.pack_path)
-      .downloadToBuffer(Number(row.offset), row.length);
-    const { compression, payload } = open(this.dataKey, ObjectType.Block, sealed, id);
+    const blocks = new Map<string, Buffer>();
+    await Promise.all(
+      adjacentRuns(rows).map(async (run) => {
+        const first = run[0]!;
+        const start = Number(first.offset);
+        const last = run.at(-1)!;
+        const span = await this.container
+          .getBlobClient(first.pack_path)
+          .downloadToBuffer(start, Number(last.offset) + last.length - start);
+        for (const row of run) {
+          const at = Number(row.offset) - start;
+          blocks.set(row.id, this.openBlock(row, span.subarray(at, at + row.length)));
+        }
+      }),
+    );
+    return blocks;
+  }
+
+  private openBlock(row: RepositoryBlock, sealed: Buffer): Buffer {
+    const { compression, payload } = open(this.dataKey, ObjectType.Block, sealed, row.id);
     const plaintext = compression === Compression.Zstd ? decompress(payload) : payload;
-    if (plaintext.length !== row.raw_length || blockId(this.idKey, plaintext) !== id) {
-      throw new IntegrityError(`block ${id} in ${row.pack_path} does not match its id`);
+    if (plaintext.length !== row.raw_length || blockId(this.idKey, plaintext) !== row.id) {
+      throw new IntegrityError(`block ${row.id} in ${row.pack_path} does not match its id`);
     }
     return plaintext;
   }
@@ -221,4 +253,30 @@ async function writeKeyFile(container: ContainerClient, kek: Buffer): Promise<vo
     path,
   );
   await container.getBlockBlobClient(path).uploadData(sealed, { conditions: { ifNoneMatch: '*' } });
+}
+
+type RepositoryBlock = Selectable<RepositoryBlocksTable>;
+
+/** Largest ranged read that joins neighbouring blocks of a pack. */
+const MAX_RUN_BYTES = 32 * 1024 * 1024;
+
+/** Groups block rows into runs that sit back to back in one pack, in pack order. */
+function adjacentRuns(rows: RepositoryBlock[]): RepositoryBlock[][] {
+  const sorted = [...rows].sort(
+    (a, b) => a.pack_path.localeCompare(b.pack_path) || Number(a.offset) - Number(b.offset),
+  );
+  const runs: RepositoryBlock[][] = [];
+  for (const row of sorted) {
+    const run = runs.at(-1);
+    const previous = run?.at(-1);
+    const adjacent =
+      run &&
+      previous &&
+      previous.pack_path === row.pack_path &&
+      Number(previous.offset) + previous.length === Number(row.offset) &&
+      Number(row.offset) + row.length - Number(run[0]!.offset) <= MAX_RUN_BYTES;
+    if (adjacent) run.push(row);
+    else runs.push([row]);
+  }
+  return runs;
 }

@@ -20,12 +20,22 @@ export interface TestDatabase extends DatabaseHandle {
 }
 
 /** The server URL for a new empty database, or undefined when tests run on PGlite. */
-export async function createServerDatabase(): Promise<
-  { url: string; drop(): Promise<void> } | undefined
-> {
+export async function createServerDatabase(): Promise<ScratchDatabase | undefined> {
   const base = process.env.ACBA_TEST_DATABASE_URL;
-  if (!base) return undefined;
-  const name = `acba_test_${randomBytes(6).toString('hex')}`;
+  return base ? createScratchDatabase(base, 'acba_test') : undefined;
+}
+
+export interface ScratchDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** Creates a new empty database, named prefix_<random>, on the server that `base` points at. */
+export async function createScratchDatabase(
+  base: string,
+  prefix: string,
+): Promise<ScratchDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   await admin.query(`create database ${name}`);
