@@ -48,6 +48,8 @@ export interface EngineStepResult {
   /** backup: bytes the repository gained. */
   storedBytes?: number;
   peakRssBytes: number;
+  /** Resident memory once the engine is loaded, before the step's work. */
+  startRssBytes: number;
 }
 
 const config = JSON.parse(process.env.ACBA_BENCH_STEP ?? '{}') as EngineStep;
@@ -129,6 +131,7 @@ async function backup(): Promise<EngineStepResult> {
   const item = items.find((i) => i.name === config.vmName);
   if (!item) throw new Error(`The sandbox has no VM ${config.vmName}.`);
 
+  const startRssBytes = process.memoryUsage().rss;
   const started = process.hrtime.bigint();
   const restorePoint = await engine.backupVm(item.id, 'benchmark');
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -139,6 +142,7 @@ async function backup(): Promise<EngineStepResult> {
     readBytes,
     storedBytes: Number(restorePoint.stored_bytes),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    startRssBytes,
   };
 }
 
@@ -154,6 +158,7 @@ async function restore(): Promise<EngineStepResult> {
     expiresAt: Date.now() + 3600 * 1000,
   });
 
+  const startRssBytes = process.memoryUsage().rss;
   const started = process.hrtime.bigint();
   const response = await new Promise<http.IncomingMessage>((resolve, reject) =>
     http.get(`${baseUrl}/engine/disks/${token}/disk.raw`, resolve).on('error', reject),
@@ -167,5 +172,6 @@ async function restore(): Promise<EngineStepResult> {
     seconds,
     diskBytes: (await fs.stat(config.target!)).size,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    startRssBytes,
   };
 }

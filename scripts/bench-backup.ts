@@ -150,15 +150,21 @@ try {
     throughputRow('restore', diskBytes, acbaRestore.seconds, resticRestore.seconds),
     [
       'peak memory, first backup',
-      `${mib(acba1.peakRssBytes)} MiB`,
+      `${mib(acba1.peakRssBytes)} MiB (${mib(acba1.startRssBytes)} loaded)`,
       `${mib(restic1.peakRssBytes)} MiB`,
+      '',
+    ],
+    [
+      'peak memory, restore',
+      `${mib(acbaRestore.peakRssBytes)} MiB (${mib(acbaRestore.startRssBytes)} loaded)`,
+      `${mib(resticRestore.peakRssBytes)} MiB`,
       '',
     ],
   ];
   if (large) {
     rows.push([
       `peak memory, ${memoryGib} GiB disk`,
-      `${mib(large.peakRssBytes)} MiB`,
+      `${mib(large.peakRssBytes)} MiB (${mib(large.startRssBytes)} loaded)`,
       '',
       `${ratio(large.peakRssBytes, acba1.peakRssBytes)}× the ${sizeGib} GiB disk's`,
     ]);
