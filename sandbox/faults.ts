@@ -1,8 +1,8 @@
 /**
  * Injectable faults: tests tell the sandbox to answer the next few matching
  * requests with an error instead of doing the work, the way Azure does when it
- * throttles (429 with Retry-After), has a bad moment (500, 503), or reports a
- * long-running operation as Failed. The middleware sits in front of the ARM
+ * throttles (429 with Retry-After) or has a bad moment (500, 503), or to fail
+ * a long-running operation at its next status poll. The middleware sits in front of the ARM
  * routes, so the real SDK clients meet the faults through their own retry
  * and polling code.
  *
@@ -28,8 +28,9 @@ export interface FaultSpec {
   /** How many matching requests get the fault; 1 by default. */
   times?: number;
   /**
-   * Answer a long-running operation's status poll with status Failed and this
-   * error (Azure's shape for a failed operation) instead of an HTTP error.
+   * Fail the long-running operation this status poll asks about, with this
+   * error: the poll answers status Failed in Azure's shape, and the resource
+   * being made is dropped. Match the poll's path, e.g. /DiskOperations/.
    */
   operationFailed?: { code: string; message: string };
 }
@@ -61,6 +62,14 @@ const defaultCodes: Record<number, string> = {
 export class SandboxFaults {
   private readonly faults: ActiveFault[] = [];
   private nextId = 1;
+
+  /** @param failOperation fails a long-running operation by id, so its resource ends as Azure leaves it. */
+  constructor(
+    private readonly failOperation?: (
+      id: string,
+      error: { code: string; message: string },
+    ) => Promise<boolean>,
+  ) {}
 
   /** Arms a fault; returns its handle for inspecting hits and removing it. */
   inject(spec: FaultSpec): InjectedFault {
@@ -94,14 +103,13 @@ export class SandboxFaults {
 
       fault.left -= 1;
       if (fault.operationFailed) {
+        // The operation itself fails, and the status poll this request is answers with it.
         fault.hits.push({ ...hit, faulted: true, status: 200 });
-        res.status(200).json({
-          name: req.path.split('/').pop(),
-          status: 'Failed',
-          startTime: new Date(hit.at).toISOString(),
-          endTime: new Date().toISOString(),
-          error: fault.operationFailed,
-        });
+        const id = req.path.split('/').pop() ?? '';
+        void (this.failOperation?.(id, fault.operationFailed) ?? Promise.resolve(false)).then(
+          () => next(),
+          next,
+        );
         return;
       }
 

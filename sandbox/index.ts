@@ -127,7 +127,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     });
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
-    const faults = new SandboxFaults();
+    const faults = new SandboxFaults((id, error) => operations.fail(id, error));
     app = buildApp([
       identity.router(),
       faults.middleware(),
