@@ -164,10 +164,11 @@ export class JobSession {
         result = await work(progress);
       } catch (error) {
         await progress.settle();
-        await slot?.release();
         const failure = failureOf(error);
         const again = attempt < retry.attempts && isPassingError(error);
+        // The task's recorded interval ends before its slot frees, so recorded intervals never overlap beyond the licence.
         await this.finishTask(taskId, again ? 'waiting' : 'failed', {}, failure.message);
+        await slot?.release();
         if (!again) {
           log.error({ err: error, attempt }, 'task_failed');
           throw error;
@@ -176,8 +177,8 @@ export class JobSession {
         continue;
       }
       await progress.settle();
-      await slot?.release();
       await this.finishTask(taskId, 'succeeded', result);
+      await slot?.release();
       log.info({ attempt, readBytes: result.readBytes }, 'task_finished');
       return result;
     }

@@ -286,3 +286,30 @@ export async function admitBackup(
     },
   });
 }
+
+/** Decides, during an inventory sync, which VMs may become protected items. */
+export interface InstanceAllowance {
+  max: number;
+  /** True for an item already licensed, or a new one while there is room (which it then takes). */
+  admits(itemId: string): boolean;
+}
+
+/** The customer's instance allowance, or undefined when the licence sets no limit. */
+export async function instanceAllowance(
+  db: Db,
+  customerId: string,
+): Promise<InstanceAllowance | undefined> {
+  const licensed = await licensedItemIds(db, customerId);
+  const licence = await getLicence(db, customerId);
+  if (!licensed || licence?.max_instances == null) return undefined;
+  const max = licence.max_instances;
+  return {
+    max,
+    admits: (itemId) => {
+      if (licensed.has(itemId)) return true;
+      if (licensed.size >= max) return false;
+      licensed.add(itemId);
+      return true;
+    },
+  };
+}
