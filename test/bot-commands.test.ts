@@ -330,6 +330,55 @@ describe('a requester asks how the backups are', () => {
     expect(reply.shown).toContain('the portal lists all');
   });
 
+  it('shows a backup that is running with how many disks are done and how much was read', async () => {
+    const started = new Date(Date.now() + 1000);
+    await handle.db
+      .insertInto('job_sessions')
+      .values({
+        id: 'session-web-01-running',
+        customer_id: 'contoso',
+        item_id: 'item-web-01',
+        item_name: 'web-01',
+        trigger: 'schedule',
+        status: 'running',
+        started_at: started,
+      })
+      .execute();
+    await handle.db
+      .insertInto('job_tasks')
+      .values(
+        [
+          ['os', 'succeeded', 3 * 2 ** 30],
+          ['data', 'running', 2 ** 29],
+        ].map(([disk, status, bytes]) => ({
+          id: `task-web-01-${disk}`,
+          session_id: 'session-web-01-running',
+          customer_id: 'contoso',
+          subject_kind: 'disk',
+          subject_name: `web-01-${disk}`,
+          status: status as 'succeeded' | 'running',
+          bytes_done: bytes as number,
+        })),
+      )
+      .execute();
+
+    try {
+      const reply = await say(megan, 'status', { localTimezone: 'Europe/Berlin' });
+      const [web] = reply.card.body.filter((b: any) => b.type === 'Container');
+      expect(web.items[1].facts[2]).toEqual({
+        title: 'Last backup',
+        value: expect.stringMatching(
+          /^running since \d{4}-.* Europe\/Berlin \(1 of 2 disk\(s\) done, 3\.5 GiB read\)$/,
+        ),
+      });
+    } finally {
+      await handle.db
+        .deleteFrom('job_sessions')
+        .where('id', '=', 'session-web-01-running')
+        .execute();
+    }
+  });
+
   it("shows Northwind's requester only Northwind's VM", async () => {
     const reply = await say(nora, 'status');
     expect(reply.card.body[0].text).toBe('Backups of Northwind');
