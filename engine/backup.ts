@@ -119,8 +119,11 @@ export async function backupVm(
       options,
       session,
     ).finally(() => lease.release());
-    await session.succeed(restorePoint.id);
-    await recordHoldings(deps.db, customer.id);
+    // The restore point exists: failing to record the session or usage must not fail the backup.
+    await session
+      .succeed(restorePoint.id)
+      .then(() => recordHoldings(deps.db, customer.id))
+      .catch((err) => log.warn({ err }, 'job_session_not_recorded'));
     const seconds = (Date.now() - started) / 1000;
     await appendAudit(deps.db, {
       actor: serviceActor,
@@ -146,7 +149,7 @@ export async function backupVm(
   } catch (error) {
     // Customers' staff read their own audit entries: the message loses URL queries and secrets.
     const failure = failureOf(error);
-    await session.fail(error);
+    await session.fail(error).catch((err) => log.warn({ err }, 'job_session_not_recorded'));
     await appendAudit(deps.db, {
       actor: serviceActor,
       channel: 'engine',

@@ -167,8 +167,9 @@ export class JobSession {
         const failure = failureOf(error);
         const again = attempt < retry.attempts && isPassingError(error);
         // The task's recorded interval ends before its slot frees, so recorded intervals never overlap beyond the licence.
-        await this.finishTask(taskId, again ? 'waiting' : 'failed', {}, failure.message);
-        await slot?.release();
+        await this.finishTask(taskId, again ? 'waiting' : 'failed', {}, failure.message).finally(
+          () => slot?.release(),
+        );
         if (!again) {
           log.error({ err: error, attempt }, 'task_failed');
           throw error;
@@ -177,8 +178,7 @@ export class JobSession {
         continue;
       }
       await progress.settle();
-      await this.finishTask(taskId, 'succeeded', result);
-      await slot?.release();
+      await this.finishTask(taskId, 'succeeded', result).finally(() => slot?.release());
       log.info({ attempt, readBytes: result.readBytes }, 'task_finished');
       return result;
     }

@@ -10,6 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
 import type { Engine } from '../engine/engine.ts';
 import { licenceView, setLicence, storedBytesOf, TB } from '../engine/licences.ts';
+import { silentLogger } from '../core/log.ts';
+import { applyPolicies, parsePolicyFile } from '../engine/policies.ts';
+import type { BackupJob } from '../engine/queue.ts';
+import { runPolicyNow } from '../engine/scheduler.ts';
 import { listUsage, recordUsage, utcDay } from '../engine/usage.ts';
 import { tempDir } from './support/database.ts';
 import { startSandboxEngine, type SandboxEngineWorld } from './support/sandbox-engine.ts';
@@ -207,6 +211,26 @@ describe('protected instances', () => {
         }),
       },
     ]);
+
+    // A policy over both VMs backs up only the licensed one and names the other.
+    await applyPolicies(
+      world.database.db,
+      parsePolicyFile(
+        `name: contoso-all\ncustomer: contoso\ntype: backups\ntimeZone: UTC\nitems: { vms: [web-01, win-01] }\nschedules: { daily: { times: ["02:00"], retentionYears: 1 } }\n`,
+        'contoso-all.yaml',
+      ),
+    );
+    const jobs: BackupJob[] = [];
+    const report = await runPolicyNow(
+      {
+        db: world.database.db,
+        log: silentLogger,
+        queue: { enqueueBackup: async (job) => void jobs.push(job) },
+      },
+      'contoso-all',
+    );
+    expect(jobs.map((j) => j.itemId)).toEqual([world.items['web-01']!.id]);
+    expect(report.overLicence).toEqual([world.items['win-01']!.id]);
 
     await setLicence(world.database.db, 'contoso', { instances: null });
     const all = await engine.syncInventory(world.customer);
