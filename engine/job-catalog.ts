@@ -7,7 +7,7 @@
 import type { Db } from '../core/db/database.ts';
 import type { JobSession, JobStatus, JobTask } from '../core/db/schema.ts';
 import { licenceView, storedBytesOf, type LicenceView } from './licences.ts';
-import { listUsage, type UsageRow } from './usage.ts';
+import { listUsage, utcDay, type UsageRow } from './usage.ts';
 
 export const JOB_STATUSES: readonly JobStatus[] = ['running', 'succeeded', 'warning', 'failed'];
 
@@ -146,6 +146,8 @@ export interface CustomerUsage {
   storedBytes: number;
   /** Share of the allocated storage used, 0..1+, or null without a storage limit. */
   storageRatio: number | null;
+  /** Today's (UTC) peak of concurrent tasks. */
+  peakTasksToday: number;
   /** The last `days` days that have usage rows, newest first. */
   days: UsageRow[];
 }
@@ -176,6 +178,8 @@ export async function usageReport(
       protectedInstances: Number(items.n),
       storedBytes,
       storageRatio: licence.allocatedBytes ? storedBytes / licence.allocatedBytes : null,
+      peakTasksToday:
+        rows.find((r) => r.customerId === customer.id && r.day === utcDay())?.peakTasks ?? 0,
       days: rows.filter((r) => r.customerId === customer.id),
     });
   }

@@ -128,6 +128,7 @@ describe("a customer's staff", () => {
     expect(body.customers[0]).toMatchObject({
       customerId: 'contoso',
       licence: { licensed: true, instances: 5, storageTb: 2, tasks: 2 },
+      peakTasksToday: 2,
       days: [{ day: today.toISOString().slice(0, 10), peakTasks: 2, storedBytes: 1.9 * TB }],
     });
     const { storedBytes, storageRatio } = body.customers[0];

@@ -180,6 +180,7 @@ export const openApiDocument = {
           protectedInstances: { type: 'integer' },
           storedBytes: { type: 'integer' },
           storageRatio: { type: ['number', 'null'] },
+          peakTasksToday: { type: 'integer' },
           days: {
             type: 'array',
             items: {
