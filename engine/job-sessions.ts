@@ -157,7 +157,10 @@ export class JobSession {
 
     for (let attempt = 1; ; attempt++) {
       const slot = await this.takeSlot(log);
-      await this.markRunning(taskId, attempt, slot);
+      await this.markRunning(taskId, attempt, slot).catch(async (error) => {
+        await slot?.release();
+        throw error;
+      });
       const progress = new ProgressWriter(this.db, taskId, this.options);
       let result: T;
       try {
