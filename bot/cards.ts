@@ -185,8 +185,18 @@ const itemKinds: Record<string, string> = { vm: 'VM', sql: 'SQL database' };
 const backupOutcomes: Record<string, string> = {
   running: 'running since',
   succeeded: 'succeeded at',
+  warning: 'succeeded with a warning at',
   failed: 'failed at',
 };
+
+/** How the latest backup went, e.g. "running since 02:00 (1 of 2 disks done, 3.1 GiB read)". */
+function lastBackupText(lastBackup: ItemStatus['lastBackup'], zone: string): string {
+  if (!lastBackup) return 'not recorded';
+  const text = `${backupOutcomes[lastBackup.outcome] ?? lastBackup.outcome} ${formatInZone(lastBackup.at, zone)}`;
+  const progress = lastBackup.progress;
+  if (lastBackup.outcome !== 'running' || !progress) return text;
+  return `${text} (${progress.tasksDone} of ${progress.tasks} disk(s) done, ${formatBytes(progress.bytesRead)} read)`;
+}
 
 /**
  * The backup status of a customer's protected items, times in the person's zone;
@@ -216,9 +226,7 @@ export function backupStatusCard(
       kind: itemKinds[item.kind] ?? item.kind,
       newest: newestRestorePoint ? formatInZone(newestRestorePoint, zone) : 'none yet',
       count: String(restorePointCount),
-      lastBackup: lastBackup
-        ? `${backupOutcomes[lastBackup.outcome]} ${formatInZone(lastBackup.at, zone)}`
-        : 'not recorded',
+      lastBackup: lastBackupText(lastBackup, zone),
       failed: lastBackup?.outcome === 'failed',
     })),
   });

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config.ts';
 import { isAcbaError } from '../core/errors.ts';
 import { auditCommand } from './audit-command.ts';
+import { licenceCommand } from './licence-command.ts';
 import { policyCommand } from './policy-command.ts';
 import { repositoryCommand } from './repository-command.ts';
 import { sandboxCommand } from './sandbox-command.ts';
@@ -21,6 +22,8 @@ Commands:
                              Export the audit log with everything needed to verify it offline
   policy apply FILE | list [--json] | run NAME
                              Apply backup policies from a YAML file, list them, or run one now
+  licence set CUSTOMER [--instances N] [--storage-tb X] [--tasks N] | show CUSTOMER [--json]
+                             Set or show a customer's licensed instances, storage and concurrent tasks
   repository check [--read-data] [--json] | prune
                              Check every restore point's blocks (exit 1 on damage), or apply retention now
   sandbox add-vm --name NAME --disk FILE [--disk FILE2] [--os Linux|Windows]
@@ -45,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serveCommand(config, 'worker');
       case 'audit':
         return await auditCommand(config, rest);
+      case 'licence':
+        return await licenceCommand(config, rest);
       case 'policy':
         return await policyCommand(config, rest);
       case 'repository':

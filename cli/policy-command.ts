@@ -70,6 +70,8 @@ export async function policyCommand(config: Config, argv: string[]): Promise<num
           );
           for (const s of report.skipped)
             process.stdout.write(`  skipped ${s.itemId}: protected by policy ${s.policy}\n`);
+          for (const itemId of report.overLicence ?? [])
+            process.stdout.write(`  skipped ${itemId}: beyond the customer's licensed instances\n`);
         }
       } finally {
         await queue.stop();

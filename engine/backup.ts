@@ -13,12 +13,15 @@ import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { JobSession, type JobSessionOptions } from './job-sessions.ts';
+import { admitBackup } from './licences.ts';
 import { failureOf, type EngineNotices } from './notices.ts';
 import { parseResourceId } from './resource-id.ts';
 import { backupLease } from './repository/leases.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
+import { recordHoldings } from './usage.ts';
 
 /** How long a snapshot's read SAS lasts; a disk must be read within it. */
 const ACCESS_SECONDS = 4 * 3600;
@@ -38,6 +41,8 @@ export interface BackupDeps {
   notices?: Pick<EngineNotices, 'backupFailed'>;
   /** Poll interval for ARM long-running operations when ARM gives no Retry-After; the SDK's 2 s by default. */
   pollIntervalMs?: number;
+  /** Task retries and progress pacing of the run's job session. */
+  sessions?: JobSessionOptions;
 }
 
 interface VmDisk {
@@ -79,17 +84,30 @@ export async function backupVm(
   const log = deps.log.child({ itemId, restorePointId, vm: item.name, trigger });
   const resource = `vm/${customer.id}/${item.name}`;
   const started = Date.now();
+  const session = await JobSession.open(
+    deps.db,
+    log,
+    {
+      customerId: customer.id,
+      itemId,
+      itemName: item.name,
+      trigger,
+      policyName: options.policyName,
+    },
+    deps.sessions,
+  );
   await appendAudit(deps.db, {
     actor: serviceActor,
     channel: 'engine',
     action: 'backup.start',
     resource,
     outcome: 'success',
-    details: { customerId: customer.id, itemId, restorePointId, trigger },
+    details: { customerId: customer.id, itemId, restorePointId, trigger, sessionId: session.id },
   });
   log.info('backup_started');
 
   try {
+    await admitBackup(deps.db, log, session, customer, item);
     // Held until the restore point row exists, so a prune cannot delete blocks it deduplicates against.
     const lease = await backupLease(deps.db);
     const restorePoint = await runBackup(
@@ -99,7 +117,13 @@ export async function backupVm(
       item,
       restorePointId,
       options,
+      session,
     ).finally(() => lease.release());
+    // The restore point exists: failing to record the session or usage must not fail the backup.
+    await session
+      .succeed(restorePoint.id)
+      .then(() => recordHoldings(deps.db, customer.id))
+      .catch((err) => log.warn({ err }, 'job_session_not_recorded'));
     const seconds = (Date.now() - started) / 1000;
     await appendAudit(deps.db, {
       actor: serviceActor,
@@ -125,6 +149,7 @@ export async function backupVm(
   } catch (error) {
     // Customers' staff read their own audit entries: the message loses URL queries and secrets.
     const failure = failureOf(error);
+    await session.fail(error).catch((err) => log.warn({ err }, 'job_session_not_recorded'));
     await appendAudit(deps.db, {
       actor: serviceActor,
       channel: 'engine',
@@ -165,6 +190,7 @@ async function runBackup(
   item: ProtectedItem,
   restorePointId: string,
   options: BackupOptions,
+  session: JobSession,
 ): Promise<RestorePoint> {
   const { resourceGroup, name: vmName } = parseResourceId(item.resource_id);
   const compute = deps.compute(customer.subscription_id);
@@ -183,15 +209,18 @@ async function runBackup(
   const rowDisks: RestorePointDisk[] = [];
   for (const [index, disk] of disks.entries()) {
     const snapshotName = `acba-${restorePointId}-${index}`;
-    const result = await withSnapshot(
-      compute,
-      log,
-      deps.pollIntervalMs,
-      resourceGroup,
-      vm.location,
-      snapshotName,
-      disk,
-      (sas) => readDisk(sas, writer, log.child({ disk: disk.name })),
+    const result = await session.runTask({ kind: 'disk', name: disk.name }, (task) =>
+      withSnapshot(
+        compute,
+        log,
+        deps.pollIntervalMs,
+        resourceGroup,
+        vm.location,
+        snapshotName,
+        disk,
+        (sas) =>
+          readDisk(sas, writer, log.child({ disk: disk.name }), (bytes) => task.progress(bytes)),
+      ),
     );
     manifestDisks.push({
       name: disk.name,
@@ -332,11 +361,12 @@ export interface DiskReadResult {
   readBytes: number;
 }
 
-/** Reads a disk's written ranges through its SAS URL into the repository, block by block. */
+/** Reads a disk's written ranges through its SAS URL into the repository, block by block; `onProgress` hears the bytes read so far. */
 export async function readDisk(
   sasUrl: string,
   writer: PackWriter,
   log: Logger,
+  onProgress?: (readBytes: number) => void,
 ): Promise<DiskReadResult> {
   const pageBlob = new PageBlobClient(sasUrl, new AnonymousCredential());
   const sizeBytes = (await pageBlob.getProperties()).contentLength ?? 0;
@@ -372,6 +402,7 @@ export async function readDisk(
       blocks[index] = stored.id;
       storedBytes += stored.storedBytes;
     }
+    onProgress?.(readBytes);
   }
 
   log.info(

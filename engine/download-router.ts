@@ -2,7 +2,8 @@
  * Downloads of recovered files: GET /downloads/<token>, where the token is a
  * signed 'download' grant for a delivery id. The delivery must still exist and
  * be unexpired; the file is decrypted from the repository and sent as an
- * attachment. Every download is audited.
+ * attachment. Every download is audited, and its bytes count as the
+ * customer's egress in the day's usage once the response has gone out.
  */
 import express from 'express';
 import { appendAudit, serviceActor } from '../core/audit.ts';
@@ -13,6 +14,7 @@ import type { LinkSigner } from '../core/signing.ts';
 import { errorResponder } from './http-errors.ts';
 import { ObjectType } from './repository/crypto.ts';
 import type { Repository } from './repository/repository.ts';
+import { recordUsage } from './usage.ts';
 
 export interface DownloadRouterDeps {
   db: Db;
@@ -55,6 +57,11 @@ export function createDownloadRouter(deps: DownloadRouterDeps): express.Router {
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Content-Length', String(data.length));
+    res.on('finish', () => {
+      recordUsage(deps.db, delivery.customer_id, { egressBytes: data.length }).catch((err) =>
+        deps.log.warn({ err, deliveryId: delivery.id }, 'egress_usage_not_recorded'),
+      );
+    });
     res.end(data);
   });
   router.use(errorResponder(deps.log));

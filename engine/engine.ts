@@ -19,6 +19,7 @@ import { createDownloadRouter } from './download-router.ts';
 import { listFolder, type FolderListing } from './file-recovery.ts';
 import { runFileRestore } from './file-restore.ts';
 import { syncInventory } from './inventory.ts';
+import type { JobSessionOptions } from './job-sessions.ts';
 import type { EngineNotices } from './notices.ts';
 import { readManifest, type Manifest } from './repository/manifest.ts';
 import { BLOCK_SIZE, Repository } from './repository/repository.ts';
@@ -46,6 +47,8 @@ export interface EngineOptions {
   approvalCheck?: { providerTenantId?: string; cooldownHours?: number };
   /** Poll interval for ARM long-running operations that give no Retry-After (the SDK's 2 s by default; tests use less). */
   azurePollIntervalMs?: number;
+  /** Retries and progress pacing of backup tasks (tests shorten the backoff). */
+  jobSessions?: JobSessionOptions;
 }
 
 export interface Engine {
@@ -142,6 +145,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           compute,
           notices: options.notices,
           pollIntervalMs: options.azurePollIntervalMs,
+          sessions: options.jobSessions,
         },
         itemId,
         trigger,

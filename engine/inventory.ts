@@ -1,13 +1,17 @@
 /**
  * Inventory: the VMs of a customer's subscription become protected items.
  * An item's id derives from its ARM resource id, so syncing again (or from
- * another worker) finds the same item.
+ * another worker) finds the same item. With a licence that limits protected
+ * instances, VMs are taken by name until the limit is reached; the others are
+ * skipped, logged and audited with the reason.
  */
 import { createHash } from 'node:crypto';
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
+import { auditInstanceSkipped, instanceAllowance } from './licences.ts';
+import { recordHoldings } from './usage.ts';
 
 /** The stable protected-item id of an Azure resource (ARM ids compare case-insensitively). */
 export function itemIdFor(resourceId: string): string {
@@ -22,8 +26,20 @@ export async function syncInventory(
   customer: Customer,
 ): Promise<ProtectedItem[]> {
   const items: ProtectedItem[] = [];
-  for await (const vm of compute.virtualMachines.listAll()) {
+  const allowance = await instanceAllowance(db, customer.id);
+  const vms = [];
+  for await (const vm of compute.virtualMachines.listAll()) vms.push(vm);
+  vms.sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''));
+  for (const vm of vms) {
     if (!vm.id || !vm.name) continue;
+    if (allowance && !allowance.admits(itemIdFor(vm.id))) {
+      log.warn(
+        { customerId: customer.id, vm: vm.name, instances: allowance.max },
+        'inventory_item_over_licence',
+      );
+      await auditInstanceSkipped(db, customer.id, vm.name, vm.id, allowance.max);
+      continue;
+    }
     try {
       const item = await db
         .insertInto('protected_items')
@@ -43,6 +59,7 @@ export async function syncInventory(
       log.warn({ err, customerId: customer.id, resourceId: vm.id }, 'inventory_item_skipped');
     }
   }
+  await recordHoldings(db, customer.id);
   log.info({ customerId: customer.id, items: items.length }, 'inventory_synced');
   return items;
 }

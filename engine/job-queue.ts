@@ -5,7 +5,7 @@
  *
  * Outcomes: a job that fails for a passing reason (Azure or storage not
  * answering, anything unexpected) is retried a couple of times with backoff.
- * A refusal (forbidden), bad input or something that does not exist will not
+ * A refusal (forbidden, a licence limit), bad input or something that does not exist will not
  * change on retry: such a job completes with the refusal as its output, and
  * the audit log already holds the reason.
  */
@@ -39,8 +39,14 @@ export type PgBossJobQueue = JobQueue & {
 export const FILE_RESTORE_QUEUE = 'engine-file-restore';
 export const BACKUP_QUEUE = 'engine-backup';
 
-/** Errors that a retry cannot fix. */
-const PERMANENT_KINDS = ['forbidden', 'bad_input', 'not_found', 'conflict'] as const;
+/** Errors that a retry cannot fix; a licence limit holds until an operator changes the licence. */
+const PERMANENT_KINDS = [
+  'forbidden',
+  'bad_input',
+  'not_found',
+  'conflict',
+  'limit_reached',
+] as const;
 
 export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJobQueue> {
   const log = opts.log.child({ component: 'job-queue' });

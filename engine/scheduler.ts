@@ -19,6 +19,7 @@ import { appendAudit, serviceActor } from '../core/audit.ts';
 import type { Db } from '../core/db/database.ts';
 import type { Policy } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
+import { licensedItemIds } from './licences.ts';
 import { getPolicy, policySchedules, resolvePolicyItems, type PolicySpec } from './policies.ts';
 import type { JobQueue } from './queue.ts';
 import { latestSlot, type Slot } from './schedule.ts';
@@ -36,6 +37,8 @@ export interface RunReport {
   items: string[];
   /** Items left to a higher-priority policy. */
   skipped: { itemId: string; policy: string }[];
+  /** Items beyond the customer's licensed protected instances, not backed up. */
+  overLicence?: string[];
   expiresAt?: string;
 }
 
@@ -138,9 +141,15 @@ async function startRun(
   trigger: string,
 ): Promise<RunReport> {
   const log = deps.log.child({ policy: policy.name, slots: slotKeys });
-  const { items, skipped } = await resolvePolicyItems(deps.db, policy);
+  const resolved = await resolvePolicyItems(deps.db, policy);
+  const { skipped } = resolved;
   for (const s of skipped)
     log.info({ itemId: s.item.id, vm: s.item.name, winner: s.policy }, 'policy_item_skipped');
+  const licensed = await licensedItemIds(deps.db, policy.customer_id);
+  const items = resolved.items.filter((i) => !licensed || licensed.has(i.id));
+  const overLicence = resolved.items.filter((i) => !items.includes(i));
+  for (const i of overLicence)
+    log.warn({ itemId: i.id, vm: i.name, instances: licensed?.size }, 'policy_item_over_licence');
 
   // Snapshot-only policies select and record items; the engine keeps no snapshots yet.
   const enqueued = policy.type === 'snapshots' ? [] : items;
@@ -158,6 +167,7 @@ async function startRun(
     slots: slotKeys,
     items: enqueued.map((i) => i.id),
     skipped: skipped.map((s) => ({ itemId: s.item.id, policy: s.policy })),
+    ...(overLicence.length > 0 ? { overLicence: overLicence.map((i) => i.id) } : {}),
     expiresAt: expiresAt?.toISOString(),
   };
   await deps.db

@@ -1,6 +1,6 @@
 /**
- * The web portal: restore points, requests and their decisions, and the
- * audit trail, rendered on the server (eta) for providers' staff, auditors and
+ * The web portal: restore points, backup jobs, requests and their decisions,
+ * usage against the licences, and the audit trail, rendered on the server (eta) for providers' staff, auditors and
  * customers' staff. Mounted at /portal by the composition root.
  *
  * Every page sits behind the sign-in gate (./sign-in.ts) and every query is
@@ -16,6 +16,7 @@ import type { Logger } from '../core/log.ts';
 import { auditRoutes } from './audit.ts';
 import { sendPage, wantsJson, type AuditVerification, type PortalContext } from './context.ts';
 import type { PortalDecisions } from './decide.ts';
+import { jobRoutes } from './jobs.ts';
 import type { OidcSignIn } from './oidc.ts';
 import { pageRoutes } from './pages.ts';
 import { sessionMiddleware } from './session.ts';
@@ -105,6 +106,7 @@ export function createPortal(options: PortalOptions): express.Router {
   router.use(signInRoutes(ctx));
   router.use(requireViewer(ctx));
   router.use(pageRoutes(ctx));
+  router.use(jobRoutes(ctx));
   router.use(auditRoutes(ctx));
 
   router.use((req: Request) => {

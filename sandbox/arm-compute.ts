@@ -196,6 +196,7 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
         'NotFound',
         `The operation '${param(req, 'operationId')}' was not found.`,
       );
+    if (poll.kind === 'failed') return void res.status(200).json(poll.status);
     if (poll.kind === 'running')
       return void res
         .status(202)
@@ -376,6 +377,7 @@ async function putSnapshot(req: Request, res: Response, options: ArmComputeOptio
       subscriptionId,
       location: snapshot.location,
       onSucceeded: () => resources.markSucceeded(snapshot.id),
+      onFailed: async () => void (await resources.deleteSnapshot(snapshot.id)),
       output: () => {
         const current = resources.getSnapshot(snapshot.id);
         return current ? snapshotJson(current, blobs) : undefined;

@@ -30,6 +30,7 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import { armComputeRouter } from './arm-compute.ts';
 import { startAzurite, type AzuriteProcess } from './azurite.ts';
 import { ensureDiskImages } from './disk-images.ts';
+import { SandboxFaults } from './faults.ts';
 import { entraFetch, entraHost, IdentityProvider } from './identity.ts';
 import { LongRunningOperations } from './long-running.ts';
 import { DiskBlobService } from './page-blobs.ts';
@@ -37,6 +38,7 @@ import { ComputeResources } from './resources.ts';
 import { buildSeed, type SandboxSeed } from './seed.ts';
 import { ensureSandboxCa, ensureServerCertificate, hasCaWithKey } from './tls.ts';
 
+export type { FaultSpec, InjectedFault } from './faults.ts';
 export type { SandboxCustomer, SandboxSeed, SandboxUser } from './seed.ts';
 export { ensureSandboxCa } from './tls.ts';
 
@@ -73,6 +75,8 @@ export interface Sandbox {
   /** Azurite blob connection string (http, shared key) for the provider's repository. */
   repositoryConnectionString: string;
   seed: SandboxSeed;
+  /** Faults to inject into ARM and disk-data answers (throttling, 5xx, failed operations). */
+  faults: SandboxFaults;
   /** The raw file behind a managed disk or snapshot resource id, for tests that compare bytes; undefined when unknown. */
   diskFilePath(resourceId: string): string | undefined;
   /** Stops the HTTPS server and the Azurite child process. */
@@ -123,8 +127,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     });
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
+    const faults = new SandboxFaults((id, error) => operations.fail(id, error));
     app = buildApp([
       identity.router(),
+      faults.middleware(),
       blobs.router(),
       armComputeRouter({
         baseUrl,
@@ -151,6 +157,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       resources,
       servers,
       azurite,
+      faults,
       log,
     });
   } catch (error) {
@@ -166,6 +173,7 @@ function sandboxHandle(parts: {
   resources: ComputeResources;
   servers: https.Server[];
   azurite: AzuriteProcess;
+  faults: SandboxFaults;
   log: Logger;
 }): Sandbox {
   const { application, seed } = parts.world;
@@ -187,6 +195,7 @@ function sandboxHandle(parts: {
     },
     repositoryConnectionString: parts.azurite.connectionString,
     seed,
+    faults: parts.faults,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
     close() {
       closing ??= (async () => {
@@ -198,7 +207,7 @@ function sandboxHandle(parts: {
   };
 }
 
-function buildApp(routers: express.Router[]): express.Express {
+function buildApp(routers: express.RequestHandler[]): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

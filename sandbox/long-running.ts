@@ -18,6 +18,8 @@ export interface OperationStart {
   location: string;
   /** Runs once, when the operation turns Succeeded (for example: mark a snapshot created). */
   onSucceeded?: () => Promise<void>;
+  /** Runs once when an injected fault fails the operation (for example: forget the half-made snapshot). */
+  onFailed?: () => Promise<void>;
   /** The body of the final 200 from the Location URL, computed when it is served. */
   result?: () => unknown;
   /** Included as properties.output in the status document (ARM does this for disk operations). */
@@ -29,7 +31,8 @@ interface Operation extends OperationStart {
   startTime: string;
   endTime?: string;
   pollsLeft: number;
-  status: 'InProgress' | 'Succeeded';
+  status: 'InProgress' | 'Succeeded' | 'Failed';
+  error?: { code: string; message: string };
   finishing?: Promise<void>;
 }
 
@@ -42,6 +45,7 @@ export type OperationHeaders = {
 export type OperationPoll =
   | { kind: 'unknown' }
   | { kind: 'running'; status: Record<string, unknown> }
+  | { kind: 'failed'; status: Record<string, unknown> }
   | { kind: 'done'; status: Record<string, unknown>; result: unknown };
 
 /** How long finished operations stay queryable. */
@@ -99,9 +103,22 @@ export class LongRunningOperations {
     if (operation.status === 'InProgress') return { kind: 'running', status };
 
     status.endTime = operation.endTime;
+    if (operation.status === 'Failed')
+      return { kind: 'failed', status: { ...status, error: operation.error } };
     const output = operation.output?.();
     if (output !== undefined) status.properties = { output };
     return { kind: 'done', status, result: operation.result?.() };
+  }
+
+  /** Fails a running operation (the sandbox's fault injection); false when it is unknown or over. */
+  async fail(id: string, error: { code: string; message: string }): Promise<boolean> {
+    const operation = this.operations.get(id.toLowerCase());
+    if (!operation || operation.status !== 'InProgress') return false;
+    operation.status = 'Failed';
+    operation.error = error;
+    operation.endTime = new Date().toISOString();
+    await operation.onFailed?.();
+    return true;
   }
 
   private async finish(operation: Operation): Promise<void> {

@@ -15,7 +15,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApprovals, type Actor, type Approvals } from '../approvals/index.ts';
 import { createBot } from '../bot/index.ts';
-import { appendAudit, serviceActor, verifyAuditChain } from '../core/audit.ts';
+import { verifyAuditChain } from '../core/audit.ts';
 import type { Db } from '../core/db/database.ts';
 import { silentLogger } from '../core/log.ts';
 import type { BackupJob, FileRestoreJob, JobQueue } from '../engine/queue.ts';
@@ -64,16 +64,22 @@ const itemOf = (id: string, customerId: string, name: string) => ({
   resource_id: `/vm/${name}`,
 });
 
-/** A backup job's step, traced in the audit log as engine/backup.ts writes it. */
-const backupJob = (action: string, customerId: string, itemId: string) =>
-  appendAudit(handle.db, {
-    actor: serviceActor,
-    channel: 'engine',
-    action,
-    resource: `vm/${customerId}/${itemId}`,
-    outcome: action === 'backup.fail' ? 'failed' : 'success',
-    details: { customerId, itemId, message: 'disk snapshot quota exceeded at 10.0.0.7' },
-  });
+/** A finished backup run, recorded as the engine records it: a job session of the item. */
+const backupJob = (status: 'succeeded' | 'failed', customerId: string, itemId: string) =>
+  handle.db
+    .insertInto('job_sessions')
+    .values({
+      id: `session-${itemId}-${status}`,
+      customer_id: customerId,
+      item_id: itemId,
+      item_name: itemId,
+      trigger: 'schedule',
+      status,
+      finished_at: new Date(),
+      error_kind: status === 'failed' ? 'unexpected' : null,
+      error: status === 'failed' ? 'disk snapshot quota exceeded at 10.0.0.7' : null,
+    })
+    .execute();
 
 async function seed(db: Db) {
   const customers = { contoso: ['Contoso', CONTOSO], northwind: ['Northwind', NORTHWIND] };
@@ -137,12 +143,9 @@ async function seed(db: Db) {
     ])
     .execute();
 
-  await backupJob('backup.start', 'contoso', 'item-web-01');
-  await backupJob('backup.finish', 'contoso', 'item-web-01');
-  await backupJob('backup.start', 'contoso', 'item-win-01');
-  await backupJob('backup.fail', 'contoso', 'item-win-01');
-  await backupJob('backup.start', 'northwind', 'item-nw-01');
-  await backupJob('backup.finish', 'northwind', 'item-nw-01');
+  await backupJob('succeeded', 'contoso', 'item-web-01');
+  await backupJob('failed', 'contoso', 'item-win-01');
+  await backupJob('succeeded', 'northwind', 'item-nw-01');
 }
 
 let handle: TestDatabase;
@@ -317,7 +320,7 @@ describe('a requester asks how the backups are', () => {
       .insertInto('protected_items')
       .values(names.map((name) => itemOf(`item-${name}`, 'tailspin', name)))
       .execute();
-    await backupJob('backup.fail', 'tailspin', 'item-vm-34');
+    await backupJob('failed', 'tailspin', 'item-vm-34');
 
     const reply = await say(tina, 'status');
     const shown = reply.card.body.filter((b: any) => b.type === 'Container');
@@ -325,6 +328,55 @@ describe('a requester asks how the backups are', () => {
     expect(shown[0].items[0].text).toBe('vm-34 (VM)');
     expect(reply.shown).toContain('35 protected item(s), 1 whose last backup failed.');
     expect(reply.shown).toContain('the portal lists all');
+  });
+
+  it('shows a backup that is running with how many disks are done and how much was read', async () => {
+    const started = new Date(Date.now() + 1000);
+    await handle.db
+      .insertInto('job_sessions')
+      .values({
+        id: 'session-web-01-running',
+        customer_id: 'contoso',
+        item_id: 'item-web-01',
+        item_name: 'web-01',
+        trigger: 'schedule',
+        status: 'running',
+        started_at: started,
+      })
+      .execute();
+    await handle.db
+      .insertInto('job_tasks')
+      .values(
+        [
+          ['os', 'succeeded', 3 * 2 ** 30],
+          ['data', 'running', 2 ** 29],
+        ].map(([disk, status, bytes]) => ({
+          id: `task-web-01-${disk}`,
+          session_id: 'session-web-01-running',
+          customer_id: 'contoso',
+          subject_kind: 'disk',
+          subject_name: `web-01-${disk}`,
+          status: status as 'succeeded' | 'running',
+          bytes_done: bytes as number,
+        })),
+      )
+      .execute();
+
+    try {
+      const reply = await say(megan, 'status', { localTimezone: 'Europe/Berlin' });
+      const [web] = reply.card.body.filter((b: any) => b.type === 'Container');
+      expect(web.items[1].facts[2]).toEqual({
+        title: 'Last backup',
+        value: expect.stringMatching(
+          /^running since \d{4}-.* Europe\/Berlin \(1 of 2 disk\(s\) done, 3\.5 GiB read\)$/,
+        ),
+      });
+    } finally {
+      await handle.db
+        .deleteFrom('job_sessions')
+        .where('id', '=', 'session-web-01-running')
+        .execute();
+    }
   });
 
   it("shows Northwind's requester only Northwind's VM", async () => {

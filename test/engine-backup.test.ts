@@ -433,6 +433,21 @@ describe('file restore', () => {
     const body = Buffer.from(await response.arrayBuffer());
     expect(createHash('sha256').update(body).digest('hex')).toBe(result.sha256);
 
+    // The bytes that left count as Contoso's egress of the day, recorded once the response is out.
+    const egress = async () =>
+      Number(
+        (
+          await database.db
+            .selectFrom('usage_daily')
+            .select('egress_bytes')
+            .where('customer_id', '=', 'contoso')
+            .executeTakeFirst()
+        )?.egress_bytes ?? 0,
+      );
+    for (let i = 0; i < 50 && (await egress()) < body.length; i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await egress()).toBe(body.length);
+
     // The same file read straight from the sandbox's disk image.
     const disks = restorePoint.disks as unknown as RestorePointDisk[];
     const seeded = sandbox.seed.customers[0]!;

@@ -37,7 +37,9 @@ const people: Person[] = [
 const pages = [
   { slug: 'overview', path: '/portal/', heading: 'Overview' },
   { slug: 'restore-points', path: '/portal/restore-points', heading: 'Restore points' },
+  { slug: 'jobs', path: '/portal/jobs', heading: 'Jobs' },
   { slug: 'requests', path: '/portal/requests', heading: 'Requests' },
+  { slug: 'usage', path: '/portal/usage', heading: 'Usage' },
   { slug: 'request', path: '/portal/requests/req-co', heading: 'req-co' },
   { slug: 'audit', path: '/portal/audit', heading: 'Audit trail' },
 ];
@@ -154,7 +156,9 @@ describe('each person signs in through the login page and sees their part of the
         expect(await page.locator('header nav a').allInnerTexts()).toEqual([
           'Overview',
           'Restore points',
+          'Jobs',
           'Requests',
+          'Usage',
           'Audit trail',
         ]);
 

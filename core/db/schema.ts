@@ -317,6 +317,109 @@ export interface RepositoryLeasesTable {
   expires_at: Timestamp;
 }
 
+export type JobStatus = 'running' | 'succeeded' | 'warning' | 'failed';
+export type TaskStatus = 'waiting' | 'running' | 'succeeded' | 'failed';
+type Bytes = ColumnType<string, number | bigint | string | undefined, number | bigint | string>;
+type Nullable<T> = ColumnType<T | null, T | null | undefined, T | null>;
+type NullableTime = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+/** One run of a job (a backup of one protected item), with its outcome and totals. */
+export interface JobSessionsTable {
+  id: string;
+  customer_id: string;
+  item_id: string;
+  /** The item's name when the run started, e.g. web-01. */
+  item_name: string;
+  /** 'backup' for now. */
+  kind: ColumnType<string, string | undefined, string>;
+  /** What started it: 'schedule', 'operator', 'startup'. */
+  trigger: string;
+  policy_name: Nullable<string>;
+  status: JobStatus;
+  started_at: Timestamp;
+  finished_at: NullableTime;
+  /** Bytes read from the source (snapshots). */
+  bytes_read: Bytes;
+  /** Bytes the repository gained. */
+  bytes_stored: Bytes;
+  /** Things an operator should know about a run that still succeeded (e.g. storage near its allocation). */
+  warnings: ColumnType<string[], string | undefined, string>;
+  error_kind: Nullable<string>;
+  error: Nullable<string>;
+  /** The restore point the run made, once it succeeded. */
+  restore_point_id: Nullable<string>;
+}
+
+/** One task of a session: one disk of a VM (later one SQL database), with its progress and attempts. */
+export interface JobTasksTable {
+  id: string;
+  session_id: string;
+  customer_id: string;
+  /** What the task works on: 'disk' (later 'database'). */
+  subject_kind: string;
+  /** The disk's (or database's) name. */
+  subject_name: string;
+  status: TaskStatus;
+  attempts: ColumnType<number, number | undefined, number>;
+  /** The licence slot the task held while it ran; null without a licence limit. */
+  slot: Nullable<number>;
+  /** The subject's size when known. */
+  total_bytes: ColumnType<
+    string | null,
+    number | bigint | string | null | undefined,
+    number | bigint | string | null
+  >;
+  /** Bytes read so far in the current attempt. */
+  bytes_done: Bytes;
+  bytes_stored: Bytes;
+  created_at: Timestamp;
+  /** When the current attempt started running (holding its slot). */
+  started_at: NullableTime;
+  finished_at: NullableTime;
+  /** When bytes_done was last written. */
+  progress_at: NullableTime;
+  /** The last attempt's error, made safe for customers' eyes. */
+  error: Nullable<string>;
+}
+
+/** What a customer bought; a null column, or no row at all, means no limit. */
+export interface LicencesTable {
+  customer_id: string;
+  /** Protected VMs and databases. */
+  max_instances: Nullable<number>;
+  /** Repository storage, in bytes (configured in TB, 10^12 bytes). */
+  allocated_bytes: ColumnType<
+    string | null,
+    number | bigint | string | null | undefined,
+    number | bigint | string | null
+  >;
+  /** Tasks that may run at once across all workers. */
+  max_tasks: Nullable<number>;
+  updated_at: Timestamp;
+  updated_by: string;
+}
+
+/** A customer's concurrent-task slot; a holder with a live expiry owns it (renewed while its task runs). */
+export interface TaskSlotsTable {
+  customer_id: string;
+  slot: number;
+  holder: Nullable<string>;
+  expires_at: NullableTime;
+}
+
+/** Usage of one customer on one UTC day, for the price list. */
+export interface UsageDailyTable {
+  customer_id: string;
+  /** The UTC day, YYYY-MM-DD. */
+  day: ColumnType<string, string, string>;
+  protected_instances: ColumnType<number, number | undefined, number>;
+  stored_bytes: Bytes;
+  peak_tasks: ColumnType<number, number | undefined, number>;
+  /** Bytes delivered out of the repository by restores and downloads. */
+  egress_bytes: Bytes;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   customers: CustomersTable;
   principals: PrincipalsTable;
@@ -332,6 +435,11 @@ export interface Database {
   policy_items: PolicyItemsTable;
   policy_runs: PolicyRunsTable;
   repository_leases: RepositoryLeasesTable;
+  job_sessions: JobSessionsTable;
+  job_tasks: JobTasksTable;
+  licences: LicencesTable;
+  task_slots: TaskSlotsTable;
+  usage_daily: UsageDailyTable;
 }
 
 export type Customer = Selectable<CustomersTable>;
@@ -346,3 +454,7 @@ export type AuditEntry = Selectable<AuditLogTable>;
 export type Delivery = Selectable<DeliveriesTable>;
 export type Policy = Selectable<PoliciesTable>;
 export type PolicyRun = Selectable<PolicyRunsTable>;
+export type JobSession = Selectable<JobSessionsTable>;
+export type JobTask = Selectable<JobTasksTable>;
+export type Licence = Selectable<LicencesTable>;
+export type UsageDay = Selectable<UsageDailyTable>;

@@ -13,7 +13,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { RoleMapping } from '../../approvals/index.ts';
 import type { Db } from '../../core/db/database.ts';
-import { isRequestStatus, REQUEST_STATUSES } from '../../core/db/schema.ts';
+import { isRequestStatus, REQUEST_STATUSES, type JobStatus } from '../../core/db/schema.ts';
 import {
   AcbaError,
   badInput,
@@ -24,8 +24,10 @@ import {
 } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { listRestorePoints } from '../../engine/catalog.ts';
+import { JOB_STATUSES, listJobs, usageReport } from '../../engine/job-catalog.ts';
 import type { AuditVerification } from '../context.ts';
 import { parseAuditFilter } from '../audit-filter.ts';
+import { isJobStatus, USAGE_DAYS } from '../jobs.ts';
 import { decideAsViewer, type PortalDecisions } from '../decide.ts';
 import { BearerTokenError, type OidcSignIn } from '../oidc.ts';
 import { visibleRow } from '../pages.ts';
@@ -75,6 +77,35 @@ export function createApi(options: ApiOptions): express.Router {
       limit: limitOf(req),
     });
     res.json({ restorePoints });
+  });
+
+  router.get('/jobs', async (req, res) => {
+    const viewer = viewerOf(res);
+    const status = text(req.query.status);
+    if (status && !isJobStatus(status))
+      throw badInput(
+        `There is no job outcome "${status.slice(0, 40)}". Use one of: ${JOB_STATUSES.join(', ')}.`,
+      );
+    const jobs = await listJobs(options.db, {
+      customerId: customerFilter(viewer) ?? text(req.query.customer),
+      itemId: text(req.query.item),
+      status: status as JobStatus | undefined,
+      limit: limitOf(req),
+    });
+    res.json({ jobs });
+  });
+
+  router.get('/usage', async (req, res) => {
+    const viewer = viewerOf(res);
+    const raw = text(req.query.days);
+    const days = raw === undefined ? USAGE_DAYS : Number(raw);
+    if (!Number.isInteger(days) || days < 1 || days > 366)
+      throw badInput('The "days" parameter is a whole number from 1 to 366.');
+    const customers = await usageReport(options.db, {
+      customerId: customerFilter(viewer) ?? text(req.query.customer),
+      days,
+    });
+    res.json({ customers });
   });
 
   router.get('/requests', async (req, res) => {

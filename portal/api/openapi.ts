@@ -5,6 +5,7 @@
  */
 
 import { REQUEST_STATUSES } from '../../core/db/schema.ts';
+import { JOB_STATUSES } from '../../engine/job-catalog.ts';
 
 const error = {
   type: 'object',
@@ -117,6 +118,85 @@ export const openApiDocument = {
           disks: { description: 'The disks captured, with their sizes.' },
         },
       },
+      Job: {
+        type: 'object',
+        description:
+          'One backup run of one protected item (a job session) with its tasks, one per disk.',
+        required: ['id', 'customerId', 'itemId', 'itemName', 'status', 'startedAt', 'tasks'],
+        properties: {
+          id: { type: 'string' },
+          customerId: { type: 'string' },
+          customerName: { type: 'string' },
+          itemId: { type: 'string' },
+          itemName: { type: 'string' },
+          trigger: { type: 'string', description: 'schedule, operator or startup.' },
+          policyName: { type: ['string', 'null'] },
+          status: { type: 'string', enum: JOB_STATUSES },
+          startedAt: { type: 'string', format: 'date-time' },
+          finishedAt: { type: ['string', 'null'], format: 'date-time' },
+          bytesRead: { type: 'integer' },
+          bytesStored: { type: 'integer' },
+          warnings: { type: 'array', items: { type: 'string' } },
+          errorKind: { type: ['string', 'null'] },
+          error: { type: ['string', 'null'], description: 'Why it failed, without secrets.' },
+          restorePointId: { type: ['string', 'null'] },
+          tasks: { type: 'array', items: { $ref: '#/components/schemas/Task' } },
+        },
+      },
+      Task: {
+        type: 'object',
+        required: ['id', 'kind', 'name', 'status', 'attempts', 'bytesDone'],
+        properties: {
+          id: { type: 'string' },
+          kind: { type: 'string', description: 'disk (later database).' },
+          name: { type: 'string' },
+          status: { type: 'string', enum: ['waiting', 'running', 'succeeded', 'failed'] },
+          attempts: { type: 'integer' },
+          bytesDone: { type: 'integer', description: 'Bytes read so far in the current attempt.' },
+          bytesStored: { type: 'integer' },
+          totalBytes: { type: ['integer', 'null'] },
+          throughput: { type: ['integer', 'null'], description: 'Bytes per second.' },
+          startedAt: { type: ['string', 'null'], format: 'date-time' },
+          finishedAt: { type: ['string', 'null'], format: 'date-time' },
+          error: { type: ['string', 'null'] },
+        },
+      },
+      CustomerUsage: {
+        type: 'object',
+        required: ['customerId', 'licence', 'protectedInstances', 'storedBytes', 'days'],
+        properties: {
+          customerId: { type: 'string' },
+          customerName: { type: 'string' },
+          licence: {
+            type: 'object',
+            description: 'null limits are unlimited; licensed is false without a licence.',
+            properties: {
+              licensed: { type: 'boolean' },
+              instances: { type: ['integer', 'null'] },
+              storageTb: { type: ['number', 'null'] },
+              tasks: { type: ['integer', 'null'] },
+            },
+          },
+          protectedInstances: { type: 'integer' },
+          storedBytes: { type: 'integer' },
+          storageRatio: { type: ['number', 'null'] },
+          peakTasksToday: { type: 'integer' },
+          days: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['day', 'protectedInstances', 'storedBytes', 'peakTasks', 'egressBytes'],
+              properties: {
+                day: { type: 'string', format: 'date', description: 'UTC day.' },
+                protectedInstances: { type: 'integer' },
+                storedBytes: { type: 'integer' },
+                peakTasks: { type: 'integer' },
+                egressBytes: { type: 'integer' },
+              },
+            },
+          },
+        },
+      },
       Request: {
         type: 'object',
         required: ['id', 'customer_id', 'status', 'created_at'],
@@ -215,6 +295,68 @@ export const openApiDocument = {
                 type: 'array',
                 items: { $ref: '#/components/schemas/RestorePoint' },
               },
+            },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/jobs': {
+      get: {
+        summary:
+          "Backup jobs (sessions) newest first, with their tasks' progress, throughput and outcome; a customer's staff see only their own",
+        parameters: [
+          {
+            name: 'customer',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: "Provider staff only; customers' staff always get their own.",
+          },
+          { name: 'item', in: 'query', required: false, schema: { type: 'string' } },
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: JOB_STATUSES },
+          },
+          limit,
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['jobs'],
+            properties: { jobs: { type: 'array', items: { $ref: '#/components/schemas/Job' } } },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/usage': {
+      get: {
+        summary:
+          "Each customer's usage against its licence, and per UTC day; a customer's staff see only their own",
+        parameters: [
+          {
+            name: 'customer',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: "Provider staff only; customers' staff always get their own.",
+          },
+          {
+            name: 'days',
+            in: 'query',
+            required: false,
+            schema: { type: 'integer', minimum: 1, maximum: 366, default: 31 },
+          },
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['customers'],
+            properties: {
+              customers: { type: 'array', items: { $ref: '#/components/schemas/CustomerUsage' } },
             },
           }),
           ...errors,

@@ -152,13 +152,21 @@ export const cardSamples: Record<string, CardSample> = {
             item: web01,
             restorePointCount: 14,
             newestRestorePoint: new Date('2026-12-02T02:00:00Z'),
-            lastBackup: { outcome: 'succeeded', at: new Date('2026-12-02T02:07:00Z') },
+            lastBackup: {
+              outcome: 'succeeded',
+              at: new Date('2026-12-02T02:07:00Z'),
+              sessionId: 'session-web-01',
+            },
           },
           {
             item: { ...web01, id: 'item-win-01', name: 'win-01' },
             restorePointCount: 13,
             newestRestorePoint: new Date('2026-12-01T02:00:00Z'),
-            lastBackup: { outcome: 'failed', at: new Date('2026-12-02T02:11:00Z') },
+            lastBackup: {
+              outcome: 'failed',
+              at: new Date('2026-12-02T02:11:00Z'),
+              sessionId: 'session-win-01',
+            },
           },
         ],
         zone,
