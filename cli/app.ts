@@ -33,7 +33,7 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
-import { loadSqlLogins, sqlLoginsOf } from '../engine/sql-logins.ts';
+import { loadSqlLogins } from '../engine/sql-logins.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
 import { Repository } from '../engine/repository/repository.ts';
 import { applyRetention } from '../engine/retention.ts';
@@ -44,7 +44,7 @@ import { createPortal } from '../portal/index.ts';
 import { OidcSignIn } from '../portal/oidc.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { createTeamsStandIn } from '../sandbox/teams/index.ts';
-import { seedFromSandbox } from './sandbox-seed.ts';
+import { sandboxSqlLogins, seedFromSandbox } from './sandbox-seed.ts';
 
 /** The approvers' channel in the sandbox's stand-in Teams. */
 export const SANDBOX_APPROVERS_CONVERSATION = '19:acba-approvers@thread.tacv2';
@@ -162,19 +162,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       resourceManagerUrl = sandbox.armUrl;
       repositoryConnectionString ??= sandbox.repositoryConnectionString;
       providerTenantId ??= sandbox.seed.provider.tenantId;
-      sqlLogins ??= sqlLoginsOf(
-        Object.fromEntries(
-          sandbox.seed.customers.flatMap((c) =>
-            c.sqlServers.map((s) => [
-              s.resourceId,
-              {
-                administratorLogin: s.administratorLogin,
-                administratorLoginPassword: s.administratorLoginPassword,
-              },
-            ]),
-          ),
-        ),
-      );
+      sqlLogins ??= sandboxSqlLogins(sandbox.seed);
       approversConversationId ??= SANDBOX_APPROVERS_CONVERSATION;
       approversServiceUrl ??= `${url}/sandbox/teams`;
       operatorsConversationId ??= SANDBOX_OPERATORS_CONVERSATION;
