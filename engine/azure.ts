@@ -23,9 +23,11 @@ export function createComputeClient(opts: ComputeClientOptions): ComputeManageme
 /** An Azure SQL management client for one subscription at the given ARM endpoint. */
 export function createSqlClient(opts: ComputeClientOptions): SqlManagementClient {
   const endpoint = opts.endpoint.replace(/\/+$/, '');
-  // This SDK builds request URLs from $host, not from endpoint.
+  // This SDK builds request URLs from $host, not from endpoint, and would ask for tokens for
+  // the endpoint; ARM's audience is the same whatever the endpoint (the sandbox's included).
   return new SqlManagementClient(opts.credential, opts.subscriptionId, {
     endpoint,
     $host: endpoint,
+    credentialScopes: ['https://management.azure.com/.default'],
   });
 }
