@@ -50,6 +50,7 @@ export function sqlDatabaseJson(database: SqlDatabaseRecord): Record<string, unk
       zoneRedundant: false,
       readScale: 'Disabled',
       ...(database.system ? {} : { earliestRestoreDate: database.creationDate }),
+      maintenanceConfigurationId: `/subscriptions/${database.server.subscriptionId}/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_Default`,
       currentSku: sku,
       currentBackupStorageRedundancy: 'Geo',
       requestedBackupStorageRedundancy: 'Geo',
