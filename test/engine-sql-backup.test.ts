@@ -29,6 +29,8 @@ import { readAnyManifest, type SqlDatabaseManifest } from '../engine/repository/
 import { Repository } from '../engine/repository/repository.ts';
 import { prune } from '../engine/retention.ts';
 import { runPolicyNow } from '../engine/scheduler.ts';
+import { restoreSqlDatabase, type SqlRestoreDeps } from '../engine/sql-restore.ts';
+import { SqlStaging } from '../engine/sql-staging.ts';
 import { readBacpac } from '../sandbox/bacpac.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { openTestDatabase, tempDir, type TestDatabase } from './support/database.ts';
@@ -335,6 +337,87 @@ describe('Azure SQL database backups', () => {
     expect(await readBacpac(await storedBacpac(firstPoints.get(sales.id)!))).toEqual(
       sandbox.sql.databaseContent(sales.resource_id),
     );
+  });
+});
+
+describe('restoring a database restore point (engine function, no approval wiring yet)', () => {
+  const restoreDeps = (): SqlRestoreDeps => ({
+    db: database.db,
+    log: silentLogger,
+    repository,
+    sql: (subscriptionId) =>
+      createSqlClient({ credential: credential(), subscriptionId, endpoint: sandbox.armUrl }),
+    staging: new SqlStaging({
+      connectionString: sandbox.repositoryConnectionString,
+      container: STAGING,
+    }),
+    logins: sandboxSqlLogins(sandbox.seed),
+    pollIntervalMs: 50,
+  });
+  const servers = () => sandbox.seed.customers[0]!.sqlServers;
+
+  it('imports the stored BACPAC under a new name on the original server, with the same rows as the source', async () => {
+    const sales = items.find((i) => i.name.endsWith('/sales'))!;
+    const restored = await restoreSqlDatabase(restoreDeps(), {
+      restorePointId: firstPoints.get(sales.id)!.id,
+      databaseName: 'sales-restored',
+    });
+
+    expect(restored.toLowerCase()).toBe(
+      sales.resource_id.replace(/sales$/, 'sales-restored').toLowerCase(),
+    );
+    expect(sandbox.sql.databaseContent(restored)).toEqual(
+      sandbox.sql.databaseContent(sales.resource_id),
+    );
+    expect(await stagingBlobs()).toEqual([]);
+  });
+
+  it('imports into another server of the customer, in another region', async () => {
+    const hr = items.find((i) => i.name.endsWith('/hr'))!;
+    const weu = servers().find((s) => s.name === 'sql-contoso-weu')!;
+    const restored = await restoreSqlDatabase(restoreDeps(), {
+      restorePointId: firstPoints.get(hr.id)!.id,
+      databaseName: 'hr-from-neu',
+      serverResourceId: weu.resourceId,
+    });
+
+    expect(restored).toBe(`${weu.resourceId}/databases/hr-from-neu`);
+    expect(sandbox.sql.databaseContent(restored)).toEqual(
+      sandbox.sql.databaseContent(hr.resource_id),
+    );
+    const audit = await database.db
+      .selectFrom('audit_log')
+      .select(['action', 'resource'])
+      .where('action', 'like', 'restore.%')
+      .execute();
+    expect(audit).toContainEqual({
+      action: 'restore.finish',
+      resource: 'sql/contoso/sql-contoso-weu/hr-from-neu',
+    });
+  });
+
+  it('never overwrites an existing database, and never imports into another subscription', async () => {
+    const inventory = items.find((i) => i.name.endsWith('/inventory'))!;
+    const restorePointId = firstPoints.get(inventory.id)!.id;
+
+    const existing = await restoreSqlDatabase(restoreDeps(), {
+      restorePointId,
+      databaseName: 'sales',
+    }).catch((e: unknown) => e);
+    expect(isAcbaError(existing) && existing.kind).toBe('conflict');
+    const sales = items.find((i) => i.name.endsWith('/sales'))!;
+    expect(sandbox.sql.databaseContent(sales.resource_id)).toEqual(
+      await readBacpac(await storedBacpac(firstPoints.get(sales.id)!)),
+    );
+
+    const elsewhere = await restoreSqlDatabase(restoreDeps(), {
+      restorePointId,
+      databaseName: 'inventory-elsewhere',
+      serverResourceId:
+        '/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Sql/servers/other',
+    }).catch((e: unknown) => e);
+    expect(isAcbaError(elsewhere) && elsewhere.kind).toBe('forbidden');
+    expect(await stagingBlobs()).toEqual([]);
   });
 });
 
