@@ -50,7 +50,8 @@ export async function backupItem(
     await appendAudit(deps.db, {
       actor: serviceActor,
       channel: 'engine',
-      action: 'backup.start',
+      // A refused backup reads as a failed one wherever backup status is shown.
+      action: 'backup.fail',
       resource: `item/${item.customer_id}/${item.name}`,
       outcome: 'refused',
       details: { customerId: item.customer_id, itemId, trigger, reason: error.message },

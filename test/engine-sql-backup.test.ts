@@ -29,6 +29,7 @@ import { readAnyManifest, type SqlDatabaseManifest } from '../engine/repository/
 import { Repository } from '../engine/repository/repository.ts';
 import { prune } from '../engine/retention.ts';
 import { runPolicyNow } from '../engine/scheduler.ts';
+import { backupStatus } from '../engine/status.ts';
 import { restoreSqlDatabase, type SqlRestoreDeps } from '../engine/sql-restore.ts';
 import { SqlStaging } from '../engine/sql-staging.ts';
 import { readBacpac } from '../sandbox/bacpac.ts';
@@ -276,6 +277,12 @@ describe('Azure SQL database backups', () => {
       .execute();
     const finished = audit.filter((a) => a.action === 'backup.finish').map((a) => a.resource);
     expect(finished.sort()).toEqual(items.map((i) => `sql/contoso/${i.name}`).sort());
+    const status = await backupStatus(database.db, 'contoso');
+    for (const item of items)
+      expect(status.find((s) => s.item.id === item.id)).toMatchObject({
+        restorePointCount: 1,
+        lastBackup: { outcome: 'succeeded' },
+      });
   });
 
   it('a second backup of an unchanged database stores almost nothing new', async () => {
@@ -479,10 +486,12 @@ describe('Azure Arc-enabled SQL Server databases', () => {
       .execute();
     expect(refused).toEqual([
       {
-        action: 'backup.start',
+        action: 'backup.fail',
         outcome: 'refused',
         resource: 'item/contoso/sql-onprem-01/payroll',
       },
     ]);
+    const status = await backupStatus(database.db, 'contoso');
+    expect(status.find((s) => s.item.id === 'arc-payroll')!.lastBackup!.outcome).toBe('failed');
   });
 });
