@@ -50,6 +50,14 @@ export interface SqlExportRecord {
 
 const key = (text: string) => text.toLowerCase();
 
+/** Where a server's long-running operations are reported: its subscription and region. */
+export function operationScope(server: SqlServerRecord): {
+  subscriptionId: string;
+  location: string;
+} {
+  return { subscriptionId: server.subscriptionId, location: server.location };
+}
+
 export class SqlResources {
   private readonly servers = new Map<string, SqlServerRecord>();
   private readonly databases = new Map<string, SqlDatabaseRecord>();
