@@ -19,10 +19,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await db
-    .deleteFrom('policy_items' as never)
-    .where('selector' as never, '=', 'database' as never)
-    .execute();
+  await sql`delete from policy_items where selector = 'database'`.execute(db);
   await db.schema
     .alterTable('policy_items')
     .dropConstraint('policy_items_selector_check')
