@@ -400,7 +400,11 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       for (const customer of await db.selectFrom('customers').selectAll().execute()) {
         const items = [
           ...(await engine.syncInventory(customer)),
-          ...(await engine.syncSqlInventory(customer)),
+          ...(await engine.syncSqlInventory(customer).catch((err) => {
+            // A subscription without SQL access still gets its VMs backed up.
+            log.warn({ err, customerId: customer.id }, 'sql_inventory_failed');
+            return [];
+          })),
         ];
         for (const item of items)
           await queue.enqueueBackup({ itemId: item.id, trigger: 'startup' });

@@ -30,28 +30,45 @@ export async function syncSqlInventory(
   const items: ProtectedItem[] = [];
   for await (const server of sql.servers.list()) {
     if (!server.id || !server.name) continue;
-    const { resourceGroup } = parseResourceId(server.id);
-    for await (const database of sql.databases.listByServer(resourceGroup, server.name)) {
-      if (!database.id || !database.name || isSystemDatabase(database)) continue;
-      const name = `${server.name}/${database.name}`;
-      const tags = JSON.stringify(database.tags ?? {});
-      const item = await db
-        .insertInto('protected_items')
-        .values({
-          id: sqlItemIdFor(database.id),
-          customer_id: customer.id,
-          kind: 'sql_database',
-          name,
-          resource_id: database.id,
-          tags,
-        })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ name, resource_id: database.id!, tags }))
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      items.push(item);
+    try {
+      items.push(...(await syncServer(db, sql, customer, server.id, server.name)));
+    } catch (err) {
+      // A server that cannot be listed now (being deleted, no access) must not hide the others.
+      log.warn({ err, customerId: customer.id, serverId: server.id }, 'sql_server_skipped');
     }
   }
   log.info({ customerId: customer.id, databases: items.length }, 'sql_inventory_synced');
+  return items;
+}
+
+async function syncServer(
+  db: Db,
+  sql: SqlManagementClient,
+  customer: Customer,
+  serverId: string,
+  serverName: string,
+): Promise<ProtectedItem[]> {
+  const items: ProtectedItem[] = [];
+  const { resourceGroup } = parseResourceId(serverId);
+  for await (const database of sql.databases.listByServer(resourceGroup, serverName)) {
+    if (!database.id || !database.name || isSystemDatabase(database)) continue;
+    const name = `${serverName}/${database.name}`;
+    const tags = JSON.stringify(database.tags ?? {});
+    const item = await db
+      .insertInto('protected_items')
+      .values({
+        id: sqlItemIdFor(database.id),
+        customer_id: customer.id,
+        kind: 'sql_database',
+        name,
+        resource_id: database.id,
+        tags,
+      })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ name, resource_id: database.id!, tags }))
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    items.push(item);
+  }
   return items;
 }
 

@@ -21,7 +21,7 @@ import { silentLogger } from '../core/log.ts';
 import { LinkSigner } from '../core/signing.ts';
 import { createSqlClient } from '../engine/azure.ts';
 import { readStoredFile } from '../engine/bacpac-blocks.ts';
-import { createEngine, type Engine } from '../engine/engine.ts';
+import { createEngine, type Engine, type EngineOptions } from '../engine/engine.ts';
 import { startJobQueue, type PgBossJobQueue } from '../engine/job-queue.ts';
 import { applyPolicies, parsePolicyFile } from '../engine/policies.ts';
 import { checkRepository } from '../engine/repository/check.ts';
@@ -31,6 +31,7 @@ import { prune } from '../engine/retention.ts';
 import { runPolicyNow } from '../engine/scheduler.ts';
 import { backupStatus } from '../engine/status.ts';
 import { restoreSqlDatabase, type SqlRestoreDeps } from '../engine/sql-restore.ts';
+import type { SqlLogins } from '../engine/sql-logins.ts';
 import { SqlStaging } from '../engine/sql-staging.ts';
 import { readBacpac } from '../sandbox/bacpac.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
@@ -64,6 +65,28 @@ async function until(condition: () => Promise<boolean>, timeoutMs = 90_000): Pro
   }
 }
 
+function engineOptions(logins: SqlLogins): EngineOptions {
+  return {
+    db: database.db,
+    log: silentLogger,
+    credential: credential(),
+    resourceManagerUrl: sandbox.armUrl,
+    repository: {
+      connectionString: sandbox.repositoryConnectionString,
+      container: REPOSITORY,
+      kek,
+    },
+    signer: new LinkSigner(randomBytes(32)),
+    publicUrl: 'http://127.0.0.1:1',
+    diskResourceUrl: 'http://127.0.0.1:1/engine',
+    downloadLinkMinutes: 60,
+    notices: { restoreFinished: async () => undefined },
+    workDir: path.join(dataDir, 'work'),
+    azurePollIntervalMs: 50,
+    sql: { stagingContainer: STAGING, logins },
+  };
+}
+
 beforeAll(async () => {
   dataDir = await tempDir('acba-sql-');
   sandbox = await startSandbox({
@@ -86,25 +109,7 @@ beforeAll(async () => {
     .returningAll()
     .executeTakeFirstOrThrow();
 
-  engine = await createEngine({
-    db: database.db,
-    log: silentLogger,
-    credential: credential(),
-    resourceManagerUrl: sandbox.armUrl,
-    repository: {
-      connectionString: sandbox.repositoryConnectionString,
-      container: REPOSITORY,
-      kek,
-    },
-    signer: new LinkSigner(randomBytes(32)),
-    publicUrl: 'http://127.0.0.1:1',
-    diskResourceUrl: 'http://127.0.0.1:1/engine',
-    downloadLinkMinutes: 60,
-    notices: { restoreFinished: async () => undefined },
-    workDir: path.join(dataDir, 'work'),
-    azurePollIntervalMs: 50,
-    sql: { stagingContainer: STAGING, logins: sandboxSqlLogins(sandbox.seed) },
-  });
+  engine = await createEngine(engineOptions(sandboxSqlLogins(sandbox.seed)));
   repository = await Repository.open({
     connectionString: sandbox.repositoryConnectionString,
     container: REPOSITORY,
@@ -328,6 +333,21 @@ describe('Azure SQL database backups', () => {
       resource: 'sql/contoso/sql-contoso-neu/hr',
       outcome: 'failed',
     });
+  });
+
+  it('a database whose server has no SQL login fails its backup with that reason, before anything is copied', async () => {
+    const inventory = items.find((i) => i.name.endsWith('/inventory'))!;
+    const withoutLogins = await createEngine(engineOptions(() => undefined));
+    const exportsBefore = sandbox.sql.exports().length;
+
+    const error = await withoutLogins.backup(inventory.id, 'operator').catch((e: unknown) => e);
+    expect(isAcbaError(error) && error.kind).toBe('bad_input');
+    expect((error as Error).message).toContain(
+      'No SQL login is configured for server sql-contoso-weu, so database sql-contoso-weu/inventory cannot be exported.',
+    );
+    expect(sandbox.sql.exports()).toHaveLength(exportsBefore);
+    expect((await databasesInAzure()).filter((name) => name.includes('/acba-'))).toEqual([]);
+    await withoutLogins.close();
   });
 
   it("repository upkeep counts a database restore point's blocks: check reads them, prune keeps them", async () => {
