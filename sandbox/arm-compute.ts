@@ -196,6 +196,7 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
         'NotFound',
         `The operation '${param(req, 'operationId')}' was not found.`,
       );
+    if (poll.kind === 'failed') return void res.status(200).json(poll.status);
     if (poll.kind === 'running')
       return void res
         .status(202)

@@ -215,8 +215,7 @@ async function pollOperation(req: Request, res: Response, options: ArmSqlOptions
       .status(202)
       .set({ 'Retry-After': '0', Location: `${options.baseUrl}${req.originalUrl}` })
       .end();
-  if (poll.status.status === 'Failed')
-    return void res.status(400).json({ error: poll.status.error });
+  if (poll.kind === 'failed') return void res.status(400).json({ error: poll.status.error });
   if (poll.result === undefined) return void res.status(200).end();
   res.status(200).json(poll.result);
 }

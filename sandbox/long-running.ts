@@ -55,6 +55,7 @@ export type OperationHeaders = {
 export type OperationPoll =
   | { kind: 'unknown' }
   | { kind: 'running'; status: Record<string, unknown> }
+  | { kind: 'failed'; status: Record<string, unknown> }
   | { kind: 'done'; status: Record<string, unknown>; result: unknown };
 
 /** How long finished operations stay queryable. */
@@ -118,7 +119,8 @@ export class LongRunningOperations {
     if (operation.status === 'InProgress') return { kind: 'running', status };
 
     status.endTime = operation.endTime;
-    if (operation.error) status.error = operation.error;
+    if (operation.status === 'Failed')
+      return { kind: 'failed', status: { ...status, error: operation.error } };
     const output = operation.output?.();
     if (output !== undefined) status.properties = { output };
     return { kind: 'done', status, result: operation.result?.() };
