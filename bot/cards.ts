@@ -180,7 +180,7 @@ export function helpCard(greeting: string, zoneName: string, unknown = ''): Card
   return renderCard('help', { greeting, zoneName, unknown });
 }
 
-const itemKinds: Record<string, string> = { vm: 'VM', sql: 'SQL database' };
+const itemKinds: Record<string, string> = { vm: 'VM', sql_database: 'SQL database' };
 
 const backupOutcomes: Record<string, string> = {
   running: 'running since',

@@ -33,6 +33,7 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
+import { loadSqlLogins } from '../engine/sql-logins.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
 import { Repository } from '../engine/repository/repository.ts';
 import { applyRetention } from '../engine/retention.ts';
@@ -43,7 +44,7 @@ import { createPortal } from '../portal/index.ts';
 import { OidcSignIn } from '../portal/oidc.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { createTeamsStandIn } from '../sandbox/teams/index.ts';
-import { seedFromSandbox } from './sandbox-seed.ts';
+import { sandboxSqlLogins, seedFromSandbox } from './sandbox-seed.ts';
 
 /** The approvers' channel in the sandbox's stand-in Teams. */
 export const SANDBOX_APPROVERS_CONVERSATION = '19:acba-approvers@thread.tacv2';
@@ -137,6 +138,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     let resourceManagerUrl = config.azure.resourceManagerUrl;
     let repositoryConnectionString = config.repository.connectionString;
     let providerTenantId = config.providerTenantId;
+    let sqlLogins = config.sql.loginsFile ? loadSqlLogins(config.sql.loginsFile) : undefined;
     let approversConversationId = config.bot.approversConversationId;
     let approversServiceUrl = config.bot.approversServiceUrl;
     let operatorsConversationId = config.bot.operatorsConversationId;
@@ -160,6 +162,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       resourceManagerUrl = sandbox.armUrl;
       repositoryConnectionString ??= sandbox.repositoryConnectionString;
       providerTenantId ??= sandbox.seed.provider.tenantId;
+      sqlLogins ??= sandboxSqlLogins(sandbox.seed);
       approversConversationId ??= SANDBOX_APPROVERS_CONVERSATION;
       approversServiceUrl ??= `${url}/sandbox/teams`;
       operatorsConversationId ??= SANDBOX_OPERATORS_CONVERSATION;
@@ -219,6 +222,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       notices,
       workDir: path.join(config.dataDir, 'work'),
       approvalCheck: { providerTenantId, cooldownHours: config.approvals?.approverCooldownHours },
+      sql: { stagingContainer: config.sql.stagingContainer, logins: sqlLogins },
     });
     closers.push(() => engine.close());
 
@@ -339,7 +343,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     await queue.work({
       fileRestore: (job) => engine.runFileRestore(job.requestId),
       backup: async (job) => {
-        await engine.backupVm(job.itemId, job.trigger, {
+        await engine.backup(job.itemId, job.trigger, {
           expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,
           policyName: job.policyName,
         });
@@ -394,7 +398,14 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
 
     if (config.backupOnStart && role === 'all') {
       for (const customer of await db.selectFrom('customers').selectAll().execute()) {
-        const items = await engine.syncInventory(customer);
+        const items = [
+          ...(await engine.syncInventory(customer)),
+          ...(await engine.syncSqlInventory(customer).catch((err) => {
+            // A subscription without SQL access still gets its VMs backed up.
+            log.warn({ err, customerId: customer.id }, 'sql_inventory_failed');
+            return [];
+          })),
+        ];
         for (const item of items)
           await queue.enqueueBackup({ itemId: item.id, trigger: 'startup' });
       }

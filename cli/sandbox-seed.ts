@@ -4,6 +4,7 @@
  * leaves existing rows as they are.
  */
 import type { Db } from '../core/db/database.ts';
+import { sqlLoginsOf, type SqlLogins } from '../engine/sql-logins.ts';
 import type { SandboxSeed } from '../sandbox/index.ts';
 
 export async function seedFromSandbox(db: Db, seed: SandboxSeed): Promise<void> {
@@ -34,4 +35,20 @@ export async function seedFromSandbox(db: Db, seed: SandboxSeed): Promise<void> 
       .onConflict((oc) => oc.columns(['tenant_id', 'object_id', 'role']).doNothing())
       .execute();
   }
+}
+
+/** The SQL logins of the sandbox's logical servers, as an operator would list them in ACBA_SQL_LOGINS_FILE. */
+export function sandboxSqlLogins(seed: SandboxSeed): SqlLogins {
+  const servers = seed.customers.flatMap((customer) => customer.sqlServers);
+  return sqlLoginsOf(
+    Object.fromEntries(
+      servers.map((server) => [
+        server.resourceId,
+        {
+          administratorLogin: server.administratorLogin,
+          administratorLoginPassword: server.administratorLoginPassword,
+        },
+      ]),
+    ),
+  );
 }

@@ -30,6 +30,11 @@ const envSchema = z.object({
   ACBA_REPOSITORY_KEK: optionalString,
   ACBA_REPOSITORY_CONNECTION_STRING: optionalString,
   ACBA_REPOSITORY_CONTAINER: z.string().default('acba-repository'),
+  ACBA_SQL_STAGING_CONTAINER: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'a blob container name')
+    .default('acba-staging'),
+  ACBA_SQL_LOGINS_FILE: optionalString,
   ACBA_PROVIDER_TENANT_ID: optionalString,
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
@@ -115,6 +120,14 @@ export interface RepositoryConfig {
   kek?: string;
 }
 
+/** Azure SQL database backups. */
+export interface SqlConfig {
+  /** Container in the repository's storage account where exports write their BACPACs for a backup's duration. */
+  stagingContainer: string;
+  /** JSON file with the SQL login of each logical server, by resource id (see engine/sql-logins.ts). */
+  loginsFile?: string;
+}
+
 /** Portal sign-in and API tokens with Entra ID over OpenID Connect. */
 export interface OidcConfig {
   /** e.g. https://login.microsoftonline.com/organizations/v2.0 (multi-tenant) or one tenant's issuer. */
@@ -163,6 +176,7 @@ export interface Config {
   bot: BotConfig;
   azure: AzureConfig;
   repository: RepositoryConfig;
+  sql: SqlConfig;
   /** Unset: no OpenID Connect sign-in (the sandbox then signs in through its own stand-in). */
   oidc?: OidcConfig;
 }
@@ -246,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       container: e.ACBA_REPOSITORY_CONTAINER,
       kek: e.ACBA_REPOSITORY_KEK,
     },
+    sql: { stagingContainer: e.ACBA_SQL_STAGING_CONTAINER, loginsFile: e.ACBA_SQL_LOGINS_FILE },
     oidc:
       e.ACBA_OIDC_ISSUER && e.ACBA_OIDC_CLIENT_ID && e.ACBA_OIDC_CLIENT_SECRET
         ? {

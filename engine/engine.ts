@@ -1,9 +1,10 @@
 /**
- * The engine: inventory, backup, the disk byte-range resource, file-level
- * recovery and downloads, composed from their own modules over one database,
- * one repository and one set of Azure clients.
+ * The engine: inventory, backup (VMs and Azure SQL databases), the disk
+ * byte-range resource, file-level recovery and downloads, composed from their
+ * own modules over one database, one repository and one set of Azure clients.
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
+import type { SqlManagementClient } from '@azure/arm-sql';
 import type { TokenCredential } from '@azure/identity';
 import type express from 'express';
 import type { Db } from '../core/db/database.ts';
@@ -11,8 +12,9 @@ import type { Customer, ProtectedItem, RestorePoint } from '../core/db/schema.ts
 import { notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LinkSigner } from '../core/signing.ts';
-import { createComputeClient } from './azure.ts';
+import { createComputeClient, createSqlClient } from './azure.ts';
 import { backupVm, type BackupOptions } from './backup.ts';
+import { backupItem } from './backup-item.ts';
 import { DiskImage, LruCache } from './disk-image.ts';
 import { createDiskRouter } from './disk-router.ts';
 import { createDownloadRouter } from './download-router.ts';
@@ -23,6 +25,10 @@ import type { JobSessionOptions } from './job-sessions.ts';
 import type { EngineNotices } from './notices.ts';
 import { readManifest, type Manifest } from './repository/manifest.ts';
 import { BLOCK_SIZE, Repository } from './repository/repository.ts';
+import { backupSqlDatabase } from './sql-backup.ts';
+import type { SqlLogins } from './sql-logins.ts';
+import { syncSqlInventory } from './sql-inventory.ts';
+import { SqlStaging } from './sql-staging.ts';
 
 export interface EngineOptions {
   db: Db;
@@ -49,13 +55,19 @@ export interface EngineOptions {
   azurePollIntervalMs?: number;
   /** Retries and progress pacing of backup tasks (tests shorten the backoff). */
   jobSessions?: JobSessionOptions;
+  /** Azure SQL database backups: the staging container for BACPACs (in the repository's storage account) and the servers' SQL logins. */
+  sql?: { stagingContainer?: string; logins?: SqlLogins };
 }
 
 export interface Engine {
   /** Lists the VMs of the customer's subscription and upserts protected items (id stable per resource id). */
   syncInventory(customer: Customer): Promise<ProtectedItem[]>;
+  /** Lists the Azure SQL databases of the customer's subscription (not `master`) and upserts protected items. */
+  syncSqlInventory(customer: Customer): Promise<ProtectedItem[]>;
   /** Backs up one protected VM; the restore point is visible once everything it references is stored. */
   backupVm(itemId: string, trigger: string, options?: BackupOptions): Promise<RestorePoint>;
+  /** Backs up one protected item, VM or SQL database, with its kind's pipeline; refuses what ACBA does not back up. */
+  backup(itemId: string, trigger: string, options?: BackupOptions): Promise<RestorePoint>;
   /** Runs an approved file restore after the engine's own approval check; throws forbidden when refused. */
   runFileRestore(requestId: string): Promise<void>;
   /** Lists a folder of one disk of a restore point (no approval check: callers must authorize). */
@@ -87,6 +99,24 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     }
     return client;
   };
+
+  const sqlClients = new Map<string, SqlManagementClient>();
+  const sql = (subscriptionId: string) => {
+    let client = sqlClients.get(subscriptionId);
+    if (!client) {
+      client = createSqlClient({
+        credential: options.credential,
+        subscriptionId,
+        endpoint: options.resourceManagerUrl,
+      });
+      sqlClients.set(subscriptionId, client);
+    }
+    return client;
+  };
+  const staging = new SqlStaging({
+    connectionString: options.repository.connectionString,
+    container: options.sql?.stagingContainer ?? 'acba-staging',
+  });
 
   // Opened on first use and again after a failure, so a repository outage at start-up heals.
   let opening: Promise<Repository> | undefined;
@@ -123,6 +153,23 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     return readManifest(await repository(), row);
   };
 
+  const backupDatabase = async (itemId: string, trigger: string, backupOptions?: BackupOptions) =>
+    backupSqlDatabase(
+      {
+        db: options.db,
+        log,
+        repository: await repository(),
+        sql,
+        staging,
+        logins: options.sql?.logins ?? (() => undefined),
+        notices: options.notices,
+        pollIntervalMs: options.azurePollIntervalMs,
+      },
+      itemId,
+      trigger,
+      backupOptions,
+    );
+
   const diskUrl = (restorePointId: string, diskIndex: number, minutes: number): URL => {
     const token = options.signer.sign({
       purpose: 'disk',
@@ -132,9 +179,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     return new URL(`${options.diskResourceUrl.replace(/\/+$/, '')}/disks/${token}/disk.raw`);
   };
 
-  return {
+  const engine: Engine = {
     syncInventory: (customer) =>
       syncInventory(options.db, log, compute(customer.subscription_id), customer),
+
+    syncSqlInventory: (customer) =>
+      syncSqlInventory(options.db, log, sql(customer.subscription_id), customer),
 
     backupVm: async (itemId, trigger, backupOptions) =>
       backupVm(
@@ -146,6 +196,18 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           notices: options.notices,
           pollIntervalMs: options.azurePollIntervalMs,
           sessions: options.jobSessions,
+        },
+        itemId,
+        trigger,
+        backupOptions,
+      ),
+
+    backup: (itemId, trigger, backupOptions) =>
+      backupItem(
+        {
+          db: options.db,
+          log,
+          pipelines: { vm: (...args) => engine.backupVm(...args), sql_database: backupDatabase },
         },
         itemId,
         trigger,
@@ -197,6 +259,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 
     close: async () => {
       computeClients.clear();
+      sqlClients.clear();
     },
   };
+  return engine;
 }

@@ -1,5 +1,6 @@
 /**
- * Backup policies: what to protect (a customer's VMs by name, id or tag), the
+ * Backup policies: what to protect (a customer's VMs and Azure SQL databases
+ * by name, id or resource id, or anything with a tag), the
  * kind of protection (snapshots, backups or both), and schedules each with its
  * own retention, in one IANA time zone. Operators keep them as YAML files and
  * apply them with `acba policy apply FILE`.
@@ -15,6 +16,7 @@ import { appendAudit, serviceActor } from '../core/audit.ts';
 import type { Db } from '../core/db/database.ts';
 import type { Policy, ProtectedItem } from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
+import { arcDatabaseRefused, isArcSqlDatabase } from './resource-types.ts';
 import { isValidZone, WEEKDAYS, type ScheduleKind, type ScheduleRule } from './schedule.ts';
 
 const time = z
@@ -75,9 +77,14 @@ export const policySchema = z
     items: z
       .strictObject({
         vms: z.array(z.string().min(1)).default([]),
+        /** Azure SQL databases as `server/database`, item id or resource id; they may be in any region. */
+        databases: z.array(z.string().min(1)).default([]),
         tags: z.record(z.string(), z.string()).default({}),
       })
-      .refine((i) => i.vms.length + Object.keys(i.tags).length > 0, 'must name vms or tags'),
+      .refine(
+        (i) => i.vms.length + i.databases.length + Object.keys(i.tags).length > 0,
+        'must name vms, databases or tags',
+      ),
     schedules: z
       .strictObject({
         daily: scheduleSchemas.daily.optional(),
@@ -174,6 +181,18 @@ export async function applyPolicies(
   specs: PolicySpec[],
   actor = serviceActor,
 ): Promise<ApplyResult[]> {
+  // Checked for every policy first, so that a refused file changes nothing.
+  for (const spec of specs) {
+    const arc = [...spec.items.vms, ...(spec.items.databases ?? [])].find(isArcSqlDatabase);
+    if (arc) {
+      const refusal = arcDatabaseRefused(arc);
+      throw badInput(
+        `Policy ${spec.name} selects ${refusal.message} Remove it from the policy's items and apply the file again.`,
+        refusal.details,
+      );
+    }
+  }
+
   const results: ApplyResult[] = [];
   for (const spec of specs) {
     const customer = await db
@@ -212,6 +231,7 @@ export async function applyPolicies(
       await tx.deleteFrom('policy_items').where('policy_name', '=', spec.name).execute();
       const selectors = [
         ...spec.items.vms.map((value) => ({ selector: 'vm' as const, value })),
+        ...(spec.items.databases ?? []).map((value) => ({ selector: 'database' as const, value })),
         ...Object.entries(spec.items.tags).map(([k, v]) => ({
           selector: 'tag' as const,
           value: `${k}=${v}`,
@@ -316,13 +336,15 @@ export async function resolvePolicyItems(db: Db, policy: Policy): Promise<Resolv
   return result;
 }
 
-function matches(selector: 'vm' | 'tag', value: string, item: ProtectedItem): boolean {
-  if (selector === 'vm')
+function matches(selector: 'vm' | 'database' | 'tag', value: string, item: ProtectedItem): boolean {
+  if (selector !== 'tag') {
+    if (item.kind !== (selector === 'vm' ? 'vm' : 'sql_database')) return false;
     return (
       value === item.id ||
       value.toLowerCase() === item.name.toLowerCase() ||
       value.toLowerCase() === item.resource_id.toLowerCase()
     );
+  }
   const at = value.indexOf('=');
   const tags = (item.tags ?? {}) as Record<string, string>;
   return tags[value.slice(0, at)] === value.slice(at + 1);

@@ -17,7 +17,7 @@ import { appendAudit, serviceActor } from '../core/audit.ts';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
 import { tryLease } from './repository/leases.ts';
-import { readManifest } from './repository/manifest.ts';
+import { manifestBlockIds, readAnyManifest } from './repository/manifest.ts';
 import type { Repository } from './repository/repository.ts';
 
 export interface RetentionDeps {
@@ -167,15 +167,14 @@ async function referencedBlocks(deps: RetentionDeps): Promise<Set<string>> {
   for (const point of points) {
     let manifest;
     try {
-      manifest = await readManifest(deps.repository, point);
+      manifest = await readAnyManifest(deps.repository, point);
     } catch (error) {
       throw new Error(
         `Pruning stopped: the manifest of restore point ${point.id} cannot be read (${(error as Error).message}). Run "acba repository check" and repair or remove that restore point first.`,
         { cause: error },
       );
     }
-    for (const disk of manifest.disks)
-      for (const block of disk.blocks) if (block) referenced.add(block);
+    for (const block of manifestBlockIds(manifest)) referenced.add(block);
   }
   return referenced;
 }

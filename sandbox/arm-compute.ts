@@ -218,7 +218,7 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
 }
 
 /** Request ids, api-version, bearer token and subscription checks that come before every ARM route. */
-function armPreamble(options: ArmComputeOptions) {
+export function armPreamble(options: Pick<ArmComputeOptions, 'identity' | 'seed'>) {
   return async (req: Request, res: Response, next: NextFunction) => {
     res.set({
       'x-ms-request-id': randomUUID(),
@@ -266,7 +266,8 @@ function armPreamble(options: ArmComputeOptions) {
   };
 }
 
-function armErrorHandler(log: Logger) {
+/** Turns errors of ARM routes into ARM's error answers; shared by every ARM surface of the sandbox. */
+export function armErrorHandler(log: Logger) {
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     if (error instanceof ArmAuthError) {

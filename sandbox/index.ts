@@ -4,7 +4,8 @@
  *
  * One HTTPS server (default port 3979) carries three surfaces, told apart by
  * path: the identity stand-in (`/{tenantId}/...`, see identity.ts), Azure
- * Resource Manager's compute API (`/subscriptions/...`, arm-compute.ts), and
+ * Resource Manager's compute and SQL APIs (`/subscriptions/...`, arm-compute.ts
+ * and arm-sql.ts), and
  * the disk data that access grants hand out (`/md-.../...`, page-blobs.ts).
  * Azurite, a child process, serves the repository's blob storage over HTTP.
  * State lives under dataDir/sandbox: disks, snapshots, Azurite's data, the
@@ -28,6 +29,8 @@ import path from 'node:path';
 import express from 'express';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { armComputeRouter } from './arm-compute.ts';
+import { armSqlRouter } from './arm-sql.ts';
+import type { SqlContent } from './bacpac.ts';
 import { startAzurite, type AzuriteProcess } from './azurite.ts';
 import { ensureDiskImages } from './disk-images.ts';
 import { SandboxFaults } from './faults.ts';
@@ -36,10 +39,13 @@ import { LongRunningOperations } from './long-running.ts';
 import { DiskBlobService } from './page-blobs.ts';
 import { ComputeResources } from './resources.ts';
 import { buildSeed, type SandboxSeed } from './seed.ts';
+import { SqlResources, type SqlExportRecord } from './sql-resources.ts';
 import { ensureSandboxCa, ensureServerCertificate, hasCaWithKey } from './tls.ts';
 
 export type { FaultSpec, InjectedFault } from './faults.ts';
 export type { SandboxCustomer, SandboxSeed, SandboxUser } from './seed.ts';
+export type { SqlContent } from './bacpac.ts';
+export type { SqlExportRecord } from './sql-resources.ts';
 export { ensureSandboxCa } from './tls.ts';
 
 export interface SandboxOptions {
@@ -79,6 +85,15 @@ export interface Sandbox {
   faults: SandboxFaults;
   /** The raw file behind a managed disk or snapshot resource id, for tests that compare bytes; undefined when unknown. */
   diskFilePath(resourceId: string): string | undefined;
+  /** The SQL stand-in, for tests that compare data or need a failing export. */
+  sql: {
+    /** Every export run so far, oldest first. */
+    exports(): SqlExportRecord[];
+    /** The next `count` exports write half their BACPAC, then fail. */
+    failNextExports(count: number): void;
+    /** The tables of the database with this resource id; undefined when there is none. */
+    databaseContent(resourceId: string): SqlContent | undefined;
+  };
   /** Stops the HTTPS server and the Azurite child process. */
   close(): Promise<void>;
 }
@@ -99,6 +114,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     log,
   );
   const resources = await ComputeResources.open(stateDir, world.virtualMachines, images);
+  const sql = new SqlResources(world.sqlServers);
 
   let app: express.Express | undefined;
   const servers = await listenOnLoopback(
@@ -128,10 +144,20 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
     const faults = new SandboxFaults((id, error) => operations.fail(id, error));
+    // The SQL routes come before the compute routes, whose catch-all answers any other ARM path.
     app = buildApp([
       identity.router(),
       faults.middleware(),
       blobs.router(),
+      armSqlRouter({
+        baseUrl,
+        seed: world.seed,
+        sql,
+        identity,
+        operations,
+        pageSize: options.listPageSize ?? 1,
+        log,
+      }),
       armComputeRouter({
         baseUrl,
         seed: world.seed,
@@ -155,6 +181,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       caCertPath: ca.caCertPath,
       world,
       resources,
+      sql,
       servers,
       azurite,
       faults,
@@ -171,6 +198,7 @@ function sandboxHandle(parts: {
   caCertPath: string;
   world: ReturnType<typeof buildSeed>;
   resources: ComputeResources;
+  sql: SqlResources;
   servers: https.Server[];
   azurite: AzuriteProcess;
   faults: SandboxFaults;
@@ -197,6 +225,11 @@ function sandboxHandle(parts: {
     seed,
     faults: parts.faults,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
+    sql: {
+      exports: () => [...parts.sql.exports],
+      failNextExports: (count) => parts.sql.failNextExports(count),
+      databaseContent: (resourceId) => parts.sql.getDatabaseById(resourceId)?.content,
+    },
     close() {
       closing ??= (async () => {
         await Promise.all([closeServers(parts.servers), parts.azurite.stop()]);

@@ -4,7 +4,8 @@
  * InProgress, then Succeeded) and a `Location` URL (202 while running, then
  * 200 with the operation's result). The SDK's poller follows the first and
  * fetches the final result from the second, or from the resource itself for
- * a PUT.
+ * a PUT. An operation started with an error ends Failed, its status document
+ * carrying the error.
  *
  * The work itself happens when the request arrives; an operation only counts
  * polls, so that clients really go through their polling loop, and finishes
@@ -24,6 +25,18 @@ export interface OperationStart {
   result?: () => unknown;
   /** Included as properties.output in the status document (ARM does this for disk operations). */
   output?: () => unknown;
+  /** When set, the operation ends Failed with this error instead of Succeeded. */
+  error?: { code: string; message: string };
+  /** Where its status and result are served; the compute provider's paths by default. */
+  paths?: OperationPaths;
+}
+
+/** The provider and the path segments of an operation's status and result URLs. */
+export interface OperationPaths {
+  provider: string;
+  status: string;
+  result: string;
+  apiVersion: string;
 }
 
 interface Operation extends OperationStart {
@@ -32,7 +45,6 @@ interface Operation extends OperationStart {
   endTime?: string;
   pollsLeft: number;
   status: 'InProgress' | 'Succeeded' | 'Failed';
-  error?: { code: string; message: string };
   finishing?: Promise<void>;
 }
 
@@ -57,7 +69,12 @@ export class LongRunningOperations {
   constructor(
     private readonly baseUrl: string,
     private readonly pollsBeforeDone: number,
-    private readonly apiVersion = '2024-03-02',
+    private readonly computePaths: OperationPaths = {
+      provider: 'Microsoft.Compute',
+      status: 'DiskOperations',
+      result: 'operations',
+      apiVersion: '2024-03-02',
+    },
   ) {}
 
   /** Registers an operation and returns the headers for the 202 that announces it. */
@@ -72,10 +89,11 @@ export class LongRunningOperations {
       status: 'InProgress',
     });
 
-    const base = `${this.baseUrl}/subscriptions/${start.subscriptionId}/providers/Microsoft.Compute/locations/${start.location}`;
+    const paths = start.paths ?? this.computePaths;
+    const base = `${this.baseUrl}/subscriptions/${start.subscriptionId}/providers/${paths.provider}/locations/${start.location}`;
     return {
-      'Azure-AsyncOperation': `${base}/DiskOperations/${id}?p=${encodeURIComponent(randomUUID())}&api-version=${this.apiVersion}`,
-      Location: `${base}/operations/${id}?monitor=true&api-version=${this.apiVersion}`,
+      'Azure-AsyncOperation': `${base}/${paths.status}/${id}?p=${encodeURIComponent(randomUUID())}&api-version=${paths.apiVersion}`,
+      Location: `${base}/${paths.result}/${id}?monitor=true&api-version=${paths.apiVersion}`,
       'Retry-After': '0',
     };
   }
@@ -122,8 +140,8 @@ export class LongRunningOperations {
   }
 
   private async finish(operation: Operation): Promise<void> {
-    await operation.onSucceeded?.();
-    operation.status = 'Succeeded';
+    if (!operation.error) await operation.onSucceeded?.();
+    operation.status = operation.error ? 'Failed' : 'Succeeded';
     operation.endTime = new Date().toISOString();
   }
 

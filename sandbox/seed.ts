@@ -1,6 +1,7 @@
 /**
  * Who and what lives in the sandbox tenant: the managed-service provider
- * (Fabrikam), its customer (Contoso) with two virtual machines, the people who
+ * (Fabrikam), its customer (Contoso) with two virtual machines and two SQL
+ * servers in two regions (three user databases), the people who
  * request, approve, operate and audit, and the provider's app registration.
  *
  * Every identifier is derived from a fixed name through a name-based GUID, so
@@ -26,6 +27,16 @@ export interface SandboxCustomer {
   resourceGroup: string;
   location: string;
   vms: Array<{ name: string; resourceId: string; osType: 'Linux' | 'Windows' }>;
+  /** Logical SQL servers with the SQL login that export and import use. */
+  sqlServers: Array<{
+    name: string;
+    resourceId: string;
+    location: string;
+    administratorLogin: string;
+    administratorLoginPassword: string;
+  }>;
+  /** User databases (master excluded), named `server/database` as ACBA names them. */
+  sqlDatabases: Array<{ name: string; resourceId: string; location: string }>;
 }
 
 export interface SandboxSeed {
@@ -68,10 +79,27 @@ export interface SeedVirtualMachine {
   timeCreated: string;
 }
 
+/** A logical SQL server and its user databases; each database's rows derive from its name. */
+export interface SeedSqlServer {
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  name: string;
+  administratorLogin: string;
+  administratorLoginPassword: string;
+  databases: Array<{
+    name: string;
+    tags: Record<string, string>;
+    /** One table of generated rows: its name, columns and row count. */
+    table: { name: string; columns: string[]; rows: number };
+  }>;
+}
+
 export interface SeedWorld {
   seed: SandboxSeed;
   application: SeedApplication;
   virtualMachines: SeedVirtualMachine[];
+  sqlServers: SeedSqlServer[];
 }
 
 /** A GUID derived from a name (SHA-1, version-5 layout), stable across runs. */
@@ -85,6 +113,14 @@ export function stableGuid(name: string): string {
 
 export function vmResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
   return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/${name}`;
+}
+
+export function sqlServerResourceId(
+  subscriptionId: string,
+  resourceGroup: string,
+  name: string,
+): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Sql/servers/${name}`;
 }
 
 export function buildSeed(): SeedWorld {
@@ -135,6 +171,55 @@ export function buildSeed(): SeedWorld {
     },
   ];
 
+  const sqlLogin = (server: string) => ({
+    administratorLogin: 'contosoadmin',
+    // A sandbox-only password, stable across starts like the app secret.
+    administratorLoginPassword: `Sbx!${createHash('sha256').update(`sql-login:${server}`).digest('base64url').slice(0, 20)}`,
+  });
+  const sqlServers: SeedSqlServer[] = [
+    {
+      subscriptionId,
+      resourceGroup,
+      location,
+      name: 'sql-contoso-weu',
+      ...sqlLogin('sql-contoso-weu'),
+      databases: [
+        {
+          name: 'sales',
+          tags: { environment: 'production', workload: 'sales' },
+          table: {
+            name: 'Orders',
+            columns: ['OrderId', 'Customer', 'Amount', 'Note'],
+            rows: 120000,
+          },
+        },
+        {
+          name: 'inventory',
+          tags: { environment: 'production', workload: 'inventory' },
+          table: { name: 'Products', columns: ['Sku', 'Title', 'Stock', 'Bin'], rows: 24000 },
+        },
+      ],
+    },
+    {
+      subscriptionId,
+      resourceGroup,
+      location: 'northeurope',
+      name: 'sql-contoso-neu',
+      ...sqlLogin('sql-contoso-neu'),
+      databases: [
+        {
+          name: 'hr',
+          tags: { environment: 'production', workload: 'hr' },
+          table: {
+            name: 'Employees',
+            columns: ['EmployeeId', 'Name', 'Team', 'Badge'],
+            rows: 16000,
+          },
+        },
+      ],
+    },
+  ];
+
   const contoso: SandboxCustomer = {
     id: 'contoso',
     name: 'Contoso',
@@ -147,6 +232,20 @@ export function buildSeed(): SeedWorld {
       resourceId: vmResourceId(subscriptionId, resourceGroup, vm.name),
       osType: vm.osType,
     })),
+    sqlServers: sqlServers.map((server) => ({
+      name: server.name,
+      resourceId: sqlServerResourceId(subscriptionId, resourceGroup, server.name),
+      location: server.location,
+      administratorLogin: server.administratorLogin,
+      administratorLoginPassword: server.administratorLoginPassword,
+    })),
+    sqlDatabases: sqlServers.flatMap((server) =>
+      server.databases.map((database) => ({
+        name: `${server.name}/${database.name}`,
+        resourceId: `${sqlServerResourceId(subscriptionId, resourceGroup, server.name)}/databases/${database.name}`,
+        location: server.location,
+      })),
+    ),
   };
 
   const user = (
@@ -191,6 +290,7 @@ export function buildSeed(): SeedWorld {
     },
     application,
     virtualMachines,
+    sqlServers,
   };
 }
 

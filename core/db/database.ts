@@ -17,6 +17,7 @@ import * as m003 from './migrations/003_audit_trail.ts';
 import * as m004 from './migrations/004_policies.ts';
 import * as m007 from './migrations/007_audit_actor_name.ts';
 import * as m008 from './migrations/008_jobs_licences_usage.ts';
+import * as m009 from './migrations/009_sql_databases.ts';
 
 export type Db = Kysely<Database>;
 
@@ -45,6 +46,7 @@ const migrations: Record<string, Migration> = {
   '004_policies': m004,
   '007_audit_actor_name': m007,
   '008_jobs_licences_usage': m008,
+  '009_sql_databases': m009,
 };
 
 const migrationProvider: MigrationProvider = {

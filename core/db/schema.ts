@@ -34,15 +34,18 @@ export interface PrincipalsTable {
   granted_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
-/** A VM (later also a SQL database) that ACBA backs up. */
+/** What ACBA backs up: an Azure VM, or an Azure SQL database (named `server/database`). */
+export type ProtectedItemKind = 'vm' | 'sql_database';
+
+/** A VM or SQL database that ACBA backs up. */
 export interface ProtectedItemsTable {
   id: string;
   customer_id: string;
-  kind: 'vm';
+  kind: ProtectedItemKind;
   name: string;
   resource_id: string;
   created_at: Timestamp;
-  /** The VM's Azure tags at the last inventory sync, for selection by policies. */
+  /** The resource's Azure tags at the last inventory sync, for selection by policies. */
   tags: ColumnType<Record<string, string>, string | undefined, string>;
 }
 
@@ -56,6 +59,17 @@ export interface RestorePointDisk {
   storedBytes: number;
 }
 
+/** The BACPAC export a SQL database's restore point holds. */
+export interface RestorePointBacpac {
+  /** File name, `<database>.bacpac`. */
+  name: string;
+  sizeBytes: number;
+  /** Bytes actually stored (after dedup and compression). */
+  storedBytes: number;
+  /** SHA-256 of the whole BACPAC, hex. */
+  sha256: string;
+}
+
 /** A complete restore point. A row exists only once everything it references is stored. */
 export interface RestorePointsTable {
   id: string;
@@ -65,7 +79,10 @@ export interface RestorePointsTable {
   expires_at: Timestamp;
   /** Path of the restore point's encrypted manifest in the repository. */
   manifest_path: string;
+  /** A VM's disks; empty for a SQL database. */
   disks: Json<RestorePointDisk[]>;
+  /** A SQL database's BACPAC; null for a VM. */
+  bacpac: ColumnType<RestorePointBacpac | null, string | null | undefined, string | null>;
   size_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
   stored_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
   /** The policy whose schedule made it; null for backups outside a policy. */
@@ -287,10 +304,10 @@ export interface PoliciesTable {
   updated_at: Timestamp;
 }
 
-/** What a policy selects: a VM (by item id, name or resource id) or a tag (key=value). */
+/** What a policy selects: a VM or SQL database (by item id, name or resource id) or a tag (key=value). */
 export interface PolicyItemsTable {
   policy_name: string;
-  selector: 'vm' | 'tag';
+  selector: 'vm' | 'database' | 'tag';
   value: string;
 }
 

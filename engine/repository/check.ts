@@ -8,7 +8,7 @@
  */
 import type { Db } from '../../core/db/database.ts';
 import type { Logger } from '../../core/log.ts';
-import { readManifest } from './manifest.ts';
+import { manifestBlockIds, readAnyManifest } from './manifest.ts';
 import type { Repository } from './repository.ts';
 
 export interface DamagedRestorePoint {
@@ -56,8 +56,7 @@ export async function checkRepository(
 
     let ids: string[] = [];
     try {
-      const manifest = await readManifest(repository, point);
-      ids = [...new Set(manifest.disks.flatMap((d) => d.blocks).filter((b): b is string => !!b))];
+      ids = [...new Set(manifestBlockIds(await readAnyManifest(repository, point)))];
     } catch (error) {
       note(`manifest ${point.manifest_path} cannot be read: ${(error as Error).message}`);
       damagedBlocks = 0;

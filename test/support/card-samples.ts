@@ -65,6 +65,7 @@ const restorePoint = (id: string, takenAt: string, policy: string | null): Resto
     { name: 'web-01_OsDisk_1', role: 'os', sizeBytes: 32 * 2 ** 30, storedBytes: 3 * 2 ** 30 },
     { name: 'web-01_data_0', role: 0, sizeBytes: 128 * 2 ** 30, storedBytes: 41 * 2 ** 30 },
   ],
+  bacpac: null,
   size_bytes: String(160 * 2 ** 30),
   stored_bytes: String(44 * 2 ** 30),
   policy_name: policy,
