@@ -16,6 +16,7 @@ import * as m002 from './migrations/002_approval_rules.ts';
 import * as m003 from './migrations/003_audit_trail.ts';
 import * as m004 from './migrations/004_policies.ts';
 import * as m007 from './migrations/007_audit_actor_name.ts';
+import * as m010 from './migrations/010_disk_snapshots.ts';
 
 export type Db = Kysely<Database>;
 
@@ -43,6 +44,7 @@ const migrations: Record<string, Migration> = {
   '003_audit_trail': m003,
   '004_policies': m004,
   '007_audit_actor_name': m007,
+  '010_disk_snapshots': m010,
 };
 
 const migrationProvider: MigrationProvider = {

@@ -14,8 +14,8 @@ export interface ManifestDisk {
   /** The managed disk's ARM resource id at backup time. */
   resourceId: string;
   sizeBytes: number;
-  /** SHA-256 of the whole disk image, hex. */
-  sha256: string;
+  /** SHA-256 of the whole disk image, hex; absent when the disk was read incrementally (only changed blocks). */
+  sha256?: string;
   /** One entry per 1 MiB of the disk: a block id, or null for a block of zeros. */
   blocks: (string | null)[];
 }
