@@ -32,6 +32,7 @@ import { badInput, publicMessageOf, unavailable } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
+import { createComputeClient } from '../engine/azure.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
 import { Repository } from '../engine/repository/repository.ts';
@@ -342,6 +343,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         await engine.backupVm(job.itemId, job.trigger, {
           expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,
           policyName: job.policyName,
+          protection: job.protection,
+          schedules: job.schedules,
         });
       },
     });
@@ -372,7 +375,14 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         queue,
         log: schedulerLog,
         maintenance: {
-          run: () => applyRetention({ db, repository: retentionRepository, log: schedulerLog }),
+          run: () =>
+            applyRetention({
+              db,
+              repository: retentionRepository,
+              log: schedulerLog,
+              compute: (subscriptionId) =>
+                createComputeClient({ credential, subscriptionId, endpoint: resourceManagerUrl }),
+            }),
         },
       });
       closers.push(() => scheduler.stop());

@@ -1,7 +1,8 @@
 /**
  * Inventory: the VMs of a customer's subscription become protected items.
  * An item's id derives from its ARM resource id, so syncing again (or from
- * another worker) finds the same item.
+ * another worker) finds the same item. Each sync also records the VM's Azure
+ * tags, by which policies select VMs.
  */
 import { createHash } from 'node:crypto';
 import type { ComputeManagementClient } from '@azure/arm-compute';
@@ -33,8 +34,15 @@ export async function syncInventory(
           kind: 'vm',
           name: vm.name,
           resource_id: vm.id,
+          tags: JSON.stringify(vm.tags ?? {}),
         })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ name: vm.name!, resource_id: vm.id! }))
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet({
+            name: vm.name!,
+            resource_id: vm.id!,
+            tags: JSON.stringify(vm.tags ?? {}),
+          }),
+        )
         .returningAll()
         .executeTakeFirstOrThrow();
       items.push(item);

@@ -75,6 +75,10 @@ export interface Sandbox {
   seed: SandboxSeed;
   /** The raw file behind a managed disk or snapshot resource id, for tests that compare bytes; undefined when unknown. */
   diskFilePath(resourceId: string): string | undefined;
+  /** Writes bytes into a managed disk, as its VM would (tests of incremental backups). */
+  writeDisk(resourceId: string, offset: number, data: Buffer): Promise<void>;
+  /** Disk and snapshot bytes downloaded through access grants since the sandbox started. */
+  diskBytesServed(): number;
   /** Stops the HTTPS server and the Azurite child process. */
   close(): Promise<void>;
 }
@@ -151,6 +155,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       resources,
       servers,
       azurite,
+      blobs,
       log,
     });
   } catch (error) {
@@ -166,6 +171,7 @@ function sandboxHandle(parts: {
   resources: ComputeResources;
   servers: https.Server[];
   azurite: AzuriteProcess;
+  blobs: DiskBlobService;
   log: Logger;
 }): Sandbox {
   const { application, seed } = parts.world;
@@ -188,6 +194,8 @@ function sandboxHandle(parts: {
     repositoryConnectionString: parts.azurite.connectionString,
     seed,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
+    writeDisk: (resourceId, offset, data) => parts.resources.writeDisk(resourceId, offset, data),
+    diskBytesServed: () => parts.blobs.bytesServed,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServers(parts.servers), parts.azurite.stop()]);

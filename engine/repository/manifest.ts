@@ -4,6 +4,7 @@
  * is only an index over it.
  */
 import type { RestorePoint } from '../../core/db/schema.ts';
+import { badInput } from '../../core/errors.ts';
 import { ObjectType } from './crypto.ts';
 import type { Repository } from './repository.ts';
 
@@ -47,6 +48,10 @@ export async function readManifest(
   repository: Repository,
   restorePoint: RestorePoint,
 ): Promise<Manifest> {
+  if (restorePoint.type !== 'backup')
+    throw badInput(
+      `Restore point ${restorePoint.id} is a snapshot kept in Azure, not a backup in the repository; pick a backup restore point to read files or disks from it.`,
+    );
   const manifest = JSON.parse(
     (await repository.getObject(restorePoint.manifest_path, ObjectType.Manifest)).toString('utf8'),
   ) as Manifest;
