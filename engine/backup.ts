@@ -214,7 +214,7 @@ async function runBackup(
         vm.location,
         snapshotName,
         disk,
-        (sas) => readSince(snapshots, chain, sas, writer, diskLog),
+        (sas) => readSince(snapshots, deps.repository, chain, sas, writer, diskLog),
       );
       taken.push({ ...snapshot, sizeBytes: result.sizeBytes });
       manifestDisks.push({
@@ -300,6 +300,7 @@ async function runBackup(
 /** Reads a disk incrementally from the chain's base when there is one, in full otherwise, logging why. */
 async function readSince(
   snapshots: SnapshotContext,
+  repository: Repository,
   chain: ChainBase,
   sas: string,
   writer: PackWriter,
@@ -312,7 +313,7 @@ async function readSince(
 
   try {
     return await withReadAccess(snapshots, chain.snapshotId, (previousSasUrl) =>
-      readChangedBlocks(sas, { ...chain.base, previousSasUrl }, writer, log),
+      readChangedBlocks(sas, { ...chain.base, previousSasUrl }, writer, repository, log),
     );
   } catch (error) {
     const status = (error as { statusCode?: number }).statusCode;

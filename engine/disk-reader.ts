@@ -6,9 +6,9 @@
  * A full read lists the snapshot's written page ranges and downloads only the
  * written bytes of each block. An incremental read is given the previous
  * snapshot of the same disk (its SAS) and the block list of the backup that
- * read it; it asks Azure which pages differ (written or cleared since), reads
- * only the blocks those pages touch, and takes every other block id from the
- * previous block list. Both give the same block list for the same disk
+ * read it; it asks Azure which pages differ (written or cleared since),
+ * downloads only the changed pages onto the previous content of the blocks
+ * they touch, and takes every other block id from the previous block list. Both give the same block list for the same disk
  * content. When the previous snapshot cannot serve as a base (it is gone,
  * Azure refuses the diff, the disk changed size), the incremental read throws
  * a `BaseUnusable` naming why, and the caller reads in full.
@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import type { Logger } from '../core/log.ts';
 import type { PackWriter } from './repository/packs.ts';
-import { BLOCK_SIZE } from './repository/repository.ts';
+import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
 
 /** Page ranges are listed this many bytes at a time, so huge sparse disks stay cheap. */
 const PAGE_RANGE_WINDOW = 1024 * 1024 * 1024;
@@ -111,11 +111,17 @@ export async function readDisk(
   return { sizeBytes, sha256: hash.digest('hex'), blocks, storedBytes, readBytes, mode: 'full' };
 }
 
-/** Reads only the blocks that changed since the base's snapshot; throws BaseUnusable when the base cannot serve. */
+/**
+ * Reads only what changed since the base's snapshot: each touched block starts
+ * as the base's block (from the repository), gets the changed pages
+ * downloaded into it and the cleared pages zeroed. Throws BaseUnusable when
+ * the base cannot serve.
+ */
 export async function readChangedBlocks(
   sasUrl: string,
   base: ReadBase,
   writer: PackWriter,
+  repository: Pick<Repository, 'readBlock'>,
   log: Logger,
 ): Promise<DiskReadResult> {
   const pageBlob = new PageBlobClient(sasUrl, new AnonymousCredential());
@@ -126,7 +132,8 @@ export async function readChangedBlocks(
       'disk_resized',
       `The disk is ${sizeBytes} bytes now and was ${base.sizeBytes} bytes at the previous backup.`,
     );
-  const touched = await changedBlocks(pageBlob, sizeBytes, base.previousSasUrl);
+  const changes = await changedRanges(pageBlob, sizeBytes, base.previousSasUrl);
+  const touched = [...changes.keys()].sort((a, b) => a - b);
 
   const blocks = [...base.blocks];
   let storedBytes = 0;
@@ -134,22 +141,35 @@ export async function readChangedBlocks(
   for (let first = 0; first < touched.length; first += READ_PARALLELISM) {
     const indices = touched.slice(first, first + READ_PARALLELISM);
     const datas = await Promise.all(
-      indices.map((index) =>
-        readBlock(pageBlob, index, sizeBytes, [
-          0,
-          Math.min(BLOCK_SIZE, sizeBytes - index * BLOCK_SIZE) - 1,
-        ]),
-      ),
+      indices.map(async (index) => {
+        const length = Math.min(BLOCK_SIZE, sizeBytes - index * BLOCK_SIZE);
+        const previous = blocks[index];
+        const data = previous
+          ? Buffer.from(await repository.readBlock(previous))
+          : Buffer.alloc(length);
+        for (const change of changes.get(index)!) {
+          const [lo, hi] = change.span;
+          if (change.cleared) data.fill(0, lo, hi + 1);
+          else {
+            await pageBlob.downloadToBuffer(
+              data.subarray(lo, hi + 1),
+              index * BLOCK_SIZE + lo,
+              hi - lo + 1,
+            );
+            readBytes += hi - lo + 1;
+          }
+        }
+        return data;
+      }),
     );
 
     for (const [i, data] of datas.entries()) {
       const index = indices[i]!;
-      readBytes += data!.length;
-      if (data!.equals(ZEROS.subarray(0, data!.length))) {
+      if (data.equals(ZEROS.subarray(0, data.length))) {
         blocks[index] = null;
         continue;
       }
-      const stored = await writer.add(data!);
+      const stored = await writer.add(data);
       blocks[index] = stored.id;
       storedBytes += stored.storedBytes;
     }
@@ -162,13 +182,19 @@ export async function readChangedBlocks(
   return { sizeBytes, blocks, storedBytes, readBytes, mode: 'incremental' };
 }
 
-/** Indices of the blocks holding pages written or cleared since the previous snapshot, in disk order. */
-async function changedBlocks(
+interface BlockChange {
+  /** Block-relative first and last byte, inclusive. */
+  span: [number, number];
+  cleared: boolean;
+}
+
+/** The pages written or cleared since the previous snapshot, per block. */
+async function changedRanges(
   pageBlob: PageBlobClient,
   sizeBytes: number,
   previousSasUrl: string,
-): Promise<number[]> {
-  const touched = new Set<number>();
+): Promise<Map<number, BlockChange[]>> {
+  const changes = new Map<number, BlockChange[]>();
   for (let offset = 0; offset < sizeBytes; offset += PAGE_RANGE_WINDOW) {
     const count = Math.min(PAGE_RANGE_WINDOW, sizeBytes - offset);
     let response;
@@ -181,16 +207,30 @@ async function changedBlocks(
         `Azure refused the page-range diff against the previous snapshot (status ${status ?? 'unknown'}, ${(error as { code?: string }).code ?? 'no code'}).`,
       );
     }
-    for (const range of [...(response.pageRange ?? []), ...(response.clearRange ?? [])]) {
+    const ranges = [
+      ...(response.pageRange ?? []).map((r) => ({ ...r, cleared: false })),
+      ...(response.clearRange ?? []).map((r) => ({ ...r, cleared: true })),
+    ];
+    for (const range of ranges) {
       if (range.count === undefined) continue;
       // As in writtenSpans: the SDK's count is end - start, so the last byte is offset + count.
       const start = Math.max(range.offset, offset);
       const end = Math.min(range.offset + range.count, offset + count - 1);
-      for (let i = Math.floor(start / BLOCK_SIZE); i <= Math.floor(end / BLOCK_SIZE); i++)
-        touched.add(i);
+      for (
+        let index = Math.floor(start / BLOCK_SIZE);
+        index <= Math.floor(end / BLOCK_SIZE);
+        index++
+      ) {
+        const blockStart = index * BLOCK_SIZE;
+        const lo = Math.max(start, blockStart) - blockStart;
+        const hi = Math.min(end, blockStart + BLOCK_SIZE - 1) - blockStart;
+        const list = changes.get(index) ?? [];
+        list.push({ span: [lo, hi], cleared: range.cleared });
+        changes.set(index, list);
+      }
     }
   }
-  return [...touched].sort((a, b) => a - b);
+  return changes;
 }
 
 /** For each block holding written pages, the first and last written byte within it (block-relative, inclusive). */

@@ -146,7 +146,7 @@ export async function findChainBase(
     .where(sql<string>`lower(disk_resource_id)`, '=', disk.resourceId.toLowerCase())
     .orderBy('created_at', 'desc')
     .execute();
-  if (rows.length === 0) return { reason: 'first_backup' };
+  if (rows.length === 0) return { reason: 'no_kept_snapshot' };
   const head = rows.find((r) => r.backup_point_id !== null);
   if (!head) return { reason: 'previous_backup_pruned' };
 
