@@ -77,6 +77,8 @@ export interface Sandbox {
   diskFilePath(resourceId: string): string | undefined;
   /** Writes bytes into a managed disk, as its VM would (tests of incremental backups). */
   writeDisk(resourceId: string, offset: number, data: Buffer): Promise<void>;
+  /** Grows a managed disk (tests of backups across a resize). */
+  resizeDisk(resourceId: string, sizeBytes: number): Promise<void>;
   /** Disk and snapshot bytes downloaded through access grants since the sandbox started. */
   diskBytesServed(): number;
   /** Stops the HTTPS server and the Azurite child process. */
@@ -195,6 +197,7 @@ function sandboxHandle(parts: {
     seed,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
     writeDisk: (resourceId, offset, data) => parts.resources.writeDisk(resourceId, offset, data),
+    resizeDisk: (resourceId, sizeBytes) => parts.resources.resizeDisk(resourceId, sizeBytes),
     diskBytesServed: () => parts.blobs.bytesServed,
     close() {
       closing ??= (async () => {

@@ -268,6 +268,16 @@ export class ComputeResources {
     }
   }
 
+  /** Grows a managed disk, as an administrator would in the portal; the new space reads as zeros. */
+  async resizeDisk(id: string, sizeBytes: number): Promise<void> {
+    const disk = this.getDisk(id);
+    if (!disk) throw new Error(`Disk ${id} does not exist in the sandbox.`);
+    if (sizeBytes < disk.sizeBytes || sizeBytes % 512 !== 0)
+      throw new Error(`Disk ${disk.name} can only grow, to a multiple of 512 bytes.`);
+    await fs.truncate(disk.file, sizeBytes);
+    disk.sizeBytes = sizeBytes;
+  }
+
   /** Copies the source disk (or snapshot) now; the record stays 'Creating' until markSucceeded. */
   async createSnapshot(input: NewSnapshot): Promise<SnapshotRecord> {
     const id = snapshotResourceId(input.subscriptionId, input.resourceGroup, input.name);

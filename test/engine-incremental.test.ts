@@ -256,4 +256,17 @@ describe('incremental backups of web-01', () => {
     expect(sha(await restoredDisk(next.point))).toBe(sha(await currentDisk()));
     expect(await keptSnapshots()).toEqual([`acba-${next.point.id}-0`]);
   });
+
+  it('after the disk grew, the next backup reads in full, says why, and restores the larger disk byte for byte', async () => {
+    await sandbox.resizeDisk(diskId, 80 * BLOCK_SIZE);
+    await sandbox.writeDisk(diskId, 70 * BLOCK_SIZE, randomBytes(BLOCK_SIZE));
+    const mark = logs.length;
+
+    const grown = await backup();
+
+    expect(fullReadReasons(mark)).toEqual(['disk_resized']);
+    const disk = await restoredDisk(grown.point);
+    expect(disk).toHaveLength(80 * BLOCK_SIZE);
+    expect(sha(disk)).toBe(sha(await currentDisk()));
+  });
 });

@@ -12,6 +12,7 @@ import type { Customer, ProtectedItem, RestorePoint } from '../core/db/schema.ts
 import { isAcbaError } from '../core/errors.ts';
 import { silentLogger } from '../core/log.ts';
 import { createComputeClient } from '../engine/azure.ts';
+import { findRestorePoint } from '../engine/catalog.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import {
   applyPolicies,
@@ -285,6 +286,8 @@ schedules:
     expect(snapshots).toHaveLength(1);
     // The one kept snapshot is both the newest backup's base and the snapshot restore point.
     expect(await snapshotNamesOf(snapshots[0]!)).toEqual([`acba-${second!.id}-0`]);
+    // A file restore without a chosen restore point reads the newest backup, not the snapshot.
+    expect((await findRestorePoint(database.db, win))!.id).toBe(second!.id);
     const after = await azureSnapshots();
     expect(after.filter((n) => !before.includes(n))).toEqual([`acba-${second!.id}-0`]);
   });
