@@ -14,6 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { appendAudit, serviceActor, type AuditActor } from '../core/audit.ts';
+import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import {
@@ -28,7 +29,6 @@ import { failureOf } from './notices.ts';
 import { policySchedules, resolvePolicyItems, type PolicySpec } from './policies.ts';
 import { parseResourceId } from './resource-id.ts';
 import { vmDisks } from './vm-disks.ts';
-import type { Db } from '../core/db/database.ts';
 
 /** The expiry of restore points that go by count or by hand, never by date. */
 export const KEPT_UNTIL_REMOVED = new Date('9999-12-31T00:00:00Z');
