@@ -251,10 +251,29 @@ export function restorePointsCard(
     summary,
     points: points.map((point) => ({
       taken: formatInZone(toDate(point.created_at), zone),
-      type: point.policy_name ? `backup, policy ${point.policy_name}` : 'backup, on demand',
-      expires: formatInZone(toDate(point.expires_at), zone),
+      type: pointType(point),
+      expires:
+        point.type === 'snapshot'
+          ? 'while among the newest its policy keeps'
+          : point.type === 'manual_snapshot'
+            ? 'until an operator deletes it'
+            : formatInZone(toDate(point.expires_at), zone),
     })),
   });
+}
+
+function pointType(point: RestorePoint): string {
+  const kind =
+    point.type === 'snapshot'
+      ? 'snapshot'
+      : point.type === 'manual_snapshot'
+        ? 'manual snapshot'
+        : 'backup';
+  return point.policy_name && point.type !== 'manual_snapshot'
+    ? `${kind}, policy ${point.policy_name}`
+    : point.type === 'manual_snapshot'
+      ? kind
+      : `${kind}, on demand`;
 }
 
 /** The person's own requests, newest first; `more` says there are older ones. */

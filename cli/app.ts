@@ -32,6 +32,7 @@ import { badInput, publicMessageOf, unavailable } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
+import { createComputeClient } from '../engine/azure.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { loadSqlLogins } from '../engine/sql-logins.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
@@ -346,6 +347,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         await engine.backup(job.itemId, job.trigger, {
           expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,
           policyName: job.policyName,
+          protection: job.protection,
+          schedules: job.schedules,
         });
       },
     });
@@ -376,7 +379,14 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         queue,
         log: schedulerLog,
         maintenance: {
-          run: () => applyRetention({ db, repository: retentionRepository, log: schedulerLog }),
+          run: () =>
+            applyRetention({
+              db,
+              repository: retentionRepository,
+              log: schedulerLog,
+              compute: (subscriptionId) =>
+                createComputeClient({ credential, subscriptionId, endpoint: resourceManagerUrl }),
+            }),
         },
       });
       closers.push(() => scheduler.stop());

@@ -11,6 +11,7 @@ import { policyCommand } from './policy-command.ts';
 import { repositoryCommand } from './repository-command.ts';
 import { sandboxCommand } from './sandbox-command.ts';
 import { serveCommand } from './serve-command.ts';
+import { snapshotCommand } from './snapshot-command.ts';
 
 const usage = `Usage: acba <command> [options]
 
@@ -26,6 +27,8 @@ Commands:
                              Set or show a customer's licensed instances, storage and concurrent tasks
   repository check [--read-data] [--json] | prune
                              Check every restore point's blocks (exit 1 on damage), or apply retention now
+  snapshot create ITEM | list [ITEM] [--json] | delete ID
+                             An operator's manual snapshots of a VM in a policy, kept until deleted
   sandbox add-vm --name NAME --disk FILE [--disk FILE2] [--os Linux|Windows]
                              Add a VM whose disks are raw or fixed VHD image files to the built-in sandbox
 
@@ -54,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
         return await policyCommand(config, rest);
       case 'repository':
         return await repositoryCommand(config, rest);
+      case 'snapshot':
+        return await snapshotCommand(config, rest);
       case 'sandbox':
         return await sandboxCommand(config, rest);
       default:

@@ -48,7 +48,8 @@ export async function serveCommand(config: Config, role: 'all' | 'worker'): Prom
   return 0;
 }
 
-function rerunTrusting(caCertPath: string): Promise<number> {
+/** Runs this command again in a child process that trusts the sandbox CA; resolves with its exit code. */
+export function rerunTrusting(caCertPath: string): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...process.env, NODE_EXTRA_CA_CERTS: caCertPath },

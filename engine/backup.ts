@@ -1,20 +1,38 @@
 /**
- * The backup pipeline for one VM: ARM configuration, a snapshot per managed
- * disk, read access to it, written page ranges read in 1 MiB blocks, blocks
- * deduplicated, compressed, sealed and packed into the repository, then the
+ * The backup pipeline for one VM: ARM configuration, an incremental snapshot
+ * per managed disk, read access to it, and the disk read into the repository
+ * in 1 MiB blocks (deduplicated, compressed, sealed and packed), then the
  * manifest, and only then the restore_points row that makes it visible.
- * Snapshots are revoked and deleted whatever happens.
+ *
+ * Each disk's snapshot is kept after a successful backup, so that the next
+ * backup reads only the blocks that changed since (./disk-reader.ts) and takes
+ * the others from this backup's manifest; the older kept snapshot is then
+ * deleted (./disk-snapshots.ts). Without a usable previous snapshot the disk
+ * is read in full, and the log says why. A failed run deletes the snapshots
+ * it took. Policies of type `snapshots` keep only the snapshots; `both` keeps
+ * them as a snapshot restore point besides the backup (./vm-snapshots.ts).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { ComputeManagementClient } from '@azure/arm-compute';
-import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { appendAudit, serviceActor } from '../core/audit.ts';
 import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
-import { badInput, notFound } from '../core/errors.ts';
+import { notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { JobSession, type JobSessionOptions } from './job-sessions.ts';
 import { admitBackup } from './licences.ts';
+import { BaseUnusable, readChangedBlocks, readDisk, type DiskReadResult } from './disk-reader.ts';
+import {
+  deleteSnapshot,
+  findChainBase,
+  releaseSnapshots,
+  snapshotRows,
+  withReadAccess,
+  withSnapshot,
+  type ChainBase,
+  type SnapshotContext,
+  type TakenSnapshot,
+} from './disk-snapshots.ts';
 import { failureOf, type EngineNotices } from './notices.ts';
 import { parseResourceId } from './resource-id.ts';
 import { backupLease } from './repository/leases.ts';
@@ -22,15 +40,12 @@ import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
 import { recordHoldings } from './usage.ts';
+import { vmDisks } from './vm-disks.ts';
+import { applySnapshotRetention, insertSnapshotPoint, snapshotVm } from './vm-snapshots.ts';
 
-/** How long a snapshot's read SAS lasts; a disk must be read within it. */
-const ACCESS_SECONDS = 4 * 3600;
-/** Page ranges are listed this many bytes at a time, so huge sparse disks stay cheap. */
-const PAGE_RANGE_WINDOW = 1024 * 1024 * 1024;
-/** Blocks downloaded at once. */
-const READ_PARALLELISM = 8;
+export { readDisk, type DiskReadResult } from './disk-reader.ts';
+
 const DEFAULT_RETENTION_DAYS = 365;
-const ZEROS = Buffer.alloc(BLOCK_SIZE);
 
 export interface BackupDeps {
   db: Db;
@@ -45,17 +60,15 @@ export interface BackupDeps {
   sessions?: JobSessionOptions;
 }
 
-interface VmDisk {
-  name: string;
-  role: 'os' | number;
-  resourceId: string;
-}
-
 /** What a policy run says about the restore point to make. */
 export interface BackupOptions {
   /** When the restore point expires; a year after it is taken when absent. */
   expiresAt?: Date;
   policyName?: string;
+  /** What the run keeps: a backup in the repository (the default), only the disks' snapshots, or both. */
+  protection?: 'backups' | 'snapshots' | 'both';
+  /** Schedule kinds (daily, weekly, ...) whose slots asked for the run; snapshot retention counts per kind. */
+  schedules?: string[];
 }
 
 /** Backs up one protected VM and returns its new restore point. */
@@ -79,6 +92,13 @@ export async function backupVm(
     .selectAll()
     .where('id', '=', item.customer_id)
     .executeTakeFirstOrThrow();
+  if (options.protection === 'snapshots')
+    return snapshotVm(deps, customer, item, {
+      type: 'snapshot',
+      policyName: options.policyName ?? null,
+      schedules: options.schedules ?? [],
+      trigger,
+    });
 
   const restorePointId = randomUUID();
   const log = deps.log.child({ itemId, restorePointId, vm: item.name, trigger });
@@ -194,6 +214,7 @@ async function runBackup(
 ): Promise<RestorePoint> {
   const { resourceGroup, name: vmName } = parseResourceId(item.resource_id);
   const compute = deps.compute(customer.subscription_id);
+  const snapshots: SnapshotContext = { compute, log, pollIntervalMs: deps.pollIntervalMs };
 
   let rawVm: unknown;
   const vm = await compute.virtualMachines.get(resourceGroup, vmName, {
@@ -207,259 +228,167 @@ async function runBackup(
   const writer = deps.repository.newWriter();
   const manifestDisks: ManifestDisk[] = [];
   const rowDisks: RestorePointDisk[] = [];
-  for (const [index, disk] of disks.entries()) {
-    const snapshotName = `acba-${restorePointId}-${index}`;
-    const result = await session.runTask({ kind: 'disk', name: disk.name }, (task) =>
-      withSnapshot(
-        compute,
-        log,
-        deps.pollIntervalMs,
-        resourceGroup,
-        vm.location,
-        snapshotName,
-        disk,
-        (sas) =>
-          readDisk(sas, writer, log.child({ disk: disk.name }), (bytes) => task.progress(bytes)),
-      ),
-    );
-    manifestDisks.push({
-      name: disk.name,
-      role: disk.role,
-      resourceId: disk.resourceId,
-      sizeBytes: result.sizeBytes,
-      sha256: result.sha256,
-      blocks: result.blocks,
-    });
-    rowDisks.push({
-      name: disk.name,
-      role: disk.role,
-      sizeBytes: result.sizeBytes,
-      storedBytes: result.storedBytes,
-    });
-  }
-  await writer.flush();
-
-  const manifestPath = await writeManifest(deps.repository, {
-    version: 1,
-    restorePointId,
-    customerId: customer.id,
-    itemId: item.id,
-    vmName: item.name,
-    createdAt: createdAt.toISOString(),
-    blockSize: BLOCK_SIZE,
-    vm: rawVm ?? vm,
-    disks: manifestDisks,
-  });
-
-  const expiresAt =
-    options.expiresAt ?? new Date(createdAt.getTime() + DEFAULT_RETENTION_DAYS * 24 * 3600 * 1000);
-  return deps.db
-    .insertInto('restore_points')
-    .values({
-      id: restorePointId,
-      customer_id: customer.id,
-      item_id: item.id,
-      created_at: createdAt,
-      expires_at: expiresAt,
-      manifest_path: manifestPath,
-      disks: JSON.stringify(rowDisks),
-      size_bytes: rowDisks.reduce((sum, d) => sum + d.sizeBytes, 0),
-      stored_bytes: rowDisks.reduce((sum, d) => sum + d.storedBytes, 0),
-      policy_name: options.policyName ?? null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-}
-
-function vmDisks(
-  vm: Awaited<ReturnType<ComputeManagementClient['virtualMachines']['get']>>,
-  item: ProtectedItem,
-): VmDisk[] {
-  const os = vm.storageProfile?.osDisk;
-  const disks: VmDisk[] = [];
-  if (!os?.managedDisk?.id) {
-    throw badInput(
-      `VM ${item.name} has no managed OS disk (unmanaged VHD disks are not supported); convert it to managed disks to back it up.`,
-    );
-  }
-  disks.push({
-    name: os.name ?? parseResourceId(os.managedDisk.id).name,
-    role: 'os',
-    resourceId: os.managedDisk.id,
-  });
-  for (const data of vm.storageProfile?.dataDisks ?? []) {
-    if (!data.managedDisk?.id) {
-      throw badInput(
-        `Data disk LUN ${data.lun} of VM ${item.name} is not a managed disk; convert it to a managed disk to back the VM up.`,
-      );
-    }
-    disks.push({
-      name: data.name ?? parseResourceId(data.managedDisk.id).name,
-      role: data.lun,
-      resourceId: data.managedDisk.id,
-    });
-  }
-  return disks;
-}
-
-/** Snapshots a disk, hands its read SAS to `read`, then revokes access and deletes the snapshot, also on failure. */
-async function withSnapshot<T>(
-  compute: ComputeManagementClient,
-  log: Logger,
-  updateIntervalInMs: number | undefined,
-  resourceGroup: string,
-  location: string,
-  snapshotName: string,
-  disk: VmDisk,
-  read: (sas: string) => Promise<T>,
-): Promise<T> {
-  let created = false;
-  let granted = false;
+  const taken: TakenSnapshot[] = [];
   try {
-    await compute.snapshots.beginCreateOrUpdateAndWait(
-      resourceGroup,
-      snapshotName,
-      {
-        location,
-        incremental: true,
-        creationData: { createOption: 'Copy', sourceResourceId: disk.resourceId },
-      },
-      { updateIntervalInMs },
-    );
-    created = true;
-    const access = await compute.snapshots.beginGrantAccessAndWait(
-      resourceGroup,
-      snapshotName,
-      { access: 'Read', durationInSeconds: ACCESS_SECONDS },
-      { updateIntervalInMs },
-    );
-    granted = true;
-    if (!access.accessSAS)
-      throw new Error(`Azure granted access to snapshot ${snapshotName} without a SAS URL.`);
-    return await read(access.accessSAS);
+    for (const [index, disk] of disks.entries()) {
+      const snapshotName = `acba-${restorePointId}-${index}`;
+      const diskLog = log.child({ disk: disk.name });
+      const chain = await findChainBase(deps.db, deps.repository, item, disk);
+      const { snapshot, ...result } = await session.runTask(
+        { kind: 'disk', name: disk.name },
+        async (task) => {
+          const { taken, result } = await withSnapshot(
+            snapshots,
+            resourceGroup,
+            vm.location,
+            snapshotName,
+            disk,
+            (sas) =>
+              readSince(snapshots, deps.repository, chain, sas, writer, diskLog, (bytes) =>
+                task.progress(bytes),
+              ),
+          );
+          return { ...result, snapshot: taken };
+        },
+      );
+      taken.push({ ...snapshot, sizeBytes: result.sizeBytes });
+      manifestDisks.push({
+        name: disk.name,
+        role: disk.role,
+        resourceId: disk.resourceId,
+        sizeBytes: result.sizeBytes,
+        sha256: result.sha256,
+        blocks: result.blocks,
+      });
+      rowDisks.push({
+        name: disk.name,
+        role: disk.role,
+        sizeBytes: result.sizeBytes,
+        storedBytes: result.storedBytes,
+      });
+    }
+    await writer.flush();
+
+    const manifestPath = await writeManifest(deps.repository, {
+      version: 1,
+      restorePointId,
+      customerId: customer.id,
+      itemId: item.id,
+      vmName: item.name,
+      createdAt: createdAt.toISOString(),
+      blockSize: BLOCK_SIZE,
+      vm: rawVm ?? vm,
+      disks: manifestDisks,
+    });
+
+    const expiresAt =
+      options.expiresAt ??
+      new Date(createdAt.getTime() + DEFAULT_RETENTION_DAYS * 24 * 3600 * 1000);
+    const keepSnapshots = options.protection === 'both';
+    const snapshotPointId = keepSnapshots ? randomUUID() : undefined;
+    const restorePoint = await deps.db.transaction().execute(async (tx) => {
+      const point = await tx
+        .insertInto('restore_points')
+        .values({
+          id: restorePointId,
+          customer_id: customer.id,
+          item_id: item.id,
+          created_at: createdAt,
+          expires_at: expiresAt,
+          manifest_path: manifestPath,
+          disks: JSON.stringify(rowDisks),
+          size_bytes: rowDisks.reduce((sum, d) => sum + d.sizeBytes, 0),
+          stored_bytes: rowDisks.reduce((sum, d) => sum + d.storedBytes, 0),
+          policy_name: options.policyName ?? null,
+          schedules: JSON.stringify(options.schedules ?? []),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      if (snapshotPointId)
+        await insertSnapshotPoint(tx, {
+          restorePointId: snapshotPointId,
+          item,
+          type: 'snapshot',
+          policyName: options.policyName ?? null,
+          schedules: options.schedules ?? [],
+          createdAt,
+          taken,
+        });
+      await tx
+        .insertInto('disk_snapshots')
+        .values(
+          snapshotRows(item, taken, { backupPointId: restorePointId, snapshotPointId }, createdAt),
+        )
+        .execute();
+      return point;
+    });
+    taken.length = 0;
+
+    await keepTidy(deps, item, options, snapshotPointId, log);
+    return restorePoint;
   } finally {
-    if (granted) {
-      await compute.snapshots
-        .beginRevokeAccessAndWait(resourceGroup, snapshotName, { updateIntervalInMs })
-        .catch((err) => log.warn({ err, snapshotName }, 'snapshot_revoke_failed'));
-    }
-    if (created) {
-      await compute.snapshots
-        .beginDeleteAndWait(resourceGroup, snapshotName, { updateIntervalInMs })
-        .catch((err) => log.warn({ err, snapshotName }, 'snapshot_delete_failed'));
-    }
+    // Snapshots of a run that failed after they were read: nothing records them, so they go.
+    for (const t of taken) await deleteSnapshot(snapshots, t.snapshotId);
   }
 }
 
-export interface DiskReadResult {
-  sizeBytes: number;
-  sha256: string;
-  blocks: (string | null)[];
-  /** Bytes the repository gained for this disk. */
-  storedBytes: number;
-  /** Bytes downloaded from the snapshot. */
-  readBytes: number;
-}
-
-/** Reads a disk's written ranges through its SAS URL into the repository, block by block; `onProgress` hears the bytes read so far. */
-export async function readDisk(
-  sasUrl: string,
+/** Reads a disk incrementally from the chain's base when there is one, in full otherwise, logging why. */
+async function readSince(
+  snapshots: SnapshotContext,
+  repository: Repository,
+  chain: ChainBase,
+  sas: string,
   writer: PackWriter,
   log: Logger,
   onProgress?: (readBytes: number) => void,
 ): Promise<DiskReadResult> {
-  const pageBlob = new PageBlobClient(sasUrl, new AnonymousCredential());
-  const sizeBytes = (await pageBlob.getProperties()).contentLength ?? 0;
-  const spans = await writtenSpans(pageBlob, sizeBytes);
-
-  const blockCount = Math.ceil(sizeBytes / BLOCK_SIZE);
-  const hash = createHash('sha256');
-  const blocks: (string | null)[] = new Array(blockCount).fill(null);
-  let storedBytes = 0;
-  let readBytes = 0;
-
-  for (let first = 0; first < blockCount; first += READ_PARALLELISM) {
-    const indices = Array.from(
-      { length: Math.min(READ_PARALLELISM, blockCount - first) },
-      (_, i) => first + i,
-    );
-    const datas = await Promise.all(
-      indices.map((index) => readBlock(pageBlob, index, sizeBytes, spans.get(index))),
-    );
-
-    // Hashing and storing go in disk order.
-    for (const [i, data] of datas.entries()) {
-      const index = indices[i]!;
-      const length = Math.min(BLOCK_SIZE, sizeBytes - index * BLOCK_SIZE);
-      if (!data) {
-        hash.update(ZEROS.subarray(0, length));
-        continue;
-      }
-      readBytes += spans.get(index)![1] - spans.get(index)![0] + 1;
-      hash.update(data);
-      if (data.equals(ZEROS.subarray(0, data.length))) continue;
-      const stored = await writer.add(data);
-      blocks[index] = stored.id;
-      storedBytes += stored.storedBytes;
-    }
-    onProgress?.(readBytes);
+  if ('reason' in chain) {
+    log.info({ reason: chain.reason }, 'disk_full_read');
+    return readDisk(sas, writer, log, onProgress);
   }
 
-  log.info(
-    {
-      sizeBytes,
-      readBytes,
-      storedBytes,
-      blocks: blockCount,
-      nonZero: blocks.filter((b) => b !== null).length,
-    },
-    'disk_read',
-  );
-  return { sizeBytes, sha256: hash.digest('hex'), blocks, storedBytes, readBytes };
-}
-
-/** For each block holding written pages, the first and last written byte within it (block-relative, inclusive). */
-async function writtenSpans(
-  pageBlob: PageBlobClient,
-  sizeBytes: number,
-): Promise<Map<number, [number, number]>> {
-  const spans = new Map<number, [number, number]>();
-  for (let offset = 0; offset < sizeBytes; offset += PAGE_RANGE_WINDOW) {
-    const count = Math.min(PAGE_RANGE_WINDOW, sizeBytes - offset);
-    const response = await pageBlob.getPageRanges(offset, count);
-    for (const range of response.pageRange ?? []) {
-      if (range.count === undefined) continue;
-      // The SDK turns the service's inclusive start/end into offset and count = end - start,
-      // so the last written byte is offset + count, not offset + count - 1.
-      const start = Math.max(range.offset, offset);
-      const end = Math.min(range.offset + range.count, offset + count - 1);
-      for (
-        let index = Math.floor(start / BLOCK_SIZE);
-        index <= Math.floor(end / BLOCK_SIZE);
-        index++
-      ) {
-        const blockStart = index * BLOCK_SIZE;
-        const lo = Math.max(start, blockStart) - blockStart;
-        const hi = Math.min(end, blockStart + BLOCK_SIZE - 1) - blockStart;
-        const span = spans.get(index);
-        spans.set(index, span ? [Math.min(span[0], lo), Math.max(span[1], hi)] : [lo, hi]);
-      }
-    }
+  try {
+    return await withReadAccess(snapshots, chain.snapshotId, (previousSasUrl) =>
+      readChangedBlocks(
+        sas,
+        { ...chain.base, previousSasUrl },
+        writer,
+        repository,
+        log,
+        onProgress,
+      ),
+    );
+  } catch (error) {
+    const status = (error as { statusCode?: number }).statusCode;
+    const reason =
+      error instanceof BaseUnusable
+        ? error.reason
+        : status === 404
+          ? 'previous_snapshot_gone'
+          : undefined;
+    if (!reason) throw error;
+    log.warn(
+      { reason, previousSnapshot: chain.snapshotId, detail: (error as Error).message },
+      'disk_full_read',
+    );
+    return readDisk(sas, writer, log, onProgress);
   }
-  return spans;
 }
 
-/** Downloads one block's written span into a zeroed block buffer; undefined when nothing in it was written. */
-async function readBlock(
-  pageBlob: PageBlobClient,
-  index: number,
-  sizeBytes: number,
-  span: [number, number] | undefined,
-): Promise<Buffer | undefined> {
-  if (!span) return undefined;
-  const blockStart = index * BLOCK_SIZE;
-  const data = Buffer.alloc(Math.min(BLOCK_SIZE, sizeBytes - blockStart));
-  const [lo, hi] = span;
-  await pageBlob.downloadToBuffer(data.subarray(lo, hi + 1), blockStart + lo, hi - lo + 1);
-  return data;
+/** After a backup: older kept snapshots of the item go, and a `both` policy's snapshot retention applies. */
+async function keepTidy(
+  deps: BackupDeps,
+  item: ProtectedItem,
+  options: BackupOptions,
+  snapshotPointId: string | undefined,
+  log: Logger,
+): Promise<void> {
+  try {
+    if (snapshotPointId && options.policyName)
+      await applySnapshotRetention(deps, item.id, options.policyName);
+    else await releaseSnapshots(deps, item.id);
+  } catch (err) {
+    // The backup stands; the snapshots left over are released on the next run or retention.
+    log.warn({ err }, 'kept_snapshot_release_failed');
+  }
 }

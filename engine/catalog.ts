@@ -19,13 +19,21 @@ export async function findItemByName(
     .executeTakeFirst();
 }
 
-/** The newest restore point of the item taken at or before `at` (the newest of all when `at` is unset). */
+/**
+ * The newest backup of the item taken at or before `at` (the newest of all when
+ * `at` is unset). Snapshot restore points stay in Azure and hold no files to
+ * recover, so they are never picked.
+ */
 export async function findRestorePoint(
   db: Db,
   itemId: string,
   at?: Date,
 ): Promise<RestorePoint | undefined> {
-  let query = db.selectFrom('restore_points').selectAll().where('item_id', '=', itemId);
+  let query = db
+    .selectFrom('restore_points')
+    .selectAll()
+    .where('item_id', '=', itemId)
+    .where('type', '=', 'backup');
   if (at) query = query.where('created_at', '<=', at);
   return query.orderBy('created_at', 'desc').limit(1).executeTakeFirst();
 }

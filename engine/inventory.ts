@@ -1,7 +1,8 @@
 /**
  * Inventory: the VMs of a customer's subscription become protected items.
  * An item's id derives from its ARM resource id, so syncing again (or from
- * another worker) finds the same item. With a licence that limits protected
+ * another worker) finds the same item. Each sync also records the VM's Azure
+ * tags, by which policies select VMs. With a licence that limits protected
  * instances, VMs are taken by name until the limit is reached; the others are
  * skipped, logged and audited with the reason.
  */
@@ -49,8 +50,15 @@ export async function syncInventory(
           kind: 'vm',
           name: vm.name,
           resource_id: vm.id,
+          tags: JSON.stringify(vm.tags ?? {}),
         })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ name: vm.name!, resource_id: vm.id! }))
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet({
+            name: vm.name!,
+            resource_id: vm.id!,
+            tags: JSON.stringify(vm.tags ?? {}),
+          }),
+        )
         .returningAll()
         .executeTakeFirstOrThrow();
       items.push(item);

@@ -18,6 +18,10 @@ export interface BackupJob {
   expiresAt?: string;
   /** The policy whose run asked for this backup. */
   policyName?: string;
+  /** The policy's type: a backup (the default), only the disks' snapshots, or both. */
+  protection?: 'backups' | 'snapshots' | 'both';
+  /** Schedule kinds (daily, weekly, ...) whose slots asked for this run. */
+  schedules?: string[];
 }
 
 export interface JobQueue {

@@ -12,10 +12,17 @@
  * deduplicate against any indexed block until its restore point is written, so
  * no block is deleted while a backup is in progress. When backups run, the
  * prune is deferred to the next round, saying so.
+ *
+ * Snapshot restore points never expire by date (see ./vm-snapshots.ts) and
+ * hold no blocks. An expired backup's kept disk snapshot goes with it unless
+ * a snapshot restore point or a newer backup's chain still uses it; that
+ * needs Azure, so it happens when the caller passes `compute`.
  */
 import { appendAudit, serviceActor } from '../core/audit.ts';
+import type { ComputeManagementClient } from '@azure/arm-compute';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
+import { releaseSnapshots } from './disk-snapshots.ts';
 import { tryLease } from './repository/leases.ts';
 import { manifestBlockIds, readAnyManifest } from './repository/manifest.ts';
 import type { Repository } from './repository/repository.ts';
@@ -24,6 +31,10 @@ export interface RetentionDeps {
   db: Db;
   repository: Repository;
   log: Logger;
+  /** Azure compute clients, to delete the kept snapshots of expired backups; without them the snapshots wait for a later run. */
+  compute?(subscriptionId: string): ComputeManagementClient;
+  /** Poll interval for ARM long-running operations without Retry-After. */
+  pollIntervalMs?: number;
 }
 
 /** Removes restore points whose expiry has passed; returns their ids. */
@@ -35,6 +46,7 @@ export async function expireRestorePoints(
     .selectFrom('restore_points')
     .selectAll()
     .where('expires_at', '<=', now)
+    .where('type', '=', 'backup')
     .orderBy('expires_at')
     .execute();
   const expired: string[] = [];
@@ -63,6 +75,7 @@ export async function expireRestorePoints(
     deps.log.info({ restorePointId: point.id, itemId: point.item_id }, 'restore_point_expired');
     expired.push(point.id);
   }
+  if (deps.compute) await releaseSnapshots({ ...deps, compute: deps.compute });
   return expired;
 }
 
@@ -162,7 +175,11 @@ export async function prune(deps: RetentionDeps, options: PruneOptions = {}): Pr
 
 /** Every block id any restore point references; throws when a manifest cannot be read, so nothing is pruned on a guess. */
 async function referencedBlocks(deps: RetentionDeps): Promise<Set<string>> {
-  const points = await deps.db.selectFrom('restore_points').selectAll().execute();
+  const points = await deps.db
+    .selectFrom('restore_points')
+    .selectAll()
+    .where('type', '=', 'backup')
+    .execute();
   const referenced = new Set<string>();
   for (const point of points) {
     let manifest;

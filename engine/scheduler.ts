@@ -12,6 +12,8 @@
  * When several schedules of one policy are due in the same tick (the 1st of
  * the month at 02:00 is a daily and a monthly slot), their runs are merged:
  * one backup per item, kept as long as the longest of their retentions.
+ * Snapshot policies run the same way; their jobs carry the schedule kinds,
+ * by which the engine counts the snapshots each schedule keeps.
  */
 import { randomUUID } from 'node:crypto';
 import { DateTime } from 'luxon';
@@ -69,12 +71,13 @@ async function runDueSlots(
   now: Date,
 ): Promise<RunReport | undefined> {
   const spec = policy.spec as PolicySpec;
-  const claimed: { slot: Slot; retentionYears?: number }[] = [];
+  const claimed: { slot: Slot; kind: string; retentionYears?: number }[] = [];
   for (const schedule of policySchedules(spec)) {
     const slot = latestSlot(schedule.rule, policy.time_zone, now);
     if (!slot || slot.at.getTime() < policy.active_from.getTime()) continue;
     const won = await claimSlot(deps.db, policy.name, slot.key, slot.at, 'schedule');
-    if (won) claimed.push({ slot, retentionYears: schedule.retentionYears });
+    if (won)
+      claimed.push({ slot, kind: schedule.rule.kind, retentionYears: schedule.retentionYears });
   }
   if (claimed.length === 0) return undefined;
 
@@ -87,6 +90,7 @@ async function runDueSlots(
     deps,
     policy,
     claimed.map((c) => c.slot.key),
+    [...new Set(claimed.map((c) => c.kind))],
     expiresAt,
     'schedule',
   );
@@ -107,7 +111,7 @@ export async function runPolicyNow(
         .plus({ years: first.retentionYears })
         .toJSDate()
     : undefined;
-  return startRun(deps, policy, [key], expiresAt, 'operator');
+  return startRun(deps, policy, [key], first ? [first.rule.kind] : [], expiresAt, 'operator');
 }
 
 /** Inserts the run row; true for the one process whose insert created it. */
@@ -137,6 +141,7 @@ async function startRun(
   deps: SchedulerDeps,
   policy: Policy,
   slotKeys: string[],
+  schedules: string[],
   expiresAt: Date | undefined,
   trigger: string,
 ): Promise<RunReport> {
@@ -151,14 +156,15 @@ async function startRun(
   for (const i of overLicence)
     log.warn({ itemId: i.id, vm: i.name, instances: licensed?.size }, 'policy_item_over_licence');
 
-  // Snapshot-only policies select and record items; the engine keeps no snapshots yet.
-  const enqueued = policy.type === 'snapshots' ? [] : items;
+  const enqueued = items;
   for (const item of enqueued) {
     await deps.queue.enqueueBackup({
       itemId: item.id,
       trigger,
       expiresAt: expiresAt?.toISOString(),
       policyName: policy.name,
+      protection: policy.type,
+      schedules,
     });
   }
 

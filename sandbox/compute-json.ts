@@ -46,7 +46,7 @@ export function virtualMachineJson(
     id,
     type: 'Microsoft.Compute/virtualMachines',
     location: vm.location,
-    tags: { environment: 'production', owner: 'contoso-it' },
+    tags: vm.tags ?? {},
     etag: '"1"',
     properties: {
       vmId: vm.vmId,

@@ -94,6 +94,12 @@ export interface Sandbox {
     /** The tables of the database with this resource id; undefined when there is none. */
     databaseContent(resourceId: string): SqlContent | undefined;
   };
+  /** Writes bytes into a managed disk, as its VM would (tests of incremental backups). */
+  writeDisk(resourceId: string, offset: number, data: Buffer): Promise<void>;
+  /** Grows a managed disk (tests of backups across a resize). */
+  resizeDisk(resourceId: string, sizeBytes: number): Promise<void>;
+  /** Disk and snapshot bytes downloaded through access grants since the sandbox started. */
+  diskBytesServed(): number;
   /** Stops the HTTPS server and the Azurite child process. */
   close(): Promise<void>;
 }
@@ -185,6 +191,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       servers,
       azurite,
       faults,
+      blobs,
       log,
     });
   } catch (error) {
@@ -202,6 +209,7 @@ function sandboxHandle(parts: {
   servers: https.Server[];
   azurite: AzuriteProcess;
   faults: SandboxFaults;
+  blobs: DiskBlobService;
   log: Logger;
 }): Sandbox {
   const { application, seed } = parts.world;
@@ -230,6 +238,9 @@ function sandboxHandle(parts: {
       failNextExports: (count) => parts.sql.failNextExports(count),
       databaseContent: (resourceId) => parts.sql.getDatabaseById(resourceId)?.content,
     },
+    writeDisk: (resourceId, offset, data) => parts.resources.writeDisk(resourceId, offset, data),
+    resizeDisk: (resourceId, sizeBytes) => parts.resources.resizeDisk(resourceId, sizeBytes),
+    diskBytesServed: () => parts.blobs.bytesServed,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServers(parts.servers), parts.azurite.stop()]);

@@ -45,6 +45,8 @@ class StorageError extends Error {
 export class DiskBlobService {
   private readonly grantsByContainer = new Map<string, Grant>();
   private readonly key = randomBytes(32);
+  /** Disk and snapshot bytes sent in downloads since start, for tests that measure how much a backup reads. */
+  bytesServed = 0;
 
   constructor(
     private readonly baseUrl: string,
@@ -165,6 +167,7 @@ export class DiskBlobService {
       res.status(200).set('Content-Length', String(size));
     }
     if (size === 0) return void res.end();
+    this.bytesServed += range ? range.end - range.start + 1 : size;
     const stream = createReadStream(file, {
       start: range?.start ?? 0,
       end: range?.end ?? size - 1,

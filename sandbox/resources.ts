@@ -252,6 +252,32 @@ export class ComputeResources {
     return (this.getDisk(id) ?? this.getSnapshot(id))?.file;
   }
 
+  /** Writes bytes into a managed disk's file, as the VM would; snapshots taken before keep their content. */
+  async writeDisk(id: string, offset: number, data: Buffer): Promise<void> {
+    const disk = this.getDisk(id);
+    if (!disk) throw new Error(`Disk ${id} does not exist in the sandbox.`);
+    if (offset < 0 || offset + data.length > disk.sizeBytes)
+      throw new Error(
+        `Writing ${data.length} bytes at ${offset} goes past the end of disk ${disk.name}.`,
+      );
+    const handle = await fs.open(disk.file, 'r+');
+    try {
+      await handle.write(data, 0, data.length, offset);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Grows a managed disk, as an administrator would in the portal; the new space reads as zeros. */
+  async resizeDisk(id: string, sizeBytes: number): Promise<void> {
+    const disk = this.getDisk(id);
+    if (!disk) throw new Error(`Disk ${id} does not exist in the sandbox.`);
+    if (sizeBytes < disk.sizeBytes || sizeBytes % 512 !== 0)
+      throw new Error(`Disk ${disk.name} can only grow, to a multiple of 512 bytes.`);
+    await fs.truncate(disk.file, sizeBytes);
+    disk.sizeBytes = sizeBytes;
+  }
+
   /** Copies the source disk (or snapshot) now; the record stays 'Creating' until markSucceeded. */
   async createSnapshot(input: NewSnapshot): Promise<SnapshotRecord> {
     const id = snapshotResourceId(input.subscriptionId, input.resourceGroup, input.name);

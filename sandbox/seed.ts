@@ -74,6 +74,8 @@ export interface SeedVirtualMachine {
     image?: 'web-01' | 'win-01';
     hyperVGeneration: 'V1' | 'V2';
   };
+  /** Azure tags on the VM; policies select VMs by them. */
+  tags?: Record<string, string>;
   /** Data disks by LUN (VMs added with `acba sandbox add-vm`). */
   dataDisks?: Array<{ name: string; lun: number }>;
   timeCreated: string;
@@ -148,6 +150,7 @@ export function buildSeed(): SeedWorld {
         version: 'latest',
       },
       osDisk: osDisk('web-01', 'V2'),
+      tags: { environment: 'production', owner: 'contoso-it', role: 'web' },
       timeCreated: '2025-03-11T08:42:17.5216934+00:00',
     },
     {
@@ -167,6 +170,7 @@ export function buildSeed(): SeedWorld {
         version: 'latest',
       },
       osDisk: osDisk('win-01', 'V1'),
+      tags: { environment: 'production', owner: 'contoso-it', role: 'file-server' },
       timeCreated: '2025-03-11T09:05:51.0738211+00:00',
     },
   ];

@@ -136,7 +136,7 @@ describe('backing up web-01', () => {
     );
   });
 
-  it('takes a restore point and leaves no snapshot behind', async () => {
+  it('takes a restore point and keeps one snapshot per disk for the next backup', async () => {
     const started = Date.now();
     restorePoint = await engine.backupVm(web01.id, 'test');
     const seconds = (Date.now() - started) / 1000;
@@ -158,7 +158,7 @@ describe('backing up web-01', () => {
     const snapshots: string[] = [];
     for await (const s of compute.snapshots.listByResourceGroup(seeded.resourceGroup))
       snapshots.push(s.name!);
-    expect(snapshots.filter((n) => n.startsWith('acba-'))).toEqual([]);
+    expect(snapshots.filter((n) => n.startsWith('acba-'))).toEqual([`acba-${restorePoint.id}-0`]);
 
     const audit = await database.db
       .selectFrom('audit_log')
@@ -179,25 +179,31 @@ describe('backing up web-01', () => {
     expect(Number(second.stored_bytes)).toBeLessThan(Number(restorePoint.stored_bytes) / 10);
   });
 
-  it('a backup that fails leaves no snapshot and no restore point behind', async () => {
+  it('a backup that fails leaves no new snapshot and no restore point behind', async () => {
     const failing = await createEngine(engineOptions({ container: 'acba-vanishing' }));
     await failing.health();
     await BlobServiceClient.fromConnectionString(sandbox.repositoryConnectionString)
       .getContainerClient('acba-vanishing')
       .delete();
     const before = await database.db.selectFrom('restore_points').select('id').execute();
-
-    await expect(failing.backupVm(web01.id, 'test')).rejects.toThrow();
-
-    expect(await database.db.selectFrom('restore_points').select('id').execute()).toEqual(before);
     const seeded = sandbox.seed.customers[0]!;
     const compute = createComputeClient({
       credential: credential(),
       subscriptionId: seeded.subscriptionId,
       endpoint: sandbox.armUrl,
     });
-    for await (const s of compute.snapshots.listByResourceGroup(seeded.resourceGroup))
-      expect(s.name).not.toMatch(/^acba-/);
+    const snapshotNames = async () => {
+      const names: string[] = [];
+      for await (const s of compute.snapshots.listByResourceGroup(seeded.resourceGroup))
+        names.push(s.name!);
+      return names.sort();
+    };
+    const snapshotsBefore = await snapshotNames();
+
+    await expect(failing.backupVm(web01.id, 'test')).rejects.toThrow();
+
+    expect(await database.db.selectFrom('restore_points').select('id').execute()).toEqual(before);
+    expect(await snapshotNames()).toEqual(snapshotsBefore);
     const last = await database.db
       .selectFrom('audit_log')
       .selectAll()

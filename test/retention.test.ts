@@ -1,8 +1,10 @@
 // Retention on real backups in the sandbox: an expired restore point goes,
 // pruning deletes the packs nobody references, and the restore point that
 // stays still serves its disk byte for byte. Pruning waits for backups.
+import { ClientSecretCredential } from '@azure/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/log.ts';
+import { createComputeClient } from '../engine/azure.ts';
 import { tryLease } from '../engine/repository/leases.ts';
 import { readManifest } from '../engine/repository/manifest.ts';
 import { expireRestorePoints, prune } from '../engine/retention.ts';
@@ -69,5 +71,40 @@ describe('retention', () => {
 
     // Nothing more to do on a second round.
     expect((await prune(deps)).deletedPacks).toBe(0);
+  });
+
+  it('an expired backup’s kept snapshot is deleted in Azure once retention runs with Azure access; the newest backup’s stays', async () => {
+    const seeded = f.sandbox.seed.customers[0]!;
+    const compute = createComputeClient({
+      credential: new ClientSecretCredential(
+        f.sandbox.servicePrincipal.tenantId,
+        f.sandbox.servicePrincipal.clientId,
+        f.sandbox.servicePrincipal.clientSecret,
+        { authorityHost: f.sandbox.authorityHost, disableInstanceDiscovery: true },
+      ),
+      subscriptionId: seeded.subscriptionId,
+      endpoint: f.sandbox.armUrl,
+    });
+    const snapshots = async () => {
+      const names: string[] = [];
+      for await (const s of compute.snapshots.listByResourceGroup(seeded.resourceGroup))
+        if (s.name?.startsWith('acba-')) names.push(s.name);
+      return names.sort();
+    };
+    // The previous test expired win-01's restore point without Azure access: its snapshot waited.
+    expect(await snapshots()).toEqual([`acba-${f.web.id}-0`, `acba-${f.win.id}-0`].sort());
+
+    await expireRestorePoints({
+      db: f.database.db,
+      repository: f.repository,
+      log: silentLogger,
+      compute: () => compute,
+      pollIntervalMs: 50,
+    });
+
+    expect(await snapshots()).toEqual([`acba-${f.web.id}-0`]);
+    expect(
+      await f.database.db.selectFrom('disk_snapshots').select('backup_point_id').execute(),
+    ).toEqual([{ backup_point_id: f.web.id }]);
   });
 });

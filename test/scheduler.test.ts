@@ -207,3 +207,35 @@ schedules:
     expect(report.skipped).toEqual([{ itemId: 'vm-web', policy: 'contoso-gold' }]);
   });
 });
+
+describe('snapshot policies', () => {
+  it('enqueue a run per selected VM that says to keep snapshots, with the schedules whose slots are due', async () => {
+    const snapshots = `
+name: contoso-snapshots
+customer: contoso
+priority: 20
+type: snapshots
+timeZone: UTC
+items:
+  vms: [win-01]
+schedules:
+  daily: { times: ["04:00"], keepSnapshots: 7 }
+  weekly: { time: "04:00", weekdays: [mon], keepSnapshots: 4 }
+`;
+    await applyPolicies(database.db, parsePolicyFile(snapshots, 'snapshots.yaml'));
+    await database.db
+      .updateTable('policies')
+      .set({ active_from: new Date('2026-12-01T00:00:00Z') })
+      .where('name', '=', 'contoso-snapshots')
+      .execute();
+    const deps = recordingDeps();
+
+    // Monday 7 December 2026, 04:00 UTC: a daily and a weekly slot at once.
+    const reports = await runDuePolicies(deps, new Date('2026-12-07T04:00:10Z'));
+
+    expect(reports.find((r) => r.policy === 'contoso-snapshots')!.items).toEqual(['vm-win']);
+    const job = deps.jobs.find((j) => j.policyName === 'contoso-snapshots')!;
+    expect(job).toMatchObject({ itemId: 'vm-win', protection: 'snapshots', expiresAt: undefined });
+    expect(job.schedules!.sort()).toEqual(['daily', 'weekly']);
+  });
+});

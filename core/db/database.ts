@@ -18,6 +18,7 @@ import * as m004 from './migrations/004_policies.ts';
 import * as m007 from './migrations/007_audit_actor_name.ts';
 import * as m008 from './migrations/008_jobs_licences_usage.ts';
 import * as m009 from './migrations/009_sql_databases.ts';
+import * as m010 from './migrations/010_disk_snapshots.ts';
 
 export type Db = Kysely<Database>;
 
@@ -47,6 +48,7 @@ const migrations: Record<string, Migration> = {
   '007_audit_actor_name': m007,
   '008_jobs_licences_usage': m008,
   '009_sql_databases': m009,
+  '010_disk_snapshots': m010,
 };
 
 const migrationProvider: MigrationProvider = {

@@ -87,6 +87,30 @@ export interface RestorePointsTable {
   stored_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
   /** The policy whose schedule made it; null for backups outside a policy. */
   policy_name: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A backup in the repository, or Azure snapshots kept by a policy or taken by an operator. */
+  type: ColumnType<RestorePointType, RestorePointType | undefined, RestorePointType>;
+  /** Schedule kinds (daily, weekly, ...) whose slots made it; snapshot retention counts per kind. */
+  schedules: ColumnType<string[], string | undefined, string>;
+}
+
+/** backup: blocks in the repository; snapshot: kept by a snapshot policy; manual_snapshot: kept until an operator deletes it. */
+export type RestorePointType = 'backup' | 'snapshot' | 'manual_snapshot';
+
+/** An Azure disk snapshot ACBA keeps: the base of a disk's next incremental read, a snapshot restore point, or both. */
+export interface DiskSnapshotsTable {
+  snapshot_resource_id: string;
+  customer_id: string;
+  item_id: string;
+  disk_resource_id: string;
+  disk_name: string;
+  /** 'os' or the data disk's LUN, as text. */
+  disk_role: string;
+  size_bytes: ColumnType<string, number | bigint | string, number | bigint | string>;
+  /** The backup whose blocks equal this snapshot's content; null once that backup is gone. */
+  backup_point_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The snapshot restore point this snapshot belongs to; null when it is only a backup's base. */
+  snapshot_point_id: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: Timestamp;
 }
 
 /** Where each stored block lives in the repository, for deduplication and reads. */
@@ -457,6 +481,7 @@ export interface Database {
   licences: LicencesTable;
   task_slots: TaskSlotsTable;
   usage_daily: UsageDailyTable;
+  disk_snapshots: DiskSnapshotsTable;
 }
 
 export type Customer = Selectable<CustomersTable>;
@@ -475,3 +500,4 @@ export type JobSession = Selectable<JobSessionsTable>;
 export type JobTask = Selectable<JobTasksTable>;
 export type Licence = Selectable<LicencesTable>;
 export type UsageDay = Selectable<UsageDailyTable>;
+export type DiskSnapshot = Selectable<DiskSnapshotsTable>;

@@ -42,7 +42,13 @@ export async function checkRepository(
   for await (const blob of repository.container.listBlobsFlat({ prefix: 'packs/' }))
     packs.add(blob.name);
 
-  const points = await db.selectFrom('restore_points').selectAll().orderBy('created_at').execute();
+  // Snapshot restore points live in Azure and hold no blocks.
+  const points = await db
+    .selectFrom('restore_points')
+    .selectAll()
+    .where('type', '=', 'backup')
+    .orderBy('created_at')
+    .execute();
   /** Block id → problem, or null when sound. */
   const verdicts = new Map<string, string | null>();
   const damaged: DamagedRestorePoint[] = [];

@@ -22,8 +22,8 @@ export interface ManifestDisk {
   /** The managed disk's ARM resource id at backup time. */
   resourceId: string;
   sizeBytes: number;
-  /** SHA-256 of the whole disk image, hex. */
-  sha256: string;
+  /** SHA-256 of the whole disk image, hex; absent when the disk was read incrementally (only changed blocks). */
+  sha256?: string;
   /** One entry per 1 MiB of the disk: a block id, or null for a block of zeros. */
   blocks: (string | null)[];
 }
@@ -112,6 +112,10 @@ export async function readAnyManifest(
   repository: Repository,
   restorePoint: RestorePoint,
 ): Promise<AnyManifest> {
+  if (restorePoint.type !== 'backup')
+    throw badInput(
+      `Restore point ${restorePoint.id} is a snapshot kept in Azure, not a backup in the repository; pick a backup restore point to read files or disks from it.`,
+    );
   const manifest = JSON.parse(
     (await repository.getObject(restorePoint.manifest_path, ObjectType.Manifest)).toString('utf8'),
   ) as AnyManifest;

@@ -115,6 +115,12 @@ export const openApiDocument = {
           item_id: { type: 'string' },
           item_name: { type: 'string' },
           created_at: { type: 'string', format: 'date-time' },
+          type: {
+            type: 'string',
+            enum: ['backup', 'snapshot', 'manual_snapshot'],
+            description:
+              'backup: in the repository; snapshot: Azure snapshots kept by a policy; manual_snapshot: taken by an operator, kept until deleted.',
+          },
           disks: { description: 'The disks captured, with their sizes.' },
         },
       },

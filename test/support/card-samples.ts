@@ -69,6 +69,8 @@ const restorePoint = (id: string, takenAt: string, policy: string | null): Resto
   size_bytes: String(160 * 2 ** 30),
   stored_bytes: String(44 * 2 ** 30),
   policy_name: policy,
+  type: 'backup',
+  schedules: [],
 });
 
 const newest = restorePoint('rp-2026-12-02', '2026-12-02T02:00:00Z', 'daily-30');
