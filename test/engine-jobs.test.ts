@@ -2,6 +2,7 @@
 // run with a task per disk, progress while a disk is read, Azure throttling
 // that the SDK waits out as Retry-After asks, and 5xx answers or failed
 // operations that outlast the SDK's retries, which the session tries again.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSession, JobTask } from '../core/db/schema.ts';
 import { backupStatus } from '../engine/status.ts';
@@ -81,6 +82,15 @@ describe('a backup run is a job session', () => {
       jobSessions: { progressIntervalMs: 3600_000, progressBytes: 1 },
     });
     const itemId = world.items['web-01']!.id;
+    // 24 MiB of new data over 24 blocks: the incremental read goes through several batches of blocks.
+    const earlier = await world.database.db
+      .selectFrom('restore_points')
+      .select('disks')
+      .where('item_id', '=', itemId)
+      .executeTakeFirstOrThrow();
+    const group = world.items['web-01']!.resource_id.split('/providers/')[0];
+    const diskId = `${group}/providers/Microsoft.Compute/disks/${earlier.disks[0]!.name}`;
+    await world.sandbox.writeDisk(diskId, 8 * 2 ** 20, randomBytes(24 * 2 ** 20));
     const seen = new Set<number>();
     let done = false;
     const watching = (async () => {
