@@ -2,10 +2,12 @@
  * The Azure sandbox: a local stand-in for the provider's and the customer's
  * Azure tenants that the real SDK clients talk to unchanged.
  *
- * One HTTPS server (default port 3979) carries three surfaces, told apart by
+ * One HTTPS server (default port 3979) carries four surfaces, told apart by
  * path: the identity stand-in (`/{tenantId}/...`, see identity.ts), Azure
- * Resource Manager's compute API (`/subscriptions/...`, arm-compute.ts), and
- * the disk data that access grants hand out (`/md-.../...`, page-blobs.ts).
+ * Resource Manager's compute API (`/subscriptions/...`, arm-compute.ts), the
+ * disk data that access grants hand out (`/md-.../...`, page-blobs.ts), and
+ * a Key Vault holding the key that can wrap the repository's keys
+ * (`/keys/...`, key-vault.ts).
  * Azurite, a child process, serves the repository's blob storage over HTTP.
  * State lives under dataDir/sandbox: disks, snapshots, Azurite's data, the
  * token signing key and, by default, the TLS files.
@@ -31,6 +33,7 @@ import { armComputeRouter } from './arm-compute.ts';
 import { startAzurite, type AzuriteProcess } from './azurite.ts';
 import { ensureDiskImages } from './disk-images.ts';
 import { entraFetch, entraHost, IdentityProvider } from './identity.ts';
+import { SandboxKeyVault } from './key-vault.ts';
 import { LongRunningOperations } from './long-running.ts';
 import { DiskBlobService } from './page-blobs.ts';
 import { ComputeResources } from './resources.ts';
@@ -72,6 +75,12 @@ export interface Sandbox {
   userSignIn: { issuer: string; clientId: string; clientSecret: string; fetch: typeof fetch };
   /** Azurite blob connection string (http, shared key) for the provider's repository. */
   repositoryConnectionString: string;
+  /**
+   * Full id (with version) of the seeded RSA key in the Key Vault stand-in,
+   * https://localhost:<port>/keys/acba-repository/<version>; Key Vault clients
+   * need disableChallengeResourceVerification here.
+   */
+  keyVaultKeyId: string;
   seed: SandboxSeed;
   /** The raw file behind a managed disk or snapshot resource id, for tests that compare bytes; undefined when unknown. */
   diskFilePath(resourceId: string): string | undefined;
@@ -121,9 +130,16 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           world.seed.provider.name,
       })),
     });
+    const keyVault = await SandboxKeyVault.open({
+      baseUrl,
+      stateDir,
+      identity,
+      tenantId: world.application.tenantId,
+    });
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
     app = buildApp([
+      keyVault.router(),
       identity.router(),
       blobs.router(),
       armComputeRouter({
@@ -151,6 +167,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       resources,
       servers,
       azurite,
+      keyVaultKeyId: await keyVault.seededKeyId(),
       log,
     });
   } catch (error) {
@@ -166,6 +183,7 @@ function sandboxHandle(parts: {
   resources: ComputeResources;
   servers: https.Server[];
   azurite: AzuriteProcess;
+  keyVaultKeyId: string;
   log: Logger;
 }): Sandbox {
   const { application, seed } = parts.world;
@@ -186,6 +204,7 @@ function sandboxHandle(parts: {
       fetch: entraFetch(parts.baseUrl),
     },
     repositoryConnectionString: parts.azurite.connectionString,
+    keyVaultKeyId: parts.keyVaultKeyId,
     seed,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
     close() {
