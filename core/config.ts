@@ -28,6 +28,15 @@ const envSchema = z.object({
     .optional(),
   ACBA_SIGNING_KEY: optionalString,
   ACBA_REPOSITORY_KEK: optionalString,
+  ACBA_KEY_VAULT_KEY_ID: optionalString.pipe(
+    z
+      .string()
+      .regex(
+        /^https:\/\/[^/\s]+\/keys\/[0-9a-zA-Z-]+(\/[0-9a-zA-Z]+)?\/?$/,
+        'a Key Vault key id, https://<vault>/keys/<name> or https://<vault>/keys/<name>/<version>',
+      )
+      .optional(),
+  ),
   ACBA_REPOSITORY_CONNECTION_STRING: optionalString,
   ACBA_REPOSITORY_CONTAINER: z.string().default('acba-repository'),
   ACBA_PROVIDER_TENANT_ID: optionalString,
@@ -113,6 +122,11 @@ export interface RepositoryConfig {
   container: string;
   /** Key-encryption key (32 bytes, base64) that wraps the repository's data keys. */
   kek?: string;
+  /**
+   * An RSA key in Azure Key Vault (https://<vault>/keys/<name>[/<version>]) that
+   * wraps the repository's data keys instead of the local key-encryption key.
+   */
+  keyVaultKeyId?: string;
 }
 
 /** Portal sign-in and API tokens with Entra ID over OpenID Connect. */
@@ -245,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionString: e.ACBA_REPOSITORY_CONNECTION_STRING,
       container: e.ACBA_REPOSITORY_CONTAINER,
       kek: e.ACBA_REPOSITORY_KEK,
+      keyVaultKeyId: e.ACBA_KEY_VAULT_KEY_ID,
     },
     oidc:
       e.ACBA_OIDC_ISSUER && e.ACBA_OIDC_CLIENT_ID && e.ACBA_OIDC_CLIENT_SECRET

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { ClientSecretCredential } from '@azure/identity';
 import { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repositoryKeyWrapping } from '../cli/repository-key.ts';
+import { loadConfig } from '../core/config.ts';
 import { isAcbaError } from '../core/errors.ts';
 import { ObjectType, open } from '../engine/repository/crypto.ts';
 import { keyVaultKeyWrapping } from '../engine/repository/key-wrapping.ts';
@@ -179,6 +181,34 @@ describe('repository keys wrapped by a Key Vault key', () => {
     expect(isAcbaError(withVault, 'forbidden')).toBe(true);
     expect(withVault.message).toMatch(
       /key file keys\/\S+ in container repo-kv-\S+ is wrapped with a local key-encryption key, not with the Key Vault key .*\. Unset ACBA_KEY_VAULT_KEY_ID and set ACBA_REPOSITORY_KEK/,
+    );
+  });
+});
+
+describe('ACBA_KEY_VAULT_KEY_ID', () => {
+  it('makes the composition root wrap with that key, skipping the vault host check only at the sandbox', async () => {
+    const config = loadConfig({
+      DATA_DIR: await tempDir('acba-key-vault-config-'),
+      ACBA_KEY_VAULT_KEY_ID: keyId,
+    });
+    const open = async (sandboxUrl?: string) =>
+      Repository.open({
+        connectionString: sandbox.repositoryConnectionString,
+        container,
+        keyWrapping: await repositoryKeyWrapping(config, () => credential, sandboxUrl),
+        db: database.db,
+      });
+    const container = randomContainer();
+
+    const repo = await open(sandbox.armUrl);
+    const file = JSON.parse((await keyFileOf(repo)).stored.toString('utf8'));
+    expect(file.wrapping.kind).toBe('key-vault');
+
+    // Elsewhere the client insists that a vault lives under vault.azure.net.
+    const error = await open(undefined).catch((e) => e);
+    expect(isAcbaError(error, 'unavailable')).toBe(true);
+    expect(error.message).toMatch(
+      /^Key Vault did not unwrap with key .* does not match the requested domain/,
     );
   });
 });
