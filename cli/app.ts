@@ -196,6 +196,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         connectionString: repositoryConnectionString,
         container: config.repository.container,
         keyWrapping,
+        immutable: config.repository.immutability,
       },
       signer,
       publicUrl,
@@ -349,6 +350,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         connectionString: repositoryConnectionString,
         container: config.repository.container,
         keyWrapping,
+        immutable: config.repository.immutability,
         db,
       });
       const schedulerLog = log.child({ part: 'scheduler' });

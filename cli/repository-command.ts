@@ -38,6 +38,7 @@ export async function repositoryCommand(config: Config, argv: string[]): Promise
       connectionString: config.repository.connectionString,
       container: config.repository.container,
       keyWrapping: await repositoryKeyWrapping(config, () => azureCredential(config.azure)),
+      immutable: config.repository.immutability,
       db: handle.db,
     });
 
@@ -46,7 +47,7 @@ export async function repositoryCommand(config: Config, argv: string[]): Promise
       if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       else
         process.stdout.write(
-          `${result.expired.length} expired restore point(s) removed; ${result.prune.ran ? `${result.prune.deletedPacks} pack(s) deleted, ${result.prune.freedBytes} bytes freed` : 'pruning deferred: backups are running, try again later'}.\n`,
+          `${result.expired.length} expired restore point(s) removed; ${result.prune.ran ? `${result.prune.deletedPacks} pack(s) deleted, ${result.prune.freedBytes} bytes freed${result.prune.immutablePacksKept > 0 ? `, ${result.prune.immutablePacksKept} unreferenced pack(s) kept until their immutability ends` : ''}` : 'pruning deferred: backups are running, try again later'}.\n`,
         );
       return 0;
     }

@@ -39,6 +39,7 @@ const envSchema = z.object({
   ),
   ACBA_REPOSITORY_CONNECTION_STRING: optionalString,
   ACBA_REPOSITORY_CONTAINER: z.string().default('acba-repository'),
+  ACBA_REPOSITORY_IMMUTABILITY: z.enum(['on', 'off']).default('off'),
   ACBA_PROVIDER_TENANT_ID: optionalString,
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
@@ -127,6 +128,11 @@ export interface RepositoryConfig {
    * wraps the repository's data keys instead of the local key-encryption key.
    */
   keyVaultKeyId?: string;
+  /**
+   * Give each restore point's manifest and packs an immutability policy until
+   * it expires; the container needs version-level immutability enabled.
+   */
+  immutability: boolean;
 }
 
 /** Portal sign-in and API tokens with Entra ID over OpenID Connect. */
@@ -260,6 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       container: e.ACBA_REPOSITORY_CONTAINER,
       kek: e.ACBA_REPOSITORY_KEK,
       keyVaultKeyId: e.ACBA_KEY_VAULT_KEY_ID,
+      immutability: e.ACBA_REPOSITORY_IMMUTABILITY === 'on',
     },
     oidc:
       e.ACBA_OIDC_ISSUER && e.ACBA_OIDC_CLIENT_ID && e.ACBA_OIDC_CLIENT_SECRET

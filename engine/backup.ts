@@ -16,6 +16,7 @@ import type { Logger } from '../core/log.ts';
 import { failureOf, type EngineNotices } from './notices.ts';
 import { parseResourceId } from './resource-id.ts';
 import { backupLease } from './repository/leases.ts';
+import { protectRestorePoint } from './repository/immutability.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
@@ -224,6 +225,16 @@ async function runBackup(
 
   const expiresAt =
     options.expiresAt ?? new Date(createdAt.getTime() + DEFAULT_RETENTION_DAYS * 24 * 3600 * 1000);
+  if (deps.repository.immutable) {
+    await protectRestorePoint(
+      { db: deps.db, container: deps.repository.container },
+      {
+        manifestPath,
+        blockIds: manifestDisks.flatMap((disk) => disk.blocks.filter((id) => id !== null)),
+        expiresAt,
+      },
+    );
+  }
   return deps.db
     .insertInto('restore_points')
     .values({

@@ -203,7 +203,7 @@ async function callKeyVault<T>(keyId: string, what: string, call: () => Promise<
     return await call();
   } catch (error) {
     const status = (error as { statusCode?: number }).statusCode;
-    const reason = (error as Error).message;
+    const reason = (error as Error).message.replace(/\s+/g, ' ').trim();
     if (status === 401 || status === 403) {
       throw forbidden(
         `Key Vault refused to ${what} with key ${keyId} (${reason}). Give ACBA's identity the wrapKey and unwrapKey permissions on that key.`,

@@ -59,6 +59,8 @@ export interface RepositoryOptions {
   db: Db;
   /** Pack size target in bytes (tests use small packs). */
   packTargetBytes?: number;
+  /** Give restore points' objects immutability policies (see ./immutability.ts); off by default. */
+  immutable?: boolean;
 }
 
 interface KeyFile {
@@ -77,6 +79,8 @@ export class Repository {
     private readonly dataKey: Buffer,
     private readonly idKey: Buffer,
     private readonly packTargetBytes: number | undefined,
+    /** Whether restore points' objects get immutability policies (see ./immutability.ts). */
+    readonly immutable: boolean,
   ) {}
 
   /** Opens the repository, creating its container and key file on first use. */
@@ -108,6 +112,7 @@ export class Repository {
       Buffer.from(keyFile.dataKey, 'base64'),
       Buffer.from(keyFile.idKey, 'base64'),
       options.packTargetBytes,
+      options.immutable ?? false,
     );
   }
 
