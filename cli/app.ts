@@ -10,11 +10,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import {
-  ClientSecretCredential,
-  DefaultAzureCredential,
-  type TokenCredential,
-} from '@azure/identity';
+import { ClientSecretCredential, type TokenCredential } from '@azure/identity';
 import express from 'express';
 import { sql } from 'kysely';
 import {
@@ -45,6 +41,8 @@ import { createPortal } from '../portal/index.ts';
 import { OidcSignIn } from '../portal/oidc.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { createTeamsStandIn } from '../sandbox/teams/index.ts';
+import { azureCredential } from './azure-credential.ts';
+import { repositoryKeyWrapping } from './repository-key.ts';
 import { sandboxSqlLogins, seedFromSandbox } from './sandbox-seed.ts';
 
 /** The approvers' channel in the sandbox's stand-in Teams. */
@@ -127,11 +125,6 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       config.dataDir,
       'signing-key',
     );
-    const kek = await keyFromConfigOrDataDir(
-      config.repository.kek,
-      config.dataDir,
-      'repository-kek',
-    );
     const signer = new LinkSigner(signingKey);
 
     let sandbox: Sandbox | undefined;
@@ -169,18 +162,10 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       operatorsConversationId ??= SANDBOX_OPERATORS_CONVERSATION;
       operatorsServiceUrl ??= `${url}/sandbox/teams`;
     } else {
-      const { tenantId, clientId, clientSecret, authorityHost } = config.azure;
-      credential =
-        tenantId && clientId && clientSecret
-          ? new ClientSecretCredential(
-              tenantId,
-              clientId,
-              clientSecret,
-              authorityHost ? { authorityHost } : {},
-            )
-          : new DefaultAzureCredential();
+      credential = azureCredential(config.azure);
     }
 
+    const keyWrapping = await repositoryKeyWrapping(config, () => credential, sandbox?.armUrl);
     if (!repositoryConnectionString) {
       throw badInput(
         "No repository is configured. Set ACBA_REPOSITORY_CONNECTION_STRING to the provider's storage account, or run without Azure settings to use the sandbox.",
@@ -214,7 +199,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       repository: {
         connectionString: repositoryConnectionString,
         container: config.repository.container,
-        kek,
+        keyWrapping,
+        immutable: config.repository.immutability,
       },
       signer,
       publicUrl,
@@ -370,7 +356,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       const retentionRepository = await Repository.open({
         connectionString: repositoryConnectionString,
         container: config.repository.container,
-        kek,
+        keyWrapping,
+        immutable: config.repository.immutability,
         db,
       });
       const schedulerLog = log.child({ part: 'scheduler' });

@@ -8,10 +8,11 @@ import type { Config } from '../core/config.ts';
 import { openDatabase } from '../core/db/database.ts';
 import { badInput } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
-import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { checkRepository } from '../engine/repository/check.ts';
 import { Repository } from '../engine/repository/repository.ts';
 import { applyRetention } from '../engine/retention.ts';
+import { azureCredential } from './azure-credential.ts';
+import { repositoryKeyWrapping } from './repository-key.ts';
 
 export async function repositoryCommand(config: Config, argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -33,15 +34,11 @@ export async function repositoryCommand(config: Config, argv: string[]): Promise
   const log = createLogger({ level: config.logLevel });
   const handle = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
-    const kek = await keyFromConfigOrDataDir(
-      config.repository.kek,
-      config.dataDir,
-      'repository-kek',
-    );
     const repository = await Repository.open({
       connectionString: config.repository.connectionString,
       container: config.repository.container,
-      kek,
+      keyWrapping: await repositoryKeyWrapping(config, () => azureCredential(config.azure)),
+      immutable: config.repository.immutability,
       db: handle.db,
     });
 
@@ -50,7 +47,7 @@ export async function repositoryCommand(config: Config, argv: string[]): Promise
       if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       else
         process.stdout.write(
-          `${result.expired.length} expired restore point(s) removed; ${result.prune.ran ? `${result.prune.deletedPacks} pack(s) deleted, ${result.prune.freedBytes} bytes freed` : 'pruning deferred: backups are running, try again later'}.\n`,
+          `${result.expired.length} expired restore point(s) removed; ${result.prune.ran ? `${result.prune.deletedPacks} pack(s) deleted, ${result.prune.freedBytes} bytes freed${result.prune.immutablePacksKept > 0 ? `, ${result.prune.immutablePacksKept} unreferenced pack(s) kept until their immutability ends` : ''}` : 'pruning deferred: backups are running, try again later'}.\n`,
         );
       return 0;
     }

@@ -28,6 +28,15 @@ const envSchema = z.object({
     .optional(),
   ACBA_SIGNING_KEY: optionalString,
   ACBA_REPOSITORY_KEK: optionalString,
+  ACBA_KEY_VAULT_KEY_ID: optionalString.pipe(
+    z
+      .string()
+      .regex(
+        /^https:\/\/[^/\s]+\/keys\/[0-9a-zA-Z-]+(\/[0-9a-zA-Z]+)?\/?$/,
+        'a Key Vault key id, https://<vault>/keys/<name> or https://<vault>/keys/<name>/<version>',
+      )
+      .optional(),
+  ),
   ACBA_REPOSITORY_CONNECTION_STRING: optionalString,
   ACBA_REPOSITORY_CONTAINER: z.string().default('acba-repository'),
   ACBA_SQL_STAGING_CONTAINER: z
@@ -35,6 +44,7 @@ const envSchema = z.object({
     .regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'a blob container name')
     .default('acba-staging'),
   ACBA_SQL_LOGINS_FILE: optionalString,
+  ACBA_REPOSITORY_IMMUTABILITY: z.enum(['on', 'off']).default('off'),
   ACBA_PROVIDER_TENANT_ID: optionalString,
   ACBA_APPROVERS_CONVERSATION_ID: optionalString,
   ACBA_APPROVERS_SERVICE_URL: optionalString,
@@ -118,6 +128,16 @@ export interface RepositoryConfig {
   container: string;
   /** Key-encryption key (32 bytes, base64) that wraps the repository's data keys. */
   kek?: string;
+  /**
+   * An RSA key in Azure Key Vault (https://<vault>/keys/<name>[/<version>]) that
+   * wraps the repository's data keys instead of the local key-encryption key.
+   */
+  keyVaultKeyId?: string;
+  /**
+   * Give each restore point's manifest and packs an immutability policy until
+   * it expires; the container needs version-level immutability enabled.
+   */
+  immutability: boolean;
 }
 
 /** Azure SQL database backups. */
@@ -259,6 +279,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionString: e.ACBA_REPOSITORY_CONNECTION_STRING,
       container: e.ACBA_REPOSITORY_CONTAINER,
       kek: e.ACBA_REPOSITORY_KEK,
+      keyVaultKeyId: e.ACBA_KEY_VAULT_KEY_ID,
+      immutability: e.ACBA_REPOSITORY_IMMUTABILITY === 'on',
     },
     sql: { stagingContainer: e.ACBA_SQL_STAGING_CONTAINER, loginsFile: e.ACBA_SQL_LOGINS_FILE },
     oidc:

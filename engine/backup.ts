@@ -36,6 +36,7 @@ import {
 import { failureOf, type EngineNotices } from './notices.ts';
 import { parseResourceId } from './resource-id.ts';
 import { backupLease } from './repository/leases.ts';
+import { protectRestorePoint } from './repository/immutability.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
@@ -284,6 +285,16 @@ async function runBackup(
     const expiresAt =
       options.expiresAt ??
       new Date(createdAt.getTime() + DEFAULT_RETENTION_DAYS * 24 * 3600 * 1000);
+    if (deps.repository.immutable) {
+      await protectRestorePoint(
+        { db: deps.db, container: deps.repository.container },
+        {
+          manifestPath,
+          blockIds: manifestDisks.flatMap((disk) => disk.blocks.filter((id) => id !== null)),
+          expiresAt,
+        },
+      );
+    }
     const keepSnapshots = options.protection === 'both';
     const snapshotPointId = keepSnapshots ? randomUUID() : undefined;
     const restorePoint = await deps.db.transaction().execute(async (tx) => {

@@ -24,7 +24,7 @@ import { syncInventory } from './inventory.ts';
 import type { JobSessionOptions } from './job-sessions.ts';
 import type { EngineNotices } from './notices.ts';
 import { readManifest, type Manifest } from './repository/manifest.ts';
-import { BLOCK_SIZE, Repository } from './repository/repository.ts';
+import { BLOCK_SIZE, Repository, type RepositoryOptions } from './repository/repository.ts';
 import { backupSqlDatabase } from './sql-backup.ts';
 import type { SqlLogins } from './sql-logins.ts';
 import { syncSqlInventory } from './sql-inventory.ts';
@@ -36,8 +36,8 @@ export interface EngineOptions {
   credential: TokenCredential;
   /** ARM endpoint (the sandbox's https URL in tests). */
   resourceManagerUrl: string;
-  /** The provider's blob repository (Azurite in the sandbox); kek is 32 bytes. */
-  repository: { connectionString: string; container: string; kek: Buffer };
+  /** The provider's blob repository (Azurite in the sandbox) and what wraps its keys (a 32-byte kek, or keyWrapping). */
+  repository: Omit<RepositoryOptions, 'db' | 'packTargetBytes'>;
   signer: LinkSigner;
   /** Where /downloads links point, e.g. http://localhost:3978. */
   publicUrl: string;

@@ -11,7 +11,9 @@
  * backup holds at the same time (./repository/leases.ts): a backup may
  * deduplicate against any indexed block until its restore point is written, so
  * no block is deleted while a backup is in progress. When backups run, the
- * prune is deferred to the next round, saying so.
+ * prune is deferred to the next round, saying so. With immutability on
+ * (./repository/immutability.ts), a pack whose immutability policy has not
+ * ended is kept, index rows and all, and counted in the report.
  *
  * Snapshot restore points never expire by date (see ./vm-snapshots.ts) and
  * hold no blocks. An expired backup's kept disk snapshot goes with it unless
@@ -23,6 +25,7 @@ import type { ComputeManagementClient } from '@azure/arm-compute';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
 import { releaseSnapshots } from './disk-snapshots.ts';
+import { immutableUntil } from './repository/immutability.ts';
 import { tryLease } from './repository/leases.ts';
 import { manifestBlockIds, readAnyManifest } from './repository/manifest.ts';
 import type { Repository } from './repository/repository.ts';
@@ -89,6 +92,8 @@ export interface PruneReport {
   partialPacks: number;
   /** Bytes of unreferenced blocks inside those packs. */
   unreferencedBytesKept: number;
+  /** Unreferenced packs kept because their immutability policy has not ended yet. */
+  immutablePacksKept: number;
 }
 
 export interface PruneOptions {
@@ -105,6 +110,7 @@ export async function prune(deps: RetentionDeps, options: PruneOptions = {}): Pr
     freedBytes: 0,
     partialPacks: 0,
     unreferencedBytesKept: 0,
+    immutablePacksKept: 0,
   };
   const lease = await tryLease(deps.db, 'prune');
   if (!lease) {
@@ -130,8 +136,15 @@ export async function prune(deps: RetentionDeps, options: PruneOptions = {}): Pr
 
     const grace = options.orphanGraceMs ?? 3600_000;
     const stored = new Map<string, number>();
-    for await (const blob of deps.repository.container.listBlobsFlat({ prefix: 'packs/' })) {
+    const lockedUntil = new Map<string, Date>();
+    const listing = deps.repository.container.listBlobsFlat({
+      prefix: 'packs/',
+      includeImmutabilityPolicy: deps.repository.immutable,
+    });
+    for await (const blob of listing) {
       stored.set(blob.name, blob.properties.contentLength ?? 0);
+      const until = immutableUntil(blob);
+      if (until) lockedUntil.set(blob.name, until);
       const orphan = !packs.has(blob.name);
       const old = Date.now() - (blob.properties.lastModified?.getTime() ?? 0) > grace;
       if (orphan && old) packs.set(blob.name, { ids: [], live: false, deadBytes: 0 });
@@ -143,6 +156,12 @@ export async function prune(deps: RetentionDeps, options: PruneOptions = {}): Pr
           report.partialPacks += 1;
           report.unreferencedBytesKept += pack.deadBytes;
         }
+        continue;
+      }
+      const until = lockedUntil.get(path);
+      if (until && until.getTime() > Date.now()) {
+        report.immutablePacksKept += 1;
+        deps.log.info({ pack: path, until: until.toISOString() }, 'prune_kept_immutable_pack');
         continue;
       }
       // Index rows first: from here on no reader or deduplication finds these blocks.

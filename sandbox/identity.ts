@@ -40,6 +40,8 @@ const acceptedArmAudiences = [
   'https://management.azure.com',
   'https://management.core.windows.net/',
 ];
+/** The audience of Azure Key Vault's tokens (scope https://vault.azure.net/.default). */
+export const keyVaultAudience = 'https://vault.azure.net';
 const tokenLifetimeSeconds = 3599;
 
 export interface ArmCaller {
@@ -153,7 +155,15 @@ export class IdentityProvider {
   }
 
   /** Checks an Authorization header for ARM; throws ArmAuthError saying why it is refused. */
-  async verifyArmToken(authorization: string | undefined): Promise<ArmCaller> {
+  verifyArmToken(authorization: string | undefined): Promise<ArmCaller> {
+    return this.verifyToken(authorization, acceptedArmAudiences);
+  }
+
+  /** Checks an Authorization header for one of `acceptedAudiences`; throws ArmAuthError saying why it is refused. */
+  async verifyToken(
+    authorization: string | undefined,
+    acceptedAudiences: string[],
+  ): Promise<ArmCaller> {
     if (!authorization)
       throw new ArmAuthError(
         'AuthenticationFailed',
@@ -188,10 +198,10 @@ export class IdentityProvider {
     }
 
     const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-    if (!audiences.some((aud) => aud !== undefined && acceptedArmAudiences.includes(aud))) {
+    if (!audiences.some((aud) => aud !== undefined && acceptedAudiences.includes(aud))) {
       throw new ArmAuthError(
         'InvalidAuthenticationTokenAudience',
-        `The access token has been obtained for wrong audience or resource '${audiences.join(',')}'. It should exactly match with one of the allowed audiences '${acceptedArmAudiences.join("','")}'.`,
+        `The access token has been obtained for wrong audience or resource '${audiences.join(',')}'. It should exactly match with one of the allowed audiences '${acceptedAudiences.join("','")}'.`,
       );
     }
     const tenantId = String(payload.tid ?? '');
@@ -333,13 +343,14 @@ export class IdentityProvider {
     const resource = scopes
       .find((scope) => scope.endsWith('/.default'))
       ?.replace(/\/\.default$/, '');
-    if (!resource || !acceptedArmAudiences.includes(`${resource}/`)) {
+    const audience = audienceOf(resource);
+    if (!audience) {
       return this.fail(
         res,
         400,
         'invalid_resource',
         500011,
-        `The resource principal named ${resource ?? body.scope ?? ''} was not found in the tenant named ${tenantId}. This stand-in issues tokens for Azure Resource Manager (https://management.azure.com/.default) only.`,
+        `The resource principal named ${resource ?? body.scope ?? ''} was not found in the tenant named ${tenantId}. This stand-in issues tokens for Azure Resource Manager (https://management.azure.com/.default) and Azure Key Vault (https://vault.azure.net/.default) only.`,
       );
     }
 
@@ -355,7 +366,7 @@ export class IdentityProvider {
       ver: '1.0',
     })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: this.key.kid })
-      .setAudience(`${resource}/`)
+      .setAudience(audience)
       .setIssuer(this.issuerOf(tenantId))
       .setIssuedAt(now)
       .setNotBefore(now)
@@ -407,6 +418,14 @@ export class IdentityProvider {
       correlation_id: correlationId,
     });
   }
+}
+
+/** The token audience for a requested resource, as Entra's v1 tokens carry it; undefined when not served. */
+function audienceOf(resource: string | undefined): string | undefined {
+  if (!resource) return undefined;
+  if (acceptedArmAudiences.includes(`${resource}/`)) return `${resource}/`;
+  if (resource.replace(/\/+$/, '') === keyVaultAudience) return keyVaultAudience;
+  return undefined;
 }
 
 async function loadOrCreateKey(file: string): Promise<SigningKey> {

@@ -2,11 +2,12 @@
  * The Azure sandbox: a local stand-in for the provider's and the customer's
  * Azure tenants that the real SDK clients talk to unchanged.
  *
- * One HTTPS server (default port 3979) carries three surfaces, told apart by
+ * One HTTPS server (default port 3979) carries four surfaces, told apart by
  * path: the identity stand-in (`/{tenantId}/...`, see identity.ts), Azure
  * Resource Manager's compute and SQL APIs (`/subscriptions/...`, arm-compute.ts
- * and arm-sql.ts), and
- * the disk data that access grants hand out (`/md-.../...`, page-blobs.ts).
+ * and arm-sql.ts), the disk data that access grants hand out (`/md-.../...`,
+ * page-blobs.ts), and a Key Vault holding the key that can wrap the
+ * repository's keys (`/keys/...`, key-vault.ts).
  * Azurite, a child process, serves the repository's blob storage over HTTP.
  * State lives under dataDir/sandbox: disks, snapshots, Azurite's data, the
  * token signing key and, by default, the TLS files.
@@ -35,6 +36,7 @@ import { startAzurite, type AzuriteProcess } from './azurite.ts';
 import { ensureDiskImages } from './disk-images.ts';
 import { SandboxFaults } from './faults.ts';
 import { entraFetch, entraHost, IdentityProvider } from './identity.ts';
+import { SandboxKeyVault } from './key-vault.ts';
 import { LongRunningOperations } from './long-running.ts';
 import { DiskBlobService } from './page-blobs.ts';
 import { ComputeResources } from './resources.ts';
@@ -80,6 +82,12 @@ export interface Sandbox {
   userSignIn: { issuer: string; clientId: string; clientSecret: string; fetch: typeof fetch };
   /** Azurite blob connection string (http, shared key) for the provider's repository. */
   repositoryConnectionString: string;
+  /**
+   * Full id (with version) of the seeded RSA key in the Key Vault stand-in,
+   * https://localhost:<port>/keys/acba-repository/<version>; Key Vault clients
+   * need disableChallengeResourceVerification here.
+   */
+  keyVaultKeyId: string;
   seed: SandboxSeed;
   /** Faults to inject into ARM and disk-data answers (throttling, 5xx, failed operations). */
   faults: SandboxFaults;
@@ -147,11 +155,18 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           world.seed.provider.name,
       })),
     });
+    const keyVault = await SandboxKeyVault.open({
+      baseUrl,
+      stateDir,
+      identity,
+      tenantId: world.application.tenantId,
+    });
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
     const faults = new SandboxFaults((id, error) => operations.fail(id, error));
     // The SQL routes come before the compute routes, whose catch-all answers any other ARM path.
     app = buildApp([
+      keyVault.router(),
       identity.router(),
       faults.middleware(),
       blobs.router(),
@@ -192,6 +207,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       azurite,
       faults,
       blobs,
+      keyVaultKeyId: await keyVault.seededKeyId(),
       log,
     });
   } catch (error) {
@@ -210,6 +226,7 @@ function sandboxHandle(parts: {
   azurite: AzuriteProcess;
   faults: SandboxFaults;
   blobs: DiskBlobService;
+  keyVaultKeyId: string;
   log: Logger;
 }): Sandbox {
   const { application, seed } = parts.world;
@@ -230,6 +247,7 @@ function sandboxHandle(parts: {
       fetch: entraFetch(parts.baseUrl),
     },
     repositoryConnectionString: parts.azurite.connectionString,
+    keyVaultKeyId: parts.keyVaultKeyId,
     seed,
     faults: parts.faults,
     diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),

@@ -10,8 +10,9 @@
  *   followed by the object's binding (its block id or its blob path), so an
  *   object cannot be altered, retyped or moved to another name unnoticed.
  *
- * - Key file `keys/<keyId>`: a sealed object of type Key under the KEK
- *   (the service's key-encryption key), bound to its own path, holding JSON
+ * - Key file `keys/<keyId>`: a sealed object of type Key under a key-encryption
+ *   key (the service's own KEK, or one wrapped by a Key Vault key; see
+ *   ./key-wrapping.ts), bound to its own path, holding JSON
  *   `{ version, keyId, createdAt, dataKey, idKey }` (keys base64). The data
  *   key seals everything else; the id key makes block ids. When several key
  *   files exist (two workers initialized at once), the oldest-named one wins
@@ -41,8 +42,9 @@ import { randomBytes } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { Db } from '../../core/db/database.ts';
 import type { RepositoryBlocksTable } from '../../core/db/schema.ts';
-import { forbidden, notFound, unavailable } from '../../core/errors.ts';
+import { notFound, unavailable } from '../../core/errors.ts';
 import { blockId, Compression, IntegrityError, newKey, ObjectType, open, seal } from './crypto.ts';
+import { localKeyWrapping, type KeyWrapping } from './key-wrapping.ts';
 import { PackWriter } from './packs.ts';
 
 export const BLOCK_SIZE = 1024 * 1024;
@@ -50,11 +52,15 @@ export const BLOCK_SIZE = 1024 * 1024;
 export interface RepositoryOptions {
   connectionString: string;
   container: string;
-  /** Key-encryption key, 32 bytes. */
-  kek: Buffer;
+  /** Key-encryption key, 32 bytes; used when keyWrapping is not given. */
+  kek?: Buffer;
+  /** How the key file is wrapped (a Key Vault key); the local `kek` by default. */
+  keyWrapping?: KeyWrapping;
   db: Db;
   /** Pack size target in bytes (tests use small packs). */
   packTargetBytes?: number;
+  /** Give restore points' objects immutability policies (see ./immutability.ts); off by default. */
+  immutable?: boolean;
 }
 
 interface KeyFile {
@@ -73,12 +79,13 @@ export class Repository {
     private readonly dataKey: Buffer,
     private readonly idKey: Buffer,
     private readonly packTargetBytes: number | undefined,
+    /** Whether restore points' objects get immutability policies (see ./immutability.ts). */
+    readonly immutable: boolean,
   ) {}
 
   /** Opens the repository, creating its container and key file on first use. */
   static async open(options: RepositoryOptions): Promise<Repository> {
-    if (options.kek.length !== 32)
-      throw new Error(`The repository KEK must be 32 bytes; it is ${options.kek.length}.`);
+    const wrapping = options.keyWrapping ?? localKeyWrapping(options.kek ?? Buffer.alloc(0));
     const container = BlobServiceClient.fromConnectionString(
       options.connectionString,
     ).getContainerClient(options.container);
@@ -91,10 +98,10 @@ export class Repository {
       );
     }
 
-    let keyFile = await readKeyFile(container, options.kek);
+    let keyFile = await readKeyFile(container, wrapping);
     if (!keyFile) {
-      await writeKeyFile(container, options.kek);
-      keyFile = await readKeyFile(container, options.kek);
+      await writeKeyFile(container, wrapping);
+      keyFile = await readKeyFile(container, wrapping);
     }
     if (!keyFile) throw new Error('The repository key file vanished right after it was written.');
 
@@ -105,6 +112,7 @@ export class Repository {
       Buffer.from(keyFile.dataKey, 'base64'),
       Buffer.from(keyFile.idKey, 'base64'),
       options.packTargetBytes,
+      options.immutable ?? false,
     );
   }
 
@@ -216,25 +224,22 @@ export class Repository {
   }
 }
 
-async function readKeyFile(container: ContainerClient, kek: Buffer): Promise<KeyFile | undefined> {
+async function readKeyFile(
+  container: ContainerClient,
+  wrapping: KeyWrapping,
+): Promise<KeyFile | undefined> {
   const names: string[] = [];
   for await (const blob of container.listBlobsFlat({ prefix: 'keys/' })) names.push(blob.name);
   const first = names.sort()[0];
   if (!first) return undefined;
 
-  const sealed = await container.getBlobClient(first).downloadToBuffer();
-  try {
-    const { payload } = open(kek, ObjectType.Key, sealed, first);
-    return JSON.parse(payload.toString('utf8')) as KeyFile;
-  } catch (error) {
-    if (!(error instanceof IntegrityError)) throw error;
-    throw forbidden(
-      `The repository key ${first} in container ${container.containerName} cannot be unwrapped with the configured key-encryption key. Set ACBA_REPOSITORY_KEK to the key this repository was created with.`,
-    );
-  }
+  const stored = await container.getBlobClient(first).downloadToBuffer();
+  const where = `${first} in container ${container.containerName}`;
+  const payload = await wrapping.open(first, stored, where);
+  return JSON.parse(payload.toString('utf8')) as KeyFile;
 }
 
-async function writeKeyFile(container: ContainerClient, kek: Buffer): Promise<void> {
+async function writeKeyFile(container: ContainerClient, wrapping: KeyWrapping): Promise<void> {
   // Time-ordered names make "the oldest key file wins" a plain sort.
   const keyId = `${Date.now().toString(36).padStart(10, '0')}-${randomBytes(8).toString('hex')}`;
   const path = `keys/${keyId}`;
@@ -245,13 +250,7 @@ async function writeKeyFile(container: ContainerClient, kek: Buffer): Promise<vo
     dataKey: newKey().toString('base64'),
     idKey: newKey().toString('base64'),
   };
-  const sealed = seal(
-    kek,
-    ObjectType.Key,
-    Compression.None,
-    Buffer.from(JSON.stringify(file)),
-    path,
-  );
+  const sealed = await wrapping.seal(path, Buffer.from(JSON.stringify(file)));
   await container.getBlockBlobClient(path).uploadData(sealed, { conditions: { ifNoneMatch: '*' } });
 }
 
