@@ -61,7 +61,7 @@ const log = pino(
   new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split('\n')) {
-        if (!line.includes('"disk_read"')) continue;
+        if (!/"msg":"disk_read(_incremental)?"/.test(line)) continue;
         readBytes += (JSON.parse(line) as { readBytes: number }).readBytes;
       }
       done();
