@@ -337,6 +337,10 @@ async function runBackup(
 
     await keepTidy(deps, item, options, snapshotPointId, log);
     return restorePoint;
+  } catch (error) {
+    // Packs already uploading get indexed, so the next run stores only what is still missing.
+    await writer.settle();
+    throw error;
   } finally {
     // Snapshots of a run that failed after they were read: nothing records them, so they go.
     for (const t of taken) await deleteSnapshot(snapshots, t.snapshotId);

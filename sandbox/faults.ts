@@ -27,6 +27,8 @@ export interface FaultSpec {
   retryAfterSeconds?: number;
   /** How many matching requests get the fault; 1 by default. */
   times?: number;
+  /** Matching requests let through before the fault starts (a failure in the middle of a read); 0 by default. */
+  after?: number;
   /**
    * Fail the long-running operation this status poll asks about, with this
    * error: the poll answers status Failed in Azure's shape, and the resource
@@ -47,6 +49,8 @@ export interface FaultHit {
 interface ActiveFault extends FaultSpec {
   id: number;
   left: number;
+  /** Matching requests still to let through before the fault starts. */
+  waiting: number;
   hits: FaultHit[];
 }
 
@@ -73,7 +77,13 @@ export class SandboxFaults {
 
   /** Arms a fault; returns its handle for inspecting hits and removing it. */
   inject(spec: FaultSpec): InjectedFault {
-    const fault: ActiveFault = { ...spec, id: this.nextId++, left: spec.times ?? 1, hits: [] };
+    const fault: ActiveFault = {
+      ...spec,
+      id: this.nextId++,
+      left: spec.times ?? 1,
+      waiting: spec.after ?? 0,
+      hits: [],
+    };
     this.faults.push(fault);
     return {
       hits: () => [...fault.hits],
@@ -100,6 +110,10 @@ export class SandboxFaults {
       for (const spent of matching.filter((f) => f !== fault && f.hits.length < 100))
         spent.hits.push({ ...hit, faulted: false });
       if (!fault) return next();
+      if (fault.waiting > 0) {
+        fault.waiting -= 1;
+        return next();
+      }
 
       fault.left -= 1;
       if (fault.operationFailed) {

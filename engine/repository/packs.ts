@@ -117,6 +117,15 @@ export class PackWriter {
     void upload.finally(() => this.uploads.delete(upload));
   }
 
+  /**
+   * Waits for the uploads already under way, ignoring their failures: a backup
+   * that fails calls this so that what it did upload is indexed and the next
+   * run deduplicates against it. The open pack is dropped.
+   */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.uploads);
+  }
+
   private throwIfFailed(): void {
     if (this.failure !== undefined) throw this.failure;
   }

@@ -15,6 +15,7 @@ import { silentLogger } from '../../core/log.ts';
 import { LinkSigner } from '../../core/signing.ts';
 import { createEngine, type Engine, type EngineOptions } from '../../engine/engine.ts';
 import type { BackupFailed } from '../../engine/notices.ts';
+import { Repository } from '../../engine/repository/repository.ts';
 import { startSandbox, type Sandbox } from '../../sandbox/index.ts';
 import { openTestDatabase, tempDir, type TestDatabase } from './database.ts';
 
@@ -26,6 +27,8 @@ export interface SandboxEngineWorld {
   items: Record<string, ProtectedItem>;
   /** Failed-backup notices the engines sent. */
   failures: BackupFailed[];
+  /** Opens the engines' repository directly, to read restore points back byte for byte. */
+  repository(): Promise<Repository>;
   /** A new engine over `db` (the world's database by default). */
   engine(options?: Partial<EngineOptions>, db?: Db): Promise<Engine>;
   dispose(): Promise<void>;
@@ -98,6 +101,13 @@ export async function startSandboxEngine(): Promise<SandboxEngineWorld> {
     items,
     failures,
     engine,
+    repository: () =>
+      Repository.open({
+        connectionString: sandbox.repositoryConnectionString,
+        container: 'acba-repository',
+        kek,
+        db: database.db,
+      }),
     dispose: async () => {
       for (const e of engines) await e.close();
       await database.dispose();
