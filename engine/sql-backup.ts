@@ -11,9 +11,11 @@
  *   4. write the manifest (kind `sql_database`), and only then the
  *      restore_points row that makes the restore point visible.
  *
- * The copy and the staging blob are deleted whatever happens. Export and
- * import need a SQL login of the database's server (SqlLogins), which never
- * reaches a log or the audit trail.
+ * The copy and the staging blob are deleted whatever happens. The run is a
+ * job session (./backup-run.ts) in which steps 1 to 3 are one task of kind
+ * `database`, holding one of the customer's licensed slots throughout. Export
+ * and import need a SQL login of the database's server (SqlLogins), which
+ * never reaches a log or the audit trail.
  */
 import type { SqlManagementClient } from '@azure/arm-sql';
 import type { RestorePoint, RestorePointBacpac } from '../core/db/schema.ts';
@@ -78,7 +80,7 @@ async function runSqlBackup(
   });
   const createdAt = new Date();
 
-  // One task holds a licence slot through copy, export and read; a try that fails for a passing reason starts again from the copy.
+  // A try that fails for a passing reason starts again from a new copy.
   const writer = deps.repository.newWriter();
   const bacpacName = `${id.database}.bacpac`;
   let attempt = 0;
