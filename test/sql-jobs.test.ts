@@ -5,16 +5,19 @@
 // and are refused at a full storage allocation, like VMs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxSqlLogins } from '../cli/sandbox-seed.ts';
+import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
 import type { ProtectedItem, RestorePointBacpac } from '../core/db/schema.ts';
 import type { Engine, EngineOptions } from '../engine/engine.ts';
 import { setLicence, storedBytesOf, TB } from '../engine/licences.ts';
 import { backupStatus } from '../engine/status.ts';
 import { listUsage } from '../engine/usage.ts';
+import { tempDir } from './support/database.ts';
 import { startSandboxEngine, type SandboxEngineWorld } from './support/sandbox-engine.ts';
 import { peakOverlap } from './support/task-intervals.ts';
 
 let world: SandboxEngineWorld;
 let engine: Engine;
+let otherPool: DatabaseHandle | undefined;
 /** Contoso's databases by name (sales, inventory, hr), once the inventory has them all. */
 const databases: Record<string, ProtectedItem> = {};
 
@@ -28,8 +31,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await otherPool?.close();
   await world?.dispose();
 });
+
+/** A second engine as another worker process would run it: on PostgreSQL, with its own pool. */
+async function otherWorker(): Promise<Engine> {
+  if (!world.database.url) return world.engine(sqlOptions());
+  otherPool = await openDatabase({ url: world.database.url, dataDir: await tempDir() });
+  return world.engine(sqlOptions(), otherPool.db);
+}
 
 /** The newest session of an item, with its tasks. */
 async function latestSession(itemId: string) {
@@ -180,7 +191,7 @@ describe('a database backup as a job session', () => {
 
   it('never runs two database tasks of a customer licensed for one at once, across two workers', async () => {
     await setLicence(world.database.db, 'contoso', { tasks: 1 });
-    const other = await world.engine(sqlOptions());
+    const other = await otherWorker();
     const since = new Date();
 
     const results = await Promise.allSettled([
