@@ -189,13 +189,18 @@ const backupOutcomes: Record<string, string> = {
   failed: 'failed at',
 };
 
-/** How the latest backup went, e.g. "running since 02:00 (1 of 2 disks done, 3.1 GiB read)". */
-function lastBackupText(lastBackup: ItemStatus['lastBackup'], zone: string): string {
+/**
+ * How the latest backup went, e.g. "running since 02:00 (1 of 2 disk(s) done, 3.1 GiB read)"
+ * for a VM, or "running since 02:00 (1.2 GiB of the BACPAC read)" for a database.
+ */
+function lastBackupText({ item, lastBackup }: ItemStatus, zone: string): string {
   if (!lastBackup) return 'not recorded';
   const text = `${backupOutcomes[lastBackup.outcome] ?? lastBackup.outcome} ${formatInZone(lastBackup.at, zone)}`;
   const progress = lastBackup.progress;
   if (lastBackup.outcome !== 'running' || !progress) return text;
-  return `${text} (${progress.tasksDone} of ${progress.tasks} disk(s) done, ${formatBytes(progress.bytesRead)} read)`;
+  const read = formatBytes(progress.bytesRead);
+  if (item.kind === 'sql_database') return `${text} (${read} of the BACPAC read)`;
+  return `${text} (${progress.tasksDone} of ${progress.tasks} disk(s) done, ${read} read)`;
 }
 
 /**
@@ -221,13 +226,15 @@ export function backupStatusCard(
     zoneName: zone,
     summary,
     hint: items[0] ? `Write restore points of ${items[0].item.name} to see them all.` : '',
-    items: items.map(({ item, restorePointCount, newestRestorePoint, lastBackup }) => ({
-      name: item.name,
-      kind: itemKinds[item.kind] ?? item.kind,
-      newest: newestRestorePoint ? formatInZone(newestRestorePoint, zone) : 'none yet',
-      count: String(restorePointCount),
-      lastBackup: lastBackupText(lastBackup, zone),
-      failed: lastBackup?.outcome === 'failed',
+    items: items.map((status) => ({
+      name: status.item.name,
+      kind: itemKinds[status.item.kind] ?? status.item.kind,
+      newest: status.newestRestorePoint
+        ? formatInZone(status.newestRestorePoint, zone)
+        : 'none yet',
+      count: String(status.restorePointCount),
+      lastBackup: lastBackupText(status, zone),
+      failed: status.lastBackup?.outcome === 'failed',
     })),
   });
 }
@@ -312,16 +319,16 @@ const failureKinds: Record<BackupFailed['kind'], { label: string; nextStep: stri
   not_found: {
     label: 'not found',
     nextStep:
-      'Not retried: check that the VM and its disks still exist in Azure and sync the inventory.',
+      'Not retried: check that the item (a VM and its disks, or a database and its server) still exists in Azure and sync the inventory.',
   },
   bad_input: {
     label: 'not supported as configured',
-    nextStep: 'Not retried: change what the message names on the VM.',
+    nextStep: 'Not retried: change what the message names on the item or in ACBA.',
   },
   conflict: {
     label: 'conflict',
     nextStep:
-      'Not retried: another operation held the VM or the repository; the next run should pass.',
+      'Not retried: another operation held the item or the repository; the next run should pass.',
   },
   forbidden: {
     label: 'refused',
@@ -345,6 +352,7 @@ export function backupFailedCard(event: BackupFailed): Card {
     : '';
   return renderCard('backup-failed', {
     customerName: event.customerName,
+    itemKind: itemKinds[event.itemKind ?? 'vm'],
     itemName: event.itemName,
     startedBy: startedBy(event),
     failedAt: formatUtc(event.failedAt),

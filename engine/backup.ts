@@ -11,16 +11,20 @@
  * is read in full, and the log says why. A failed run deletes the snapshots
  * it took. Policies of type `snapshots` keep only the snapshots; `both` keeps
  * them as a snapshot restore point besides the backup (./vm-snapshots.ts).
+ *
+ * The run's job session, licence admission, audit entries and failure notice
+ * come from ./backup-run.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { ComputeManagementClient } from '@azure/arm-compute';
-import { appendAudit, serviceActor } from '../core/audit.ts';
-import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem, RestorePoint, RestorePointDisk } from '../core/db/schema.ts';
-import { notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { JobSession, type JobSessionOptions } from './job-sessions.ts';
-import { admitBackup } from './licences.ts';
+import {
+  loadItem,
+  runBackupSession,
+  type BackupOptions,
+  type BackupRunDeps,
+} from './backup-run.ts';
 import { BaseUnusable, readChangedBlocks, readDisk, type DiskReadResult } from './disk-reader.ts';
 import {
   deleteSnapshot,
@@ -33,43 +37,25 @@ import {
   type SnapshotContext,
   type TakenSnapshot,
 } from './disk-snapshots.ts';
-import { failureOf, type EngineNotices } from './notices.ts';
+import type { JobSession } from './job-sessions.ts';
 import { parseResourceId } from './resource-id.ts';
-import { backupLease } from './repository/leases.ts';
 import { protectRestorePoint } from './repository/immutability.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
-import { recordHoldings } from './usage.ts';
 import { vmDisks } from './vm-disks.ts';
 import { applySnapshotRetention, insertSnapshotPoint, snapshotVm } from './vm-snapshots.ts';
 
 export { readDisk, type DiskReadResult } from './disk-reader.ts';
+export type { BackupOptions } from './backup-run.ts';
 
 const DEFAULT_RETENTION_DAYS = 365;
 
-export interface BackupDeps {
-  db: Db;
-  log: Logger;
+export interface BackupDeps extends BackupRunDeps {
   repository: Repository;
   compute(subscriptionId: string): ComputeManagementClient;
-  /** Told once per failed run; its own failures are logged and never change the run's outcome. */
-  notices?: Pick<EngineNotices, 'backupFailed'>;
   /** Poll interval for ARM long-running operations when ARM gives no Retry-After; the SDK's 2 s by default. */
   pollIntervalMs?: number;
-  /** Task retries and progress pacing of the run's job session. */
-  sessions?: JobSessionOptions;
-}
-
-/** What a policy run says about the restore point to make. */
-export interface BackupOptions {
-  /** When the restore point expires; a year after it is taken when absent. */
-  expiresAt?: Date;
-  policyName?: string;
-  /** What the run keeps: a backup in the repository (the default), only the disks' snapshots, or both. */
-  protection?: 'backups' | 'snapshots' | 'both';
-  /** Schedule kinds (daily, weekly, ...) whose slots asked for the run; snapshot retention counts per kind. */
-  schedules?: string[];
 }
 
 /** Backs up one protected VM and returns its new restore point. */
@@ -79,129 +65,18 @@ export async function backupVm(
   trigger: string,
   options: BackupOptions = {},
 ): Promise<RestorePoint> {
-  const item = await deps.db
-    .selectFrom('protected_items')
-    .selectAll()
-    .where('id', '=', itemId)
-    .executeTakeFirst();
-  if (!item)
-    throw notFound(
-      `Protected item ${itemId} does not exist; sync the customer's inventory and try again.`,
-    );
-  const customer = await deps.db
-    .selectFrom('customers')
-    .selectAll()
-    .where('id', '=', item.customer_id)
-    .executeTakeFirstOrThrow();
-  if (options.protection === 'snapshots')
+  if (options.protection === 'snapshots') {
+    const { customer, item } = await loadItem(deps.db, 'vm', itemId);
     return snapshotVm(deps, customer, item, {
       type: 'snapshot',
       policyName: options.policyName ?? null,
       schedules: options.schedules ?? [],
       trigger,
     });
-
-  const restorePointId = randomUUID();
-  const log = deps.log.child({ itemId, restorePointId, vm: item.name, trigger });
-  const resource = `vm/${customer.id}/${item.name}`;
-  const started = Date.now();
-  const session = await JobSession.open(
-    deps.db,
-    log,
-    {
-      customerId: customer.id,
-      itemId,
-      itemName: item.name,
-      trigger,
-      policyName: options.policyName,
-    },
-    deps.sessions,
-  );
-  await appendAudit(deps.db, {
-    actor: serviceActor,
-    channel: 'engine',
-    action: 'backup.start',
-    resource,
-    outcome: 'success',
-    details: { customerId: customer.id, itemId, restorePointId, trigger, sessionId: session.id },
-  });
-  log.info('backup_started');
-
-  try {
-    await admitBackup(deps.db, log, session, customer, item);
-    // Held until the restore point row exists, so a prune cannot delete blocks it deduplicates against.
-    const lease = await backupLease(deps.db);
-    const restorePoint = await runBackup(
-      deps,
-      log,
-      customer,
-      item,
-      restorePointId,
-      options,
-      session,
-    ).finally(() => lease.release());
-    // The restore point exists: failing to record the session or usage must not fail the backup.
-    await session
-      .succeed(restorePoint.id)
-      .then(() => recordHoldings(deps.db, customer.id))
-      .catch((err) => log.warn({ err }, 'job_session_not_recorded'));
-    const seconds = (Date.now() - started) / 1000;
-    await appendAudit(deps.db, {
-      actor: serviceActor,
-      channel: 'engine',
-      action: 'backup.finish',
-      resource,
-      outcome: 'success',
-      details: {
-        customerId: customer.id,
-        itemId,
-        restorePointId,
-        trigger,
-        sizeBytes: Number(restorePoint.size_bytes),
-        storedBytes: Number(restorePoint.stored_bytes),
-        seconds,
-      },
-    });
-    log.info(
-      { seconds, sizeBytes: restorePoint.size_bytes, storedBytes: restorePoint.stored_bytes },
-      'backup_finished',
-    );
-    return restorePoint;
-  } catch (error) {
-    // Customers' staff read their own audit entries: the message loses URL queries and secrets.
-    const failure = failureOf(error);
-    await session.fail(error).catch((err) => log.warn({ err }, 'job_session_not_recorded'));
-    await appendAudit(deps.db, {
-      actor: serviceActor,
-      channel: 'engine',
-      action: 'backup.fail',
-      resource,
-      outcome: 'failed',
-      details: {
-        customerId: customer.id,
-        itemId,
-        restorePointId,
-        trigger,
-        kind: failure.kind,
-        message: failure.message,
-      },
-    });
-    log.error({ err: error }, 'backup_failed');
-    await deps.notices
-      ?.backupFailed?.({
-        customerId: customer.id,
-        customerName: customer.name,
-        itemId,
-        itemName: item.name,
-        trigger,
-        policyName: options.policyName,
-        restorePointId,
-        ...failure,
-        failedAt: new Date(),
-      })
-      .catch((err) => log.warn({ err }, 'backup_failure_notice_failed'));
-    throw error;
   }
+  return runBackupSession(deps, 'vm', itemId, trigger, options, (run) =>
+    runBackup(deps, run.log, run.customer, run.item, run.restorePointId, options, run.session),
+  );
 }
 
 async function runBackup(

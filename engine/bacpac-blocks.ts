@@ -20,17 +20,19 @@ export interface StoredFile extends ManifestFile {
   storedBytes: number;
 }
 
-/** Reads a blob into the repository block by block. */
+/** Reads a blob into the repository block by block; `onProgress` hears the bytes read so far. */
 export async function storeBlob(
   blob: BlobClient,
   name: string,
   writer: PackWriter,
+  onProgress?: (readBytes: number) => void,
 ): Promise<StoredFile> {
   const sizeBytes = (await blob.getProperties()).contentLength ?? 0;
   const count = Math.ceil(sizeBytes / BLOCK_SIZE);
   const hash = createHash('sha256');
   const blocks: (string | null)[] = [];
   let storedBytes = 0;
+  let readBytes = 0;
 
   for (let first = 0; first < count; first += READ_PARALLELISM) {
     const indices = Array.from(
@@ -47,6 +49,7 @@ export async function storeBlob(
 
     // Hashing and storing go in file order.
     for (const data of datas) {
+      readBytes += data.length;
       hash.update(data);
       if (data.equals(ZEROS.subarray(0, data.length))) {
         blocks.push(null);
@@ -56,6 +59,7 @@ export async function storeBlob(
       blocks.push(stored.id);
       storedBytes += stored.storedBytes;
     }
+    onProgress?.(readBytes);
   }
   return { name, sizeBytes, sha256: hash.digest('hex'), blocks, storedBytes };
 }

@@ -13,7 +13,8 @@ import { notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LinkSigner } from '../core/signing.ts';
 import { createComputeClient, createSqlClient } from './azure.ts';
-import { backupVm, type BackupOptions } from './backup.ts';
+import { backupVm } from './backup.ts';
+import type { BackupOptions } from './backup-run.ts';
 import { backupItem } from './backup-item.ts';
 import { DiskImage, LruCache } from './disk-image.ts';
 import { createDiskRouter } from './disk-router.ts';
@@ -164,6 +165,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         logins: options.sql?.logins ?? (() => undefined),
         notices: options.notices,
         pollIntervalMs: options.azurePollIntervalMs,
+        sessions: options.jobSessions,
       },
       itemId,
       trigger,

@@ -38,7 +38,12 @@ export async function syncInventory(
         { customerId: customer.id, vm: vm.name, instances: allowance.max },
         'inventory_item_over_licence',
       );
-      await auditInstanceSkipped(db, customer.id, vm.name, vm.id, allowance.max);
+      await auditInstanceSkipped(
+        db,
+        customer.id,
+        { kind: 'vm', name: vm.name, resourceId: vm.id },
+        allowance.max,
+      );
       continue;
     }
     try {

@@ -1,7 +1,7 @@
 /**
  * Job sessions: every backup run is a session (customer, item, trigger or
  * policy, outcome, times, bytes read and stored, warnings, error) made of
- * tasks, one per disk (later one per database). Operators watch them in the
+ * tasks, one per disk of a VM or one for a database. Operators watch them in the
  * portal, customers' staff see theirs, and the bot's status reply reads the
  * latest session of each item.
  *
@@ -47,11 +47,13 @@ export interface SessionStart {
   customerId: string;
   itemId: string;
   itemName: string;
+  /** The item as audit entries name it, e.g. `vm/contoso/web-01` (./resource-types.ts). */
+  resource: string;
   trigger: string;
   policyName?: string;
 }
 
-/** What a task works on: a disk by name (later a database). */
+/** What a task works on: a disk or a database, by name. */
 export interface TaskSubject {
   kind: string;
   name: string;
@@ -199,7 +201,7 @@ export class JobSession {
       actor: serviceActor,
       channel: 'engine',
       action: 'backup.task_retry',
-      resource: `vm/${this.start.customerId}/${this.start.itemName}`,
+      resource: this.start.resource,
       outcome: 'failed',
       details: {
         customerId: this.start.customerId,

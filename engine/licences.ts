@@ -13,10 +13,11 @@
  */
 import { appendAudit, serviceActor, type AuditActor } from '../core/audit.ts';
 import type { Db } from '../core/db/database.ts';
-import type { Licence } from '../core/db/schema.ts';
+import type { Licence, ProtectedItemKind } from '../core/db/schema.ts';
 import { badInput, limitReached, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { JobSession } from './job-sessions.ts';
+import { itemAuditResource } from './resource-types.ts';
 
 /** A terabyte as storage is sold: 10^12 bytes. */
 export const TB = 1e12;
@@ -227,19 +228,19 @@ export async function checkInstance(
   );
 }
 
-/** Records in the audit trail that a VM was left unprotected because of the licence. */
+/** Records in the audit trail that a VM or database was left unprotected because of the licence. */
 export async function auditInstanceSkipped(
   db: Db,
   customerId: string,
-  name: string,
-  resourceId: string,
+  item: { kind: ProtectedItemKind; name: string; resourceId: string },
   instances: number,
 ): Promise<void> {
+  const { kind, name, resourceId } = item;
   await appendAudit(db, {
     actor: serviceActor,
     channel: 'engine',
     action: 'licence.instance_skip',
-    resource: `vm/${customerId}/${name}`,
+    resource: itemAuditResource(kind, customerId, name),
     outcome: 'refused',
     details: {
       customerId,
@@ -287,7 +288,7 @@ export async function admitBackup(
   });
 }
 
-/** Decides, during an inventory sync, which VMs may become protected items. */
+/** Decides, during an inventory sync, which VMs and databases may become protected items. */
 export interface InstanceAllowance {
   max: number;
   /** True for an item already licensed, or a new one while there is room (which it then takes). */

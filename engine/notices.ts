@@ -8,6 +8,7 @@
  * SAS signatures, keys or stack traces, and a bounded length.
  */
 import { clip } from '../core/clip.ts';
+import type { ProtectedItemKind } from '../core/db/schema.ts';
 import { isAcbaError, type ErrorKind } from '../core/errors.ts';
 
 export interface RestoreFinished {
@@ -27,8 +28,10 @@ export interface BackupFailed {
   customerId: string;
   customerName: string;
   itemId: string;
-  /** The VM's name as the customer knows it, e.g. web-01. */
+  /** The item's name as the customer knows it, e.g. web-01 or sql-weu/sales. */
   itemName: string;
+  /** What the item is; a VM when absent. */
+  itemKind?: ProtectedItemKind;
   /** What started the run: 'startup', 'operator', 'schedule'. */
   trigger: string;
   /** The policy whose run it was, when a policy started it. */

@@ -52,6 +52,26 @@ export function backupKindOf(resourceId: string): ProtectedItemKind {
   );
 }
 
+/** How the audit trail and the log name each kind of protected item. */
+const ITEM_NAMING: Record<ProtectedItemKind, { resource: string; label: string }> = {
+  vm: { resource: 'vm', label: 'VM' },
+  sql_database: { resource: 'sql', label: 'SQL database' },
+};
+
+/** A protected item as audit entries name it, e.g. `vm/contoso/web-01` or `sql/contoso/sql-weu/sales`. */
+export function itemAuditResource(
+  kind: ProtectedItemKind,
+  customerId: string,
+  name: string,
+): string {
+  return `${ITEM_NAMING[kind].resource}/${customerId}/${name}`;
+}
+
+/** The kind of a protected item in words, e.g. "SQL database". */
+export function itemKindLabel(kind: ProtectedItemKind): string {
+  return ITEM_NAMING[kind].label;
+}
+
 export interface SqlDatabaseId {
   subscriptionId: string;
   resourceGroup: string;

@@ -11,26 +11,23 @@
  *   4. write the manifest (kind `sql_database`), and only then the
  *      restore_points row that makes the restore point visible.
  *
- * The copy and the staging blob are deleted whatever happens. Export and
- * import need a SQL login of the database's server (SqlLogins), which never
- * reaches a log or the audit trail.
+ * The copy and the staging blob are deleted whatever happens. The run is a
+ * job session (./backup-run.ts) in which steps 1 to 3 are one task of kind
+ * `database`, holding one of the customer's licensed slots throughout. Export
+ * and import need a SQL login of the database's server (SqlLogins), which
+ * never reaches a log or the audit trail.
  */
-import { randomUUID } from 'node:crypto';
 import type { SqlManagementClient } from '@azure/arm-sql';
-import { appendAudit, serviceActor } from '../core/audit.ts';
-import type { Db } from '../core/db/database.ts';
-import type {
-  Customer,
-  ProtectedItem,
-  RestorePoint,
-  RestorePointBacpac,
-} from '../core/db/schema.ts';
-import { badInput, notFound } from '../core/errors.ts';
+import type { RestorePoint, RestorePointBacpac } from '../core/db/schema.ts';
+import { badInput } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { BackupOptions } from './backup.ts';
+import {
+  runBackupSession,
+  type BackupOptions,
+  type BackupRun,
+  type BackupRunDeps,
+} from './backup-run.ts';
 import { storeBlob } from './bacpac-blocks.ts';
-import { failureOf, type EngineNotices } from './notices.ts';
-import { backupLease } from './repository/leases.ts';
 import { writeManifest } from './repository/manifest.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
 import { parseSqlDatabaseId, type SqlDatabaseId } from './resource-types.ts';
@@ -41,15 +38,11 @@ import type { SqlStaging } from './sql-staging.ts';
 const EXPORT_ACCESS_MINUTES = 12 * 60;
 const DEFAULT_RETENTION_DAYS = 365;
 
-export interface SqlBackupDeps {
-  db: Db;
-  log: Logger;
+export interface SqlBackupDeps extends BackupRunDeps {
   repository: Repository;
   sql(subscriptionId: string): SqlManagementClient;
   staging: SqlStaging;
   logins: SqlLogins;
-  /** Told once per failed run; its own failures are logged and never change the run's outcome. */
-  notices?: Pick<EngineNotices, 'backupFailed'>;
   /** Poll interval for ARM long-running operations without Retry-After; the SDK's 2 s by default. */
   pollIntervalMs?: number;
 }
@@ -61,96 +54,14 @@ export async function backupSqlDatabase(
   trigger: string,
   options: BackupOptions = {},
 ): Promise<RestorePoint> {
-  const item = await deps.db
-    .selectFrom('protected_items')
-    .selectAll()
-    .where('id', '=', itemId)
-    .executeTakeFirst();
-  if (!item || item.kind !== 'sql_database')
-    throw notFound(
-      `Protected SQL database ${itemId} does not exist; sync the customer's inventory and try again.`,
-    );
-  const customer = await deps.db
-    .selectFrom('customers')
-    .selectAll()
-    .where('id', '=', item.customer_id)
-    .executeTakeFirstOrThrow();
-
-  const restorePointId = randomUUID();
-  const log = deps.log.child({ itemId, restorePointId, database: item.name, trigger });
-  const resource = `sql/${customer.id}/${item.name}`;
-  const details = { customerId: customer.id, itemId, database: item.name, restorePointId, trigger };
-  const started = Date.now();
-  await appendAudit(deps.db, {
-    actor: serviceActor,
-    channel: 'engine',
-    action: 'backup.start',
-    resource,
-    outcome: 'success',
-    details,
-  });
-  log.info('backup_started');
-
-  try {
-    // Held until the restore point row exists, so a prune cannot delete blocks it deduplicates against.
-    const lease = await backupLease(deps.db);
-    const restorePoint = await runSqlBackup(
-      deps,
-      log,
-      customer,
-      item,
-      restorePointId,
-      options,
-    ).finally(() => lease.release());
-    const seconds = (Date.now() - started) / 1000;
-    const sizes = {
-      sizeBytes: Number(restorePoint.size_bytes),
-      storedBytes: Number(restorePoint.stored_bytes),
-    };
-    await appendAudit(deps.db, {
-      actor: serviceActor,
-      channel: 'engine',
-      action: 'backup.finish',
-      resource,
-      outcome: 'success',
-      details: { ...details, ...sizes, seconds },
-    });
-    log.info({ seconds, ...sizes }, 'backup_finished');
-    return restorePoint;
-  } catch (error) {
-    const failure = failureOf(error);
-    await appendAudit(deps.db, {
-      actor: serviceActor,
-      channel: 'engine',
-      action: 'backup.fail',
-      resource,
-      outcome: 'failed',
-      details: { ...details, kind: failure.kind, message: failure.message },
-    });
-    log.error({ err: error }, 'backup_failed');
-    await deps.notices
-      ?.backupFailed?.({
-        customerId: customer.id,
-        customerName: customer.name,
-        itemId,
-        itemName: item.name,
-        trigger,
-        policyName: options.policyName,
-        restorePointId,
-        ...failure,
-        failedAt: new Date(),
-      })
-      .catch((err) => log.warn({ err }, 'backup_failure_notice_failed'));
-    throw error;
-  }
+  return runBackupSession(deps, 'sql_database', itemId, trigger, options, (run) =>
+    runSqlBackup(deps, run, options),
+  );
 }
 
 async function runSqlBackup(
   deps: SqlBackupDeps,
-  log: Logger,
-  customer: Customer,
-  item: ProtectedItem,
-  restorePointId: string,
+  { customer, item, restorePointId, session, log }: BackupRun,
   options: BackupOptions,
 ): Promise<RestorePoint> {
   const id = parseSqlDatabaseId(item.resource_id);
@@ -169,14 +80,21 @@ async function runSqlBackup(
   });
   const createdAt = new Date();
 
+  // A try that fails for a passing reason starts again from a new copy.
   const writer = deps.repository.newWriter();
   const bacpacName = `${id.database}.bacpac`;
-  const stored = await withExport(deps, log, id, database.location, login, restorePointId, (blob) =>
-    storeBlob(blob, bacpacName, writer),
-  );
+  let attempt = 0;
+  const task = await session.runTask({ kind: 'database', name: id.database }, async (handle) => {
+    attempt += 1;
+    const copy = { restorePointId, attempt };
+    const stored = await withExport(deps, log, id, database.location, login, copy, (blob) =>
+      storeBlob(blob, bacpacName, writer, (bytes) => handle.progress(bytes)),
+    );
+    return { stored, readBytes: stored.sizeBytes, storedBytes: stored.storedBytes };
+  });
   await writer.flush();
 
-  const { storedBytes, ...file } = stored;
+  const { storedBytes, ...file } = task.stored;
   const manifestPath = await writeManifest(deps.repository, {
     version: 2,
     kind: 'sql_database',
@@ -220,6 +138,8 @@ async function runSqlBackup(
 /**
  * Copies the database, exports the copy to a staging blob and hands the blob
  * to `read`; then deletes the staging blob and the copy, also on failure.
+ * Every try has its own copy, so a copy a failed try could not delete is never
+ * taken for this one.
  */
 async function withExport<T>(
   deps: SqlBackupDeps,
@@ -227,12 +147,12 @@ async function withExport<T>(
   id: SqlDatabaseId,
   location: string,
   login: SqlLogin,
-  restorePointId: string,
+  copy: { restorePointId: string; attempt: number },
   read: (blob: Awaited<ReturnType<SqlStaging['blob']>>) => Promise<T>,
 ): Promise<T> {
   const sql = deps.sql(id.subscriptionId);
   const lro = { updateIntervalInMs: deps.pollIntervalMs };
-  const copyName = `acba-${restorePointId}`;
+  const copyName = `acba-${copy.restorePointId}${copy.attempt > 1 ? `-${copy.attempt}` : ''}`;
   const blob = await deps.staging.blob(`${id.subscriptionId}/${id.server}/${copyName}.bacpac`);
   try {
     await sql.databases.beginCreateOrUpdateAndWait(
@@ -243,7 +163,7 @@ async function withExport<T>(
         location,
         createMode: 'Copy',
         sourceDatabaseId: `${id.serverId}/databases/${id.database}`,
-        tags: { 'acba-restore-point': restorePointId },
+        tags: { 'acba-restore-point': copy.restorePointId },
       },
       lro,
     );

@@ -6,14 +6,18 @@
  * (`master`) are skipped: Azure SQL cannot copy or export them.
  *
  * Item ids derive from the resource id, as for VMs, so syncing again (or from
- * another worker) finds the same item.
+ * another worker) finds the same item. Databases are protected instances like
+ * VMs: with a licence that limits them, new databases are taken by name while
+ * there is room, and the others are skipped, logged and audited.
  */
 import { createHash } from 'node:crypto';
 import type { SqlManagementClient } from '@azure/arm-sql';
 import type { Db } from '../core/db/database.ts';
 import type { Customer, ProtectedItem } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
+import { auditInstanceSkipped, instanceAllowance } from './licences.ts';
 import { parseResourceId } from './resource-id.ts';
+import { recordHoldings } from './usage.ts';
 
 /** The stable protected-item id of an Azure SQL database (ARM ids compare case-insensitively). */
 export function sqlItemIdFor(resourceId: string): string {
@@ -27,49 +31,86 @@ export async function syncSqlInventory(
   sql: SqlManagementClient,
   customer: Customer,
 ): Promise<ProtectedItem[]> {
-  const items: ProtectedItem[] = [];
+  const databases: FoundDatabase[] = [];
   for await (const server of sql.servers.list()) {
     if (!server.id || !server.name) continue;
     try {
-      items.push(...(await syncServer(db, sql, customer, server.id, server.name)));
+      databases.push(...(await listServer(sql, server.id, server.name)));
     } catch (err) {
       // A server that cannot be listed now (being deleted, no access) must not hide the others.
       log.warn({ err, customerId: customer.id, serverId: server.id }, 'sql_server_skipped');
     }
   }
+  databases.sort((a, b) => a.name.localeCompare(b.name));
+
+  const items: ProtectedItem[] = [];
+  const allowance = await instanceAllowance(db, customer.id);
+  for (const database of databases) {
+    if (allowance && !allowance.admits(sqlItemIdFor(database.resourceId))) {
+      log.warn(
+        { customerId: customer.id, database: database.name, instances: allowance.max },
+        'inventory_item_over_licence',
+      );
+      await auditInstanceSkipped(
+        db,
+        customer.id,
+        { kind: 'sql_database', name: database.name, resourceId: database.resourceId },
+        allowance.max,
+      );
+      continue;
+    }
+    items.push(await upsertDatabase(db, customer, database));
+  }
+  await recordHoldings(db, customer.id);
   log.info({ customerId: customer.id, databases: items.length }, 'sql_inventory_synced');
   return items;
 }
 
-async function syncServer(
-  db: Db,
+interface FoundDatabase {
+  /** `server/database`. */
+  name: string;
+  resourceId: string;
+  tags: Record<string, string>;
+}
+
+async function listServer(
   sql: SqlManagementClient,
-  customer: Customer,
   serverId: string,
   serverName: string,
-): Promise<ProtectedItem[]> {
-  const items: ProtectedItem[] = [];
+): Promise<FoundDatabase[]> {
+  const found: FoundDatabase[] = [];
   const { resourceGroup } = parseResourceId(serverId);
   for await (const database of sql.databases.listByServer(resourceGroup, serverName)) {
     if (!database.id || !database.name || isSystemDatabase(database)) continue;
-    const name = `${serverName}/${database.name}`;
-    const tags = JSON.stringify(database.tags ?? {});
-    const item = await db
-      .insertInto('protected_items')
-      .values({
-        id: sqlItemIdFor(database.id),
-        customer_id: customer.id,
-        kind: 'sql_database',
-        name,
-        resource_id: database.id,
-        tags,
-      })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ name, resource_id: database.id!, tags }))
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    items.push(item);
+    found.push({
+      name: `${serverName}/${database.name}`,
+      resourceId: database.id,
+      tags: database.tags ?? {},
+    });
   }
-  return items;
+  return found;
+}
+
+async function upsertDatabase(
+  db: Db,
+  customer: Customer,
+  database: FoundDatabase,
+): Promise<ProtectedItem> {
+  const { name, resourceId } = database;
+  const tags = JSON.stringify(database.tags);
+  return db
+    .insertInto('protected_items')
+    .values({
+      id: sqlItemIdFor(resourceId),
+      customer_id: customer.id,
+      kind: 'sql_database',
+      name,
+      resource_id: resourceId,
+      tags,
+    })
+    .onConflict((oc) => oc.column('id').doUpdateSet({ name, resource_id: resourceId, tags }))
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 function isSystemDatabase(database: { name?: string; kind?: string }): boolean {

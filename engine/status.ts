@@ -10,7 +10,7 @@ import type { JobStatus, ProtectedItem } from '../core/db/schema.ts';
 export type BackupOutcome = JobStatus;
 
 export interface BackupProgress {
-  /** Tasks (disks) finished, and in all so far. */
+  /** Tasks (disks of a VM, or the one of a database) finished, and in all so far. */
   tasksDone: number;
   tasks: number;
   /** Bytes read so far, finished tasks and running ones together. */

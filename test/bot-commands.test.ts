@@ -379,6 +379,62 @@ describe('a requester asks how the backups are', () => {
     }
   });
 
+  it("shows a database among the VMs, with its running backup's progress through the BACPAC", async () => {
+    await handle.db
+      .insertInto('protected_items')
+      .values({
+        id: 'item-sales',
+        customer_id: 'contoso',
+        kind: 'sql_database',
+        name: 'sql-weu/sales',
+        resource_id: '/sql/sql-weu/sales',
+      })
+      .execute();
+    await handle.db
+      .insertInto('job_sessions')
+      .values({
+        id: 'session-sales-running',
+        customer_id: 'contoso',
+        item_id: 'item-sales',
+        item_name: 'sql-weu/sales',
+        trigger: 'schedule',
+        status: 'running',
+      })
+      .execute();
+    await handle.db
+      .insertInto('job_tasks')
+      .values({
+        id: 'task-sales',
+        session_id: 'session-sales-running',
+        customer_id: 'contoso',
+        subject_kind: 'database',
+        subject_name: 'sales',
+        status: 'running',
+        bytes_done: 3 * 2 ** 29,
+      })
+      .execute();
+
+    try {
+      const reply = await say(megan, 'status', { localTimezone: 'Europe/Berlin' });
+      const sales = reply.card.body
+        .filter((b: any) => b.type === 'Container')
+        .find((c: any) => c.items[0].text === 'sql-weu/sales (SQL database)');
+      expect(sales.items[1].facts[2]).toEqual({
+        title: 'Last backup',
+        value: expect.stringMatching(
+          /^running since \d{4}-.* Europe\/Berlin \(1\.5 GiB of the BACPAC read\)$/,
+        ),
+      });
+      expect(reply.shown).toContain('3 protected item(s), 1 whose last backup failed.');
+    } finally {
+      await handle.db
+        .deleteFrom('job_sessions')
+        .where('id', '=', 'session-sales-running')
+        .execute();
+      await handle.db.deleteFrom('protected_items').where('id', '=', 'item-sales').execute();
+    }
+  });
+
   it("shows Northwind's requester only Northwind's VM", async () => {
     const reply = await say(nora, 'status');
     expect(reply.card.body[0].text).toBe('Backups of Northwind');

@@ -83,6 +83,7 @@ function engineOptions(logins: SqlLogins): EngineOptions {
     notices: { restoreFinished: async () => undefined },
     workDir: path.join(dataDir, 'work'),
     azurePollIntervalMs: 50,
+    jobSessions: { retry: { baseDelayMs: 200 }, slotPollMs: 100 },
     sql: { stagingContainer: STAGING, logins },
   };
 }
@@ -304,19 +305,18 @@ describe('Azure SQL database backups', () => {
     );
   });
 
-  it('an export that fails leaves no copy, no staging blob and no restore point, and says so in the audit trail', async () => {
+  it('an export that fails on every try leaves no copy, no staging blob and no restore point, and says so in the audit trail', async () => {
     const hr = items.find((i) => i.name.endsWith('/hr'))!;
     const pointsBefore = await database.db.selectFrom('restore_points').select('id').execute();
     const exportsBefore = sandbox.sql.exports().length;
-    sandbox.sql.failNextExports(1);
+    sandbox.sql.failNextExports(3);
 
     const error = await engine.backup(hr.id, 'operator').catch((e: unknown) => e);
     expect(String((error as Error).message)).toMatch(/connection to the database was lost/);
 
-    const attempt = sandbox.sql.exports().slice(exportsBefore);
-    expect(attempt).toHaveLength(1);
-    expect(attempt[0]!.succeeded).toBe(false);
-    expect(attempt[0]!.sizeBytes).toBeGreaterThan(0);
+    const attempts = sandbox.sql.exports().slice(exportsBefore);
+    expect(attempts).toHaveLength(3);
+    expect(attempts.every((a) => !a.succeeded && a.sizeBytes > 0)).toBe(true);
     expect(await stagingBlobs()).toEqual([]);
     expect((await databasesInAzure()).filter((name) => name.includes('/acba-'))).toEqual([]);
     expect(await database.db.selectFrom('restore_points').select('id').execute()).toEqual(
@@ -333,6 +333,33 @@ describe('Azure SQL database backups', () => {
       resource: 'sql/contoso/sql-contoso-neu/hr',
       outcome: 'failed',
     });
+
+    // The three tries were one task of one failed session; the passing failures in between are audited.
+    const session = await database.db
+      .selectFrom('job_sessions')
+      .selectAll()
+      .where('item_id', '=', hr.id)
+      .orderBy('started_at', 'desc')
+      .limit(1)
+      .executeTakeFirstOrThrow();
+    expect(session).toMatchObject({ status: 'failed', error_kind: 'unexpected' });
+    const tasks = await database.db
+      .selectFrom('job_tasks')
+      .select(['subject_kind', 'subject_name', 'status', 'attempts'])
+      .where('session_id', '=', session.id)
+      .execute();
+    expect(tasks).toEqual([
+      { subject_kind: 'database', subject_name: 'hr', status: 'failed', attempts: 3 },
+    ]);
+    const retries = await database.db
+      .selectFrom('audit_log')
+      .select('resource')
+      .where('action', '=', 'backup.task_retry')
+      .execute();
+    expect(retries).toEqual([
+      { resource: 'sql/contoso/sql-contoso-neu/hr' },
+      { resource: 'sql/contoso/sql-contoso-neu/hr' },
+    ]);
   });
 
   it('a database whose server has no SQL login fails its backup with that reason, before anything is copied', async () => {

@@ -17,6 +17,7 @@ import { runPolicyNow } from '../engine/scheduler.ts';
 import { listUsage, recordUsage, utcDay } from '../engine/usage.ts';
 import { tempDir } from './support/database.ts';
 import { startSandboxEngine, type SandboxEngineWorld } from './support/sandbox-engine.ts';
+import { peakOverlap } from './support/task-intervals.ts';
 
 let world: SandboxEngineWorld;
 const extraHandles: DatabaseHandle[] = [];
@@ -38,29 +39,6 @@ async function otherWorker(): Promise<Engine> {
   return world.engine({}, handle.db);
 }
 
-/** The most task intervals of the customer that overlap at any instant. */
-async function peakOverlap(since: Date): Promise<{ peak: number; tasks: number }> {
-  const tasks = await world.database.db
-    .selectFrom('job_tasks')
-    .select(['started_at', 'finished_at', 'status'])
-    .where('customer_id', '=', 'contoso')
-    .where('created_at', '>=', since)
-    .execute();
-  const edges = tasks.flatMap((t) => [
-    { at: t.started_at!.getTime(), delta: 1 },
-    { at: t.finished_at!.getTime(), delta: -1 },
-  ]);
-  // At equal times an end comes before a start: touching intervals do not overlap.
-  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let running = 0;
-  let peak = 0;
-  for (const edge of edges) {
-    running += edge.delta;
-    peak = Math.max(peak, running);
-  }
-  return { peak, tasks: tasks.length };
-}
-
 describe('concurrent tasks across workers', () => {
   it.each([1, 2])(
     'never runs more than %i task(s) of a customer at once, however many backups run in parallel',
@@ -77,7 +55,7 @@ describe('concurrent tasks across workers', () => {
       const results = await Promise.allSettled(runs);
 
       expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
-      const { peak, tasks } = await peakOverlap(since);
+      const { peak, tasks } = await peakOverlap(world.database.db, 'contoso', since);
       expect(tasks).toBeGreaterThanOrEqual(6);
       expect(peak).toBeLessThanOrEqual(maxTasks);
       expect(peak).toBeGreaterThanOrEqual(1);

@@ -127,7 +127,7 @@ export const openApiDocument = {
       Job: {
         type: 'object',
         description:
-          'One backup run of one protected item (a job session) with its tasks, one per disk.',
+          'One backup run of one protected item (a job session) with its tasks, one per disk of a VM or one for a database.',
         required: ['id', 'customerId', 'itemId', 'itemName', 'status', 'startedAt', 'tasks'],
         properties: {
           id: { type: 'string' },
@@ -154,7 +154,7 @@ export const openApiDocument = {
         required: ['id', 'kind', 'name', 'status', 'attempts', 'bytesDone'],
         properties: {
           id: { type: 'string' },
-          kind: { type: 'string', description: 'disk (later database).' },
+          kind: { type: 'string', description: 'disk or database.' },
           name: { type: 'string' },
           status: { type: 'string', enum: ['waiting', 'running', 'succeeded', 'failed'] },
           attempts: { type: 'integer' },
