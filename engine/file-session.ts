@@ -33,6 +33,8 @@ import {
   type FolderEntry,
 } from './file-recovery.ts';
 
+/** Names guestfish would split or unquote inside a list argument. */
+const LIST_UNSAFE = /[\s"'\\]/;
 /** File systems file-level recovery supports, as libguestfs names them. */
 export const SUPPORTED_FILE_SYSTEMS = new Set([
   'vfat',
@@ -137,6 +139,9 @@ export class FileRecoverySession {
     const gf = new Guestfish(pid, env, Date.now() + (options.maxLifetimeMs ?? 3_600_000));
     const log = options.log.child({ guestfishPid: pid });
     let volumes: RecoveryVolume[];
+    // Cancelled while the appliance starts: stop it now, so nothing is left running.
+    const stopOnAbort = () => void stopServer(gf, pid, log);
+    options.signal?.addEventListener('abort', stopOnAbort, { once: true });
     try {
       const launched = Date.now();
       await addDisksAndLaunch(
@@ -145,9 +150,13 @@ export class FileRecoverySession {
       );
       log.info({ launchMs: Date.now() - launched, disks: readable.length }, 'appliance_started');
       volumes = await findVolumes(gf, readable);
+      if (options.signal?.aborted)
+        throw unavailable('File recovery was cancelled while it started.');
     } catch (error) {
       await stopServer(gf, pid, log);
       throw error;
+    } finally {
+      options.signal?.removeEventListener('abort', stopOnAbort);
     }
 
     const session = new FileRecoverySession(gf, pid, volumes, refusedDisks, options, log);
@@ -190,7 +199,9 @@ export class FileRecoverySession {
       const found = (await this.gf.run(['find', dir]))
         .split('\n')
         .filter((p) => p !== '' && pattern.test(path.posix.basename(p)))
-        .slice(0, limit);
+        .slice(0, limit)
+        // find names what it finds relative to dir (with or without a leading slash).
+        .map((p) => path.posix.join(dir, p));
       return this.stat(dir, found);
     });
   }
@@ -330,28 +341,38 @@ export class FileRecoverySession {
     return (await this.gf.run(['case-sensitive-path', wanted]).catch(() => wanted)).trim();
   }
 
-  /** Stats names relative to dir (or absolute paths) in batches. */
+  /**
+   * Stats names relative to dir (or absolute paths). guestfish takes a list of
+   * names as one argument split at white space, so plain names go in batches
+   * through lstatnslist and names with white space or quotes one by one.
+   */
   private async stat(dir: string, names: string[]): Promise<BrowseEntry[]> {
-    const entries: BrowseEntry[] = [];
-    for (let i = 0; i < names.length; i += 200) {
-      const batch = names.slice(i, i + 200);
-      const relative = batch.map((n) => (n.startsWith('/') ? path.posix.relative(dir, n) : n));
-      const full = batch.map((n) => (n.startsWith('/') ? n : path.posix.join(dir, n)));
-      const out = await this.gf.run(['lstatnslist', dir, ...relative]);
-      const stats = out
+    const full = names.map((n) => (n.startsWith('/') ? n : path.posix.join(dir, n)));
+    const plain = full.filter((p) => !LIST_UNSAFE.test(path.posix.relative(dir, p)));
+    const stats = new Map<string, Record<string, number>>();
+    for (let i = 0; i < plain.length; i += 200) {
+      const batch = plain.slice(i, i + 200);
+      const relative = batch.map((p) => path.posix.relative(dir, p)).join(' ');
+      const out = await this.gf.run(['lstatnslist', dir, relative]);
+      out
         .split(/^\[\d+\] = \{$/m)
         .slice(1)
-        .map(parseStat);
-      stats.forEach((stat, j) =>
-        entries.push({
-          name: path.posix.basename(full[j]!),
-          path: full[j]!,
-          type: fileType(stat.st_mode ?? 0),
-          sizeBytes: stat.st_size ?? 0,
-          modifiedAt: new Date((stat.st_mtime_sec ?? 0) * 1000),
-        }),
-      );
+        .forEach((block, j) => stats.set(batch[j]!, parseStat(block)));
     }
+    for (const p of full) {
+      if (!stats.has(p)) stats.set(p, parseStat(await this.gf.run(['lstatns', p])));
+    }
+
+    const entries = full.map((p) => {
+      const stat = stats.get(p)!;
+      return {
+        name: path.posix.basename(p),
+        path: p,
+        type: fileType(stat.st_mode ?? 0),
+        sizeBytes: stat.st_size ?? 0,
+        modifiedAt: new Date((stat.st_mtime_sec ?? 0) * 1000),
+      };
+    });
     return entries.sort((a, b) => a.path.localeCompare(b.path));
   }
 }

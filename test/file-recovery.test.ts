@@ -155,6 +155,8 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  // Also ends an appliance still starting when the set-up ran out of time.
+  abort.abort();
   await session?.close();
   await engine?.close();
   server?.closeAllConnections();
@@ -242,13 +244,17 @@ function alive(pid: number): boolean {
 }
 
 /** qemu processes reading disks from this test's engine (orphaned ones included). */
+/** qemu processes started by the session's guestfish server (its children). */
 function qemuOf(): number[] {
-  const needle = `127.0.0.1:${(server.address() as AddressInfo).port}/engine/disks`;
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(needle);
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last parenthesis.
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return comm.startsWith('qemu') && ppid === session.pid;
       } catch {
         return false;
       }
