@@ -16,6 +16,7 @@ import type {
   RestorePointDisk,
 } from '../core/db/schema.ts';
 import { describeTarget, formatUtc, KIND_LABELS, toDate } from '../approvals/index.ts';
+import { formatBytes } from '../core/format.ts';
 import { safeNoticeText, type BackupFailed } from '../engine/notices.ts';
 import type { ItemStatus } from '../engine/status.ts';
 import { formatInZone } from './when.ts';
@@ -59,16 +60,7 @@ export function renderCard(name: CardName, data: Record<string, unknown>): Card 
   return template(name).expand({ $root: data }) as Card;
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-}
+export { formatBytes };
 
 const statusLabels: Record<string, string> = {
   pending: 'waiting for approval',

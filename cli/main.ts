@@ -12,6 +12,7 @@ import { repositoryCommand } from './repository-command.ts';
 import { sandboxCommand } from './sandbox-command.ts';
 import { serveCommand } from './serve-command.ts';
 import { snapshotCommand } from './snapshot-command.ts';
+import { usageCommand } from './usage-command.ts';
 
 const usage = `Usage: acba <command> [options]
 
@@ -29,6 +30,8 @@ Commands:
                              Check every restore point's blocks (exit 1 on damage), or apply retention now
   snapshot create ITEM | list [ITEM] [--json] | delete ID
                              An operator's manual snapshots of a VM in a policy, kept until deleted
+  usage report --month YYYY-MM [--customer ID] [--format csv|json|text]
+                             Each customer's usage in a month, for invoices: instances, storage, tasks, egress
   sandbox add-vm --name NAME --disk FILE [--disk FILE2] [--os Linux|Windows]
                              Add a VM whose disks are raw or fixed VHD image files to the built-in sandbox
 
@@ -61,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
         return await snapshotCommand(config, rest);
       case 'sandbox':
         return await sandboxCommand(config, rest);
+      case 'usage':
+        return await usageCommand(config, rest);
       default:
         process.stderr.write(
           `acba: unknown command "${command}". Run "acba --help" for the list of commands.\n`,

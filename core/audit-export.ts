@@ -19,6 +19,7 @@ import type { Writable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { GENESIS_HASH } from './audit.ts';
 import type { ChainEntry } from './audit-verify.ts';
+import { csvCell } from './csv.ts';
 import type { Db } from './db/database.ts';
 import type { AuditEntry } from './db/schema.ts';
 import { badInput } from './errors.ts';
@@ -218,8 +219,4 @@ function exportedEntry(row: AuditEntry): ChainEntry {
 
 function csvText(entry: ChainEntry, column: (typeof EXPORT_COLUMNS)[number]): string {
   return column === 'details' ? JSON.stringify(entry.details) : String(entry[column]);
-}
-
-function csvCell(value: string): string {
-  return /[",\n\r#]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }

@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { badInput, limitReached, notFound, unavailable } from '../core/errors.ts';
+import { formatBytes } from '../core/format.ts';
 import type { Logger } from '../core/log.ts';
 
 const GUESTFISH = '/usr/bin/guestfish';
@@ -370,12 +371,6 @@ async function alive(pid: number, waitMs: number): Promise<boolean> {
     if (Date.now() >= until) return true;
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  return `${bytes} bytes`;
 }
 
 export function parseStat(text: string): Record<string, number> {

@@ -17,6 +17,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import yazl from 'yazl';
 import { badInput, limitReached, notFound, unavailable } from '../core/errors.ts';
+import { formatBytes } from '../core/format.ts';
 import type { Logger } from '../core/log.ts';
 import { diskRefusal, type SectorReader } from './file-disk-check.ts';
 import {
@@ -24,7 +25,6 @@ import {
   applianceEnv,
   fileDigest,
   fileType,
-  formatBytes,
   Guestfish,
   normalizeGuestPath,
   parseStat,

@@ -1,19 +1,16 @@
 // An auditor runs `acba audit verify` on the database or on an export file and
 // learns which entry was altered, removed or moved, with a non-zero exit.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendAudit, serviceActor } from '../core/audit.ts';
 import { openDatabase } from '../core/db/database.ts';
+import { runAcba } from './support/cli.ts';
 import { createServerDatabase, tempDir } from './support/database.ts';
 
-const run = promisify(execFile);
 // The command starts through tsx; on a busy machine that takes a while.
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 600_000 });
-const bin = path.resolve(import.meta.dirname, '../bin/acba.js');
 const cleanups: Array<() => Promise<void>> = [];
 
 afterEach(async () => {
@@ -53,22 +50,12 @@ async function install(count = 5): Promise<Install> {
   return {
     dataDir,
     url: server?.url,
-    acba: async (args) => {
-      const env = {
-        ...process.env,
+    acba: (args) =>
+      runAcba(args, {
         DATA_DIR: dataDir,
-        LOG_LEVEL: 'silent',
         ACBA_REPOSITORY_CONNECTION_STRING: '',
         ...(server ? { DATABASE_URL: server.url } : {}),
-      };
-      try {
-        const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env });
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const e = error as { code: number; stdout: string; stderr: string };
-        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-      }
-    },
+      }),
     tamper: async (statements) => {
       const owner = await openDatabase({ url: server?.url, dataDir });
       await sql`alter table audit_log disable trigger audit_log_no_update_delete`.execute(owner.db);

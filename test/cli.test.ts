@@ -1,37 +1,20 @@
 // The `acba` command as operators and auditors run it: exit codes, one-line
 // reasons, and the audit chain check on a database someone tampered with.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp } from '../cli/app.ts';
 import { appendAudit, serviceActor } from '../core/audit.ts';
 import { loadConfig } from '../core/config.ts';
 import { openDatabase } from '../core/db/database.ts';
+import { runAcba, type CliResult } from './support/cli.ts';
 import { createServerDatabase, tempDir } from './support/database.ts';
-
-const run = promisify(execFile);
-const bin = path.resolve(import.meta.dirname, '../bin/acba.js');
 
 let dataDir: string;
 let server: Awaited<ReturnType<typeof createServerDatabase>>;
 
-async function acba(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = {
-    ...process.env,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
-    ...(server ? { DATABASE_URL: server.url } : {}),
-  };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function acba(args: string[]): Promise<CliResult> {
+  return runAcba(args, { DATA_DIR: dataDir, ...(server ? { DATABASE_URL: server.url } : {}) });
 }
 
 beforeAll(async () => {

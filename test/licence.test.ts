@@ -3,9 +3,6 @@
 // worker processes would have), storage that warns at 90% and refuses at
 // 100%, protected instances beyond the licence left alone, the operator's
 // `acba licence` command, and usage per day.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -15,6 +12,7 @@ import { applyPolicies, parsePolicyFile } from '../engine/policies.ts';
 import type { BackupJob } from '../engine/queue.ts';
 import { runPolicyNow } from '../engine/scheduler.ts';
 import { listUsage, recordUsage, utcDay } from '../engine/usage.ts';
+import { runAcba } from './support/cli.ts';
 import { tempDir } from './support/database.ts';
 import { startSandboxEngine, type SandboxEngineWorld } from './support/sandbox-engine.ts';
 import { peakOverlap } from './support/task-intervals.ts';
@@ -237,24 +235,12 @@ describe('usage per day', () => {
 });
 
 describe('acba licence', () => {
-  const run = promisify(execFile);
-  const bin = path.resolve(import.meta.dirname, '../bin/acba.js');
-  const acba = async (args: string[]) => {
-    // PGlite is one process's database: there the command opens its own, empty one.
-    const env = {
-      ...process.env,
-      LOG_LEVEL: 'silent',
+  // PGlite is one process's database: there the command opens its own, empty one.
+  const acba = async (args: string[]) =>
+    runAcba(args, {
       DATA_DIR: await tempDir('acba-licence-cli-'),
       ...(world.database.url ? { DATABASE_URL: world.database.url } : {}),
-    };
-    try {
-      const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const e = error as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  };
+    });
 
   it('sets and shows a licence, and refuses a bad value in one line', async () => {
     const help = await acba(['licence', '--help']);

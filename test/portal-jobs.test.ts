@@ -149,6 +149,55 @@ describe("a customer's staff", () => {
   });
 });
 
+describe('the monthly usage report', () => {
+  const month = today.toISOString().slice(0, 7);
+
+  it("gives a customer's staff only their own month, as JSON and as CSV, whatever they ask for", async () => {
+    const { status, body } = await api(
+      `/usage/monthly?month=${month}&customer=northwind`,
+      'Alex Wilber',
+    );
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      month,
+      customers: [
+        expect.objectContaining({
+          customerId: 'contoso',
+          protectedInstances: 1,
+          licensedInstances: 5,
+          usedBytes: 1.9 * TB,
+          allocatedBytes: 2 * TB,
+          peakTasks: 2,
+          licensedTasks: 2,
+          egressBytes: 0,
+          daysRecorded: 1,
+        }),
+      ],
+    });
+
+    const token = await sandbox.accessToken('Alex Wilber');
+    const csv = await fetch(`${sandbox.portalUrl}/api/v1/usage/monthly?month=${month}&format=csv`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    const lines = (await csv.text()).trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toBe(`${month},contoso,Contoso,1,5,${1.9 * TB},${2 * TB},2,2,0,1`);
+  });
+
+  it('shows provider staff every customer on its page, with a CSV download, and refuses a bad month', async () => {
+    const html = await page(`/portal/usage/monthly?month=${month}`, 'Isaiah Langer');
+    expect(html).toContain(`<h1>Usage in ${month}</h1>`);
+    expect(html).toContain('<th scope="row">Northwind</th>');
+    expect(html).toContain('<label for="month">Month</label>');
+    expect(html).toContain(`format=csv`);
+
+    const bad = await api('/usage/monthly?month=2026-1', 'Isaiah Langer');
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toBe('"2026-1" is not a month; give it as YYYY-MM, e.g. 2026-11.');
+  });
+});
+
 describe('provider staff', () => {
   it('see every customer’s jobs and usage, and can narrow to one customer', async () => {
     const all = await api('/jobs', 'Isaiah Langer');
@@ -185,7 +234,9 @@ describe('the OpenAPI description', () => {
   it('describes /jobs and /usage', async () => {
     const res = await fetch(`${sandbox.portalUrl}/api/v1/openapi.json`);
     const doc = await res.json();
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/jobs', '/usage']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/jobs', '/usage', '/usage/monthly']),
+    );
     expect(doc.components.schemas.Job.properties.tasks.items).toEqual({
       $ref: '#/components/schemas/Task',
     });

@@ -1,10 +1,8 @@
 // `acba snapshot create|list|delete` as an operator runs it against the
 // sandbox of a running ACBA: the manual snapshot lands in the VM's resource
 // group, is listed, and goes only when deleted by its id.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ClientSecretCredential } from '@azure/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../core/db/database.ts';
@@ -12,32 +10,21 @@ import { createComputeClient } from '../engine/azure.ts';
 import { itemIdFor } from '../engine/inventory.ts';
 import { applyPolicies, parsePolicyFile } from '../engine/policies.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
+import { runAcba, type CliResult } from './support/cli.ts';
 import { createServerDatabase, tempDir } from './support/database.ts';
-
-const run = promisify(execFile);
-const bin = path.resolve(import.meta.dirname, '../bin/acba.js');
 
 let dataDir: string;
 let sandbox: Sandbox;
 let server: Awaited<ReturnType<typeof createServerDatabase>>;
 
-async function acba(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = {
-    ...process.env,
+function acba(args: string[]): Promise<CliResult> {
+  return runAcba(args, {
     DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
     ACBA_SANDBOX: '1',
     ACBA_SANDBOX_ARM_PORT: new URL(sandbox.armUrl).port,
     NODE_EXTRA_CA_CERTS: path.join(dataDir, 'sandbox', 'tls', 'ca.pem'),
     ...(server ? { DATABASE_URL: server.url } : {}),
-  };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  });
 }
 
 async function snapshotsInAzure(): Promise<string[]> {

@@ -25,9 +25,10 @@ import {
 import type { Logger } from '../../core/log.ts';
 import { listRestorePoints } from '../../engine/catalog.ts';
 import { JOB_STATUSES, listJobs, usageReport } from '../../engine/job-catalog.ts';
+import { monthlyUsage, usageCsv } from '../../engine/usage-report.ts';
 import type { AuditVerification } from '../context.ts';
 import { parseAuditFilter } from '../audit-filter.ts';
-import { isJobStatus, USAGE_DAYS } from '../jobs.ts';
+import { isJobStatus, monthParameter, USAGE_DAYS } from '../jobs.ts';
 import { decideAsViewer, type PortalDecisions } from '../decide.ts';
 import { BearerTokenError, type OidcSignIn } from '../oidc.ts';
 import { visibleRow } from '../pages.ts';
@@ -106,6 +107,17 @@ export function createApi(options: ApiOptions): express.Router {
       days,
     });
     res.json({ customers });
+  });
+
+  router.get('/usage/monthly', async (req, res) => {
+    const viewer = viewerOf(res);
+    const month = monthParameter(req.query.month);
+    const customers = await monthlyUsage(options.db, {
+      month,
+      customerId: customerFilter(viewer) ?? text(req.query.customer),
+    });
+    if (req.query.format === 'csv') res.type('text/csv').send(usageCsv(customers));
+    else res.json({ month, customers });
   });
 
   router.get('/requests', async (req, res) => {

@@ -167,6 +167,30 @@ export const openApiDocument = {
           error: { type: ['string', 'null'] },
         },
       },
+      MonthlyUsage: {
+        type: 'object',
+        required: [
+          'month',
+          'customerId',
+          'protectedInstances',
+          'usedBytes',
+          'peakTasks',
+          'egressBytes',
+        ],
+        properties: {
+          month: { type: 'string' },
+          customerId: { type: 'string' },
+          customerName: { type: 'string' },
+          protectedInstances: { type: 'integer', description: 'The most on any day of the month' },
+          licensedInstances: { type: ['integer', 'null'] },
+          usedBytes: { type: 'integer', description: 'The most stored on any day of the month' },
+          allocatedBytes: { type: ['integer', 'null'] },
+          peakTasks: { type: 'integer' },
+          licensedTasks: { type: ['integer', 'null'] },
+          egressBytes: { type: 'integer', description: 'Delivered by restores and exports' },
+          daysRecorded: { type: 'integer' },
+        },
+      },
       CustomerUsage: {
         type: 'object',
         required: ['customerId', 'licence', 'protectedInstances', 'storedBytes', 'days'],
@@ -365,6 +389,56 @@ export const openApiDocument = {
               customers: { type: 'array', items: { $ref: '#/components/schemas/CustomerUsage' } },
             },
           }),
+          ...errors,
+        },
+      },
+    },
+    '/usage/monthly': {
+      get: {
+        summary:
+          "Each customer's usage in one month, as invoices count it; a customer's staff see only their own",
+        parameters: [
+          {
+            name: 'month',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' },
+            description: 'YYYY-MM; the current UTC month when left out.',
+          },
+          {
+            name: 'customer',
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: "Provider staff only; customers' staff always get their own.",
+          },
+          {
+            name: 'format',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['json', 'csv'], default: 'json' },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The report',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['month', 'customers'],
+                  properties: {
+                    month: { type: 'string' },
+                    customers: {
+                      type: 'array',
+                      items: { $ref: '#/components/schemas/MonthlyUsage' },
+                    },
+                  },
+                },
+              },
+              'text/csv': { schema: { type: 'string' } },
+            },
+          },
           ...errors,
         },
       },
