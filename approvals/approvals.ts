@@ -23,6 +23,7 @@ import type {
 } from '../core/db/schema.ts';
 import { AcbaError, badInput, conflict, forbidden, notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { approvalWait, secondsSince } from '../core/metrics.ts';
 import { contentHashOf, type ApprovalCheckOptions } from '../core/approval-check.ts';
 import type { JobQueue } from '../engine/queue.ts';
 import {
@@ -520,6 +521,11 @@ export function createApprovals(o: ApprovalsOptions) {
         'request_decided',
       );
 
+      if (outcome.request.status === 'approved' || outcome.request.status === 'rejected')
+        approvalWait.observe(
+          { kind: outcome.request.kind, decision: outcome.request.status },
+          secondsSince(toDate(outcome.request.created_at)),
+        );
       if (outcome.request.status === 'approved') {
         const customer = await db
           .selectFrom('customers')

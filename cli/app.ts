@@ -26,6 +26,7 @@ import type { Config } from '../core/config.ts';
 import { openDatabase, type DatabaseHandle } from '../core/db/database.ts';
 import { badInput, publicMessageOf, unavailable } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
+import { restoresFinished } from '../core/metrics.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
 import { createComputeClient } from '../engine/azure.ts';
@@ -35,6 +36,7 @@ import { startJobQueue } from '../engine/job-queue.ts';
 import { Repository } from '../engine/repository/repository.ts';
 import { applyRetention } from '../engine/retention.ts';
 import { startScheduler } from '../engine/scheduler.ts';
+import { startWorkerHeartbeat } from '../engine/worker-heartbeat.ts';
 import type { EngineNotices } from '../engine/notices.ts';
 import { createApi } from '../portal/api/index.ts';
 import { createPortal } from '../portal/index.ts';
@@ -43,6 +45,7 @@ import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { createTeamsStandIn } from '../sandbox/teams/index.ts';
 import { azureCredential } from './azure-credential.ts';
 import { repositoryKeyWrapping } from './repository-key.ts';
+import { metricsRouter } from './metrics-router.ts';
 import { sandboxSqlLogins, seedFromSandbox } from './sandbox-seed.ts';
 
 /** The approvers' channel in the sandbox's stand-in Teams. */
@@ -187,7 +190,10 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     // forwarder closes the loop without the engine knowing about Teams.
     let botNotices: EngineNotices | undefined;
     const notices: EngineNotices = {
-      restoreFinished: async (event) => botNotices?.restoreFinished(event),
+      restoreFinished: async (event) => {
+        restoresFinished.inc({ kind: event.kind, outcome: event.outcome });
+        await botNotices?.restoreFinished(event);
+      },
       backupFailed: async (event) => botNotices?.backupFailed?.(event),
     };
 
@@ -260,6 +266,14 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     });
     botNotices = bot.notices;
 
+    app.use(
+      metricsRouter({
+        db,
+        log: log.child({ part: 'metrics' }),
+        queueDepth: () => queue.depth(),
+        token: config.metricsToken,
+      }),
+    );
     internal.use('/engine', engine.diskRouter());
     // Entra ID sign-in when configured; in the sandbox, its identity stand-in plays Entra ID.
     const oidcSettings = config.oidc ?? sandbox?.userSignIn;
@@ -327,6 +341,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       },
     );
 
+    const heartbeat = await startWorkerHeartbeat(db, role, log.child({ part: 'heartbeat' }));
+    closers.push(() => heartbeat.stop());
     await queue.work({
       fileRestore: (job) => engine.runFileRestore(job.requestId),
       backup: async (job) => {

@@ -27,6 +27,7 @@ const envSchema = z.object({
     )
     .optional(),
   ACBA_SIGNING_KEY: optionalString,
+  ACBA_METRICS_TOKEN: optionalString,
   ACBA_REPOSITORY_KEK: optionalString,
   ACBA_KEY_VAULT_KEY_ID: optionalString.pipe(
     z
@@ -172,6 +173,8 @@ export interface Config {
   trustProxy: boolean | number | string;
   /** Secret for signed links and sessions; generated under the data folder when unset. */
   signingKey?: string;
+  /** Bearer token a Prometheus scrape of /metrics must send; unset allows scrapes from this machine only. */
+  metricsToken?: string;
   providerTenantId?: string;
   downloadLinkMinutes: number;
   /** Approval rules and their timing. */
@@ -241,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: (e.ACBA_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     trustProxy: trustProxyOf(e.ACBA_TRUST_PROXY),
     signingKey: e.ACBA_SIGNING_KEY,
+    metricsToken: e.ACBA_METRICS_TOKEN,
     providerTenantId: e.ACBA_PROVIDER_TENANT_ID,
     downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,
     approvals: {

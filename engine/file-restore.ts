@@ -115,7 +115,12 @@ export async function runFileRestore(deps: FileRestoreDeps, requestId: string): 
       outcome: 'failed',
       details: { customerId: request.customer_id, message },
     });
-    await deps.notices.restoreFinished({ requestId, outcome: 'failed', message });
+    await deps.notices.restoreFinished({
+      requestId,
+      kind: 'file_restore',
+      outcome: 'failed',
+      message,
+    });
   }
 }
 
@@ -150,7 +155,12 @@ async function refuse(
       .returning('id')
       .executeTakeFirst();
     if (failed)
-      await deps.notices.restoreFinished({ requestId, outcome: 'failed', message: reason });
+      await deps.notices.restoreFinished({
+        requestId,
+        kind: 'file_restore',
+        outcome: 'failed',
+        message: reason,
+      });
   }
   throw forbidden(reason, { requestId });
 }
@@ -252,6 +262,7 @@ async function restoreAndDeliver(
   });
   await deps.notices.restoreFinished({
     requestId: request.id,
+    kind: 'file_restore',
     outcome: 'completed',
     downloadUrl: `${deps.publicUrl}/downloads/${token}`,
     downloadExpiresAt: expiresAt,

@@ -33,6 +33,8 @@ export type PgBossJobQueue = JobQueue & {
   /** Starts taking jobs from both queues. */
   work(handlers: JobHandlers): Promise<void>;
   health(): Promise<void>;
+  /** Jobs waiting in each queue, new or waiting for a retry, by queue name. */
+  depth(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 };
 
@@ -115,6 +117,11 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
       } catch (error) {
         throw unavailable(`job queue does not answer: ${(error as Error).message}`);
       }
+    },
+    depth: async () => {
+      const depths: Record<string, number> = {};
+      for (const queue of queues) depths[queue.name] = await boss.getQueueSize(queue.name);
+      return depths;
     },
     stop: async () => {
       await boss.stop({ graceful: true, wait: true, timeout: 30_000 });

@@ -20,6 +20,15 @@ import type { Db } from '../core/db/database.ts';
 import type { JobStatus } from '../core/db/schema.ts';
 import { isAcbaError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import {
+  bytesRead,
+  bytesWritten,
+  jobDuration,
+  jobsFinished,
+  secondsSince,
+  taskDuration,
+  tasksFinished,
+} from '../core/metrics.ts';
 import { getLicence } from './licences.ts';
 import { failureOf } from './notices.ts';
 import { acquireSlot, busySlots, type HeldSlot } from './task-slots.ts';
@@ -89,6 +98,7 @@ export class JobSession {
   private readonly warnings: string[] = [];
   private bytesRead = 0;
   private bytesStored = 0;
+  private readonly startedAt = new Date();
 
   private constructor(
     private readonly db: Db,
@@ -164,6 +174,7 @@ export class JobSession {
         throw error;
       });
       const progress = new ProgressWriter(this.db, taskId, this.options);
+      const attemptStarted = new Date();
       let result: T;
       try {
         result = await work(progress);
@@ -175,6 +186,7 @@ export class JobSession {
         await this.finishTask(taskId, again ? 'waiting' : 'failed', {}, failure.message).finally(
           () => slot?.release(),
         );
+        countTask(subject, again ? 'retried' : 'failed', attemptStarted, {});
         if (!again) {
           log.error({ err: error, attempt }, 'task_failed');
           throw error;
@@ -184,6 +196,7 @@ export class JobSession {
       }
       await progress.settle();
       await this.finishTask(taskId, 'succeeded', result).finally(() => slot?.release());
+      countTask(subject, 'succeeded', attemptStarted, result);
       log.info({ attempt, readBytes: result.readBytes }, 'task_finished');
       return result;
     }
@@ -244,6 +257,9 @@ export class JobSession {
       })
       .where('id', '=', this.id)
       .execute();
+    const labels = { item: this.start.resource.split('/')[0]!, outcome: status };
+    jobsFinished.inc(labels);
+    jobDuration.observe(labels, secondsSince(this.startedAt));
     this.log.info({ status, bytesRead: this.bytesRead }, 'job_session_finished');
   }
 
@@ -305,6 +321,19 @@ export class JobSession {
       .where('id', '=', this.id)
       .execute();
   }
+}
+
+/** Counts one ended task attempt in this process's metrics. */
+function countTask(
+  subject: TaskSubject,
+  outcome: 'succeeded' | 'failed' | 'retried',
+  startedAt: Date,
+  result: TaskOutcome,
+): void {
+  tasksFinished.inc({ subject: subject.kind, outcome });
+  taskDuration.observe({ subject: subject.kind, outcome }, secondsSince(startedAt));
+  if (result.readBytes) bytesRead.inc({ subject: subject.kind }, result.readBytes);
+  if (result.storedBytes) bytesWritten.inc({ subject: subject.kind }, result.storedBytes);
 }
 
 /** Writes a task's progress, at most every interval or every so many bytes. */

@@ -8,11 +8,13 @@
  * SAS signatures, keys or stack traces, and a bounded length.
  */
 import { clip } from '../core/clip.ts';
-import type { ProtectedItemKind } from '../core/db/schema.ts';
+import type { ProtectedItemKind, RequestKind } from '../core/db/schema.ts';
 import { isAcbaError, type ErrorKind } from '../core/errors.ts';
 
 export interface RestoreFinished {
   requestId: string;
+  /** What was restored: the request's kind. */
+  kind: RequestKind;
   outcome: 'completed' | 'failed';
   /** Signed, expiring download link for a completed file restore. */
   downloadUrl?: string;

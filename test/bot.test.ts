@@ -519,6 +519,7 @@ describe('when the restore ends', () => {
     calls.length = 0;
 
     await notices.restoreFinished({
+      kind: 'file_restore',
       requestId,
       outcome: 'completed',
       fileName: 'nginx.conf',
@@ -547,6 +548,7 @@ describe('when the restore ends', () => {
     calls.length = 0;
 
     await notices.restoreFinished({
+      kind: 'file_restore',
       requestId,
       outcome: 'failed',
       message: 'the file does not exist in that restore point',

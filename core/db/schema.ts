@@ -461,6 +461,17 @@ export interface UsageDailyTable {
   updated_at: Timestamp;
 }
 
+/** A process that takes jobs; alive while its heartbeat is recent. */
+export interface WorkersTable {
+  id: string;
+  /** 'all' (acba serve) or 'worker'. */
+  role: string;
+  host: string;
+  pid: number;
+  started_at: Timestamp;
+  seen_at: Timestamp;
+}
+
 export interface Database {
   customers: CustomersTable;
   principals: PrincipalsTable;
@@ -481,6 +492,7 @@ export interface Database {
   licences: LicencesTable;
   task_slots: TaskSlotsTable;
   usage_daily: UsageDailyTable;
+  workers: WorkersTable;
   disk_snapshots: DiskSnapshotsTable;
 }
 
