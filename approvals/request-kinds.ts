@@ -20,6 +20,7 @@ import type {
   VmRestoreTarget,
 } from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
+import { checkDestination } from '../engine/export-destination.ts';
 import { REQUEST_KINDS } from './approval-rules.ts';
 import { resolveItem, resolveRestorePoint } from './lookup.ts';
 
@@ -76,7 +77,10 @@ export const targetInputSchemas = {
       message: 'a shortened retention needs retentionDays',
       path: ['retentionDays'],
     }),
-  exit_export: z.strictObject({ destination: z.string().trim().min(3).max(500) }),
+  exit_export: z.strictObject({
+    destination: z.string().trim().min(1).max(500),
+    restorePointIds: z.array(id).min(1).max(1000).optional(),
+  }),
 };
 
 export type OtherKind = keyof typeof targetInputSchemas;
@@ -153,26 +157,41 @@ export async function resolveTarget(
     }
     case 'delete_restore_points': {
       const t = parsed.data as DeleteRestorePointsTarget;
-      const ids = [...new Set(t.restorePointIds)];
-      const found = await db
-        .selectFrom('restore_points')
-        .select('id')
-        .where('id', 'in', ids)
-        .where('customer_id', '=', customer.id)
-        .execute();
-      const missing = ids.filter((rp) => !found.some((f) => f.id === rp));
-      if (missing.length > 0) {
-        throw notFound(
-          `Restore point ${missing[0]!.slice(0, 100)} of ${customer.name} does not exist (it may have expired). Ask for the current restore points and submit again.`,
-        );
-      }
-      return { restorePointIds: ids.sort() } satisfies DeleteRestorePointsTarget;
+      const ids = await customerRestorePoints(db, customer, t.restorePointIds);
+      return { restorePointIds: ids } satisfies DeleteRestorePointsTarget;
     }
     case 'change_retention':
       return parsed.data as ChangeRetentionTarget;
-    case 'exit_export':
-      return parsed.data as ExitExportTarget;
+    case 'exit_export': {
+      const t = parsed.data as ExitExportTarget;
+      const destination = checkDestination(t.destination);
+      if (!t.restorePointIds) return { destination } satisfies ExitExportTarget;
+      const ids = await customerRestorePoints(db, customer, t.restorePointIds);
+      return { destination, restorePointIds: ids } satisfies ExitExportTarget;
+    }
   }
+}
+
+/** The distinct ids, sorted, after checking each is one of the customer's restore points. */
+async function customerRestorePoints(
+  db: Db,
+  customer: Customer,
+  restorePointIds: string[],
+): Promise<string[]> {
+  const ids = [...new Set(restorePointIds)];
+  const found = await db
+    .selectFrom('restore_points')
+    .select('id')
+    .where('id', 'in', ids)
+    .where('customer_id', '=', customer.id)
+    .execute();
+  const missing = ids.filter((rp) => !found.some((f) => f.id === rp));
+  if (missing.length > 0) {
+    throw notFound(
+      `Restore point ${missing[0]!.slice(0, 100)} of ${customer.name} does not exist (it may have expired). Ask for the current restore points and submit again.`,
+    );
+  }
+  return ids.sort();
 }
 
 /** One line that says what a request is about, for cards and pages. */
@@ -197,6 +216,6 @@ export function describeTarget(kind: RequestKind, target: RequestTarget): string
         ? `disable policy ${String(t.policy)}`
         : `shorten policy ${String(t.policy)} to ${String(t.retentionDays)} days`;
     case 'exit_export':
-      return `all data to ${String(t.destination)}`;
+      return `${t.restorePointIds ? `${(t.restorePointIds as string[]).length} restore point(s)` : 'all data'} to ${String(t.destination)}`;
   }
 }

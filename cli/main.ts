@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config.ts';
 import { isAcbaError } from '../core/errors.ts';
 import { auditCommand } from './audit-command.ts';
+import { exportCommand } from './export-command.ts';
 import { licenceCommand } from './licence-command.ts';
 import { policyCommand } from './policy-command.ts';
 import { repositoryCommand } from './repository-command.ts';
@@ -30,6 +31,8 @@ Commands:
                              Check every restore point's blocks (exit 1 on damage), or apply retention now
   snapshot create ITEM | list [ITEM] [--json] | delete ID
                              An operator's manual snapshots of a VM in a policy, kept until deleted
+  export run REQUEST [--sas URL] | verify DIR [--json]
+                             Write (or resume) an approved exit export; check a finished one's checksums
   usage report --month YYYY-MM [--customer ID] [--format csv|json|text]
                              Each customer's usage in a month, for invoices: instances, storage, tasks, egress
   sandbox add-vm --name NAME --disk FILE [--disk FILE2] [--os Linux|Windows]
@@ -64,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
         return await snapshotCommand(config, rest);
       case 'sandbox':
         return await sandboxCommand(config, rest);
+      case 'export':
+        return await exportCommand(config, rest);
       case 'usage':
         return await usageCommand(config, rest);
       default:

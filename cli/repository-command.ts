@@ -9,10 +9,8 @@ import { openDatabase } from '../core/db/database.ts';
 import { badInput } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { checkRepository } from '../engine/repository/check.ts';
-import { Repository } from '../engine/repository/repository.ts';
 import { applyRetention } from '../engine/retention.ts';
-import { azureCredential } from './azure-credential.ts';
-import { repositoryKeyWrapping } from './repository-key.ts';
+import { openConfiguredRepository } from './repository-key.ts';
 
 export async function repositoryCommand(config: Config, argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -25,22 +23,10 @@ export async function repositoryCommand(config: Config, argv: string[]): Promise
       `unknown repository command "${sub ?? ''}"; use "acba repository check [--read-data] [--json]" or "acba repository prune".`,
     );
   }
-  if (!config.repository.connectionString) {
-    throw badInput(
-      'ACBA_REPOSITORY_CONNECTION_STRING is not set; set it to the repository storage account to check or prune it.',
-    );
-  }
-
   const log = createLogger({ level: config.logLevel });
   const handle = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
-    const repository = await Repository.open({
-      connectionString: config.repository.connectionString,
-      container: config.repository.container,
-      keyWrapping: await repositoryKeyWrapping(config, () => azureCredential(config.azure)),
-      immutable: config.repository.immutability,
-      db: handle.db,
-    });
+    const repository = await openConfiguredRepository(config, handle.db, `${sub} it`);
 
     if (sub === 'prune') {
       const result = await applyRetention({ db: handle.db, repository, log });

@@ -6,7 +6,11 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import type { Config } from '../core/config.ts';
+import type { Db } from '../core/db/database.ts';
+import { badInput } from '../core/errors.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
+import { Repository } from '../engine/repository/repository.ts';
+import { azureCredential } from './azure-credential.ts';
 import {
   keyVaultKeyWrapping,
   localKeyWrapping,
@@ -36,5 +40,24 @@ export async function repositoryKeyWrapping(
     keyId,
     credential: credential(),
     disableChallengeResourceVerification: atSandbox,
+  });
+}
+
+/** Opens the configured repository (ACBA_REPOSITORY_CONNECTION_STRING) for a command; `purpose` says what for, in the refusal. */
+export async function openConfiguredRepository(
+  config: Config,
+  db: Db,
+  purpose: string,
+): Promise<Repository> {
+  if (!config.repository.connectionString)
+    throw badInput(
+      `ACBA_REPOSITORY_CONNECTION_STRING is not set; set it to the repository storage account to ${purpose}.`,
+    );
+  return Repository.open({
+    connectionString: config.repository.connectionString,
+    container: config.repository.container,
+    keyWrapping: await repositoryKeyWrapping(config, () => azureCredential(config.azure)),
+    immutable: config.repository.immutability,
+    db,
   });
 }

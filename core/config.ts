@@ -28,6 +28,7 @@ const envSchema = z.object({
     .optional(),
   ACBA_SIGNING_KEY: optionalString,
   ACBA_METRICS_TOKEN: optionalString,
+  ACBA_EXPORT_DIR: optionalString,
   ACBA_REPOSITORY_KEK: optionalString,
   ACBA_KEY_VAULT_KEY_ID: optionalString.pipe(
     z
@@ -173,6 +174,8 @@ export interface Config {
   trustProxy: boolean | number | string;
   /** Secret for signed links and sessions; generated under the data folder when unset. */
   signingKey?: string;
+  /** Folder under which exit exports to a folder are written; DATA_DIR/exports by default. */
+  exportDir: string;
   /** Bearer token a Prometheus scrape of /metrics must send; unset allows scrapes from this machine only. */
   metricsToken?: string;
   providerTenantId?: string;
@@ -245,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: trustProxyOf(e.ACBA_TRUST_PROXY),
     signingKey: e.ACBA_SIGNING_KEY,
     metricsToken: e.ACBA_METRICS_TOKEN,
+    exportDir: path.resolve(e.ACBA_EXPORT_DIR ?? path.join(e.DATA_DIR, 'exports')),
     providerTenantId: e.ACBA_PROVIDER_TENANT_ID,
     downloadLinkMinutes: e.ACBA_DOWNLOAD_LINK_MINUTES,
     approvals: {

@@ -200,8 +200,13 @@ export interface ChangeRetentionTarget {
 }
 
 export interface ExitExportTarget {
-  /** Where the exported data goes, as the customer wrote it. */
+  /**
+   * Where the exported data goes: a folder name under the service's export
+   * folder, or a blob container URL (without a SAS; one is given when the export runs).
+   */
   destination: string;
+  /** Only these restore points; every backup restore point of the customer when absent. */
+  restorePointIds?: string[];
 }
 
 /** What a request is about, one shape per kind. */
