@@ -83,6 +83,18 @@ const envSchema = z.object({
   ACBA_SANDBOX: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX_ARM_PORT: z.coerce.number().int().min(0).max(65535).default(3979),
   ACBA_SANDBOX_BLOB_PORT: z.coerce.number().int().min(0).max(65535).default(10000),
+  ACBA_SANDBOX_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(
+        /^https:\/\/[^/\s]+\/?$/,
+        'the https address of a running sandbox, e.g. https://localhost:3979',
+      )
+      .optional(),
+  ),
+  ACBA_SANDBOX_CA_FILE: optionalString,
+  ACBA_WORKER_LEASE_SECONDS: z.coerce.number().min(3).max(3600).default(30),
+  ACBA_JOB_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   ACBA_OIDC_ISSUER: optionalString,
   ACBA_OIDC_CLIENT_ID: optionalString,
   ACBA_OIDC_CLIENT_SECRET: optionalString,
@@ -148,6 +160,30 @@ export interface SqlConfig {
   loginsFile?: string;
 }
 
+/** The built-in sandbox: started by this process, or served by another one on this machine. */
+export interface SandboxConfig {
+  enabled: boolean;
+  /** HTTPS port of the sandbox this process starts, or of the one it attaches to. */
+  armPort: number;
+  /** Azurite's port, likewise. */
+  blobPort: number;
+  /**
+   * Attach to the sandbox another ACBA process serves at this https address
+   * instead of starting one (how `acba worker` uses the sandbox).
+   */
+  attachUrl?: string;
+  /** The CA of the sandbox attached to; DATA_DIR/sandbox/tls/ca.pem by default. */
+  caFile: string;
+}
+
+/** Queue workers' leases and job retries. */
+export interface JobsConfig {
+  /** Seconds a worker's lease lasts without renewal; after that its jobs are run again elsewhere. */
+  workerLeaseSeconds: number;
+  /** Seconds before a failed job's first retry (doubling, with jitter, after). */
+  retryDelaySeconds: number;
+}
+
 /** Portal sign-in and API tokens with Entra ID over OpenID Connect. */
 export interface OidcConfig {
   /** e.g. https://login.microsoftonline.com/organizations/v2.0 (multi-tenant) or one tenant's issuer. */
@@ -192,7 +228,9 @@ export interface Config {
   /** Back up every protected VM once at start-up. */
   backupOnStart: boolean;
   /** Run against the built-in sandbox instead of Azure. */
-  sandbox: { enabled: boolean; armPort: number; blobPort: number };
+  sandbox: SandboxConfig;
+  /** How queue workers prove they are alive and how failed jobs are retried. */
+  jobs: JobsConfig;
   bot: BotConfig;
   azure: AzureConfig;
   repository: RepositoryConfig;
@@ -232,10 +270,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const azureConfigured =
     e.AZURE_CLIENT_ID !== undefined || e.AZURE_RESOURCE_MANAGER_URL !== undefined;
   const sandboxEnabled = e.ACBA_SANDBOX === undefined ? !azureConfigured : truthy(e.ACBA_SANDBOX);
+  if (e.ACBA_SANDBOX_URL && !sandboxEnabled) {
+    throw badInput(
+      'ACBA_SANDBOX_URL is set but the sandbox is off (Azure settings or ACBA_SANDBOX=0). Remove ACBA_SANDBOX_URL to use Azure, or the Azure settings to use the sandbox.',
+    );
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
 
   return {
     port: e.PORT,
-    dataDir: path.resolve(e.DATA_DIR),
+    dataDir,
     databaseUrl: e.DATABASE_URL,
     logLevel: e.LOG_LEVEL,
     publicUrl: (e.ACBA_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
@@ -257,6 +301,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enabled: sandboxEnabled,
       armPort: e.ACBA_SANDBOX_ARM_PORT,
       blobPort: e.ACBA_SANDBOX_BLOB_PORT,
+      attachUrl: e.ACBA_SANDBOX_URL?.replace(/\/+$/, ''),
+      caFile: path.resolve(
+        e.ACBA_SANDBOX_CA_FILE ?? path.join(dataDir, 'sandbox', 'tls', 'ca.pem'),
+      ),
+    },
+    jobs: {
+      workerLeaseSeconds: e.ACBA_WORKER_LEASE_SECONDS,
+      retryDelaySeconds: e.ACBA_JOB_RETRY_DELAY_SECONDS,
     },
     bot: {
       appId: e.MICROSOFT_APP_ID,
