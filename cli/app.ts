@@ -267,6 +267,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       approvalCheck: { providerTenantId, cooldownHours: config.approvals?.approverCooldownHours },
       sql: { stagingContainer: config.sql.stagingContainer, logins: sqlLogins },
       jobSessions: { workerId: lease?.id },
+      azurePollIntervalMs: config.azure.pollIntervalMs,
     });
     closers.push(() => engine.close());
 

@@ -107,6 +107,7 @@ const envSchema = z.object({
   AZURE_CLIENT_SECRET: optionalString,
   AZURE_AUTHORITY_HOST: optionalString,
   AZURE_RESOURCE_MANAGER_URL: optionalString,
+  ACBA_AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).optional(),
 });
 
 export interface BotConfig {
@@ -132,6 +133,8 @@ export interface AzureConfig {
   authorityHost?: string;
   /** Azure Resource Manager endpoint, https://management.azure.com by default. */
   resourceManagerUrl: string;
+  /** Poll interval for long-running operations that give no Retry-After; the Azure SDK's 2 s when unset. */
+  pollIntervalMs?: number;
 }
 
 export interface RepositoryConfig {
@@ -326,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       clientSecret: e.AZURE_CLIENT_SECRET,
       authorityHost: e.AZURE_AUTHORITY_HOST,
       resourceManagerUrl: e.AZURE_RESOURCE_MANAGER_URL ?? 'https://management.azure.com',
+      pollIntervalMs: e.ACBA_AZURE_POLL_INTERVAL_MS,
     },
     repository: {
       connectionString: e.ACBA_REPOSITORY_CONNECTION_STRING,
