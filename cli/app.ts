@@ -6,6 +6,12 @@
  * With no Azure settings the built-in sandbox stands in for the customer's
  * Azure tenant (ARM over HTTPS, disk page blobs, Azurite for the repository)
  * and for Teams (a chat page and connector under /sandbox/teams).
+ *
+ * Roles: 'all' is everything in one process; split, 'web' processes serve
+ * HTTP and run the scheduler, and 'worker' processes only take jobs. Every
+ * process that takes jobs holds a worker lease, and every process sweeps for
+ * dead workers' leases (engine/worker-reclaim.ts). A worker uses the sandbox
+ * that a web process started on the same machine (ACBA_SANDBOX_URL).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,14 +39,16 @@ import { createComputeClient } from '../engine/azure.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { loadSqlLogins } from '../engine/sql-logins.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
+import { startReclaimer } from '../engine/worker-reclaim.ts';
+import { startWorkerLease, type WorkerLease } from '../engine/worker-leases.ts';
 import { Repository } from '../engine/repository/repository.ts';
 import { applyRetention } from '../engine/retention.ts';
 import { startScheduler } from '../engine/scheduler.ts';
-import { startWorkerHeartbeat } from '../engine/worker-heartbeat.ts';
 import type { EngineNotices } from '../engine/notices.ts';
 import { createApi } from '../portal/api/index.ts';
 import { createPortal } from '../portal/index.ts';
 import { OidcSignIn } from '../portal/oidc.ts';
+import { attachSandbox, type SandboxConnection } from '../sandbox/attach.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { createTeamsStandIn } from '../sandbox/teams/index.ts';
 import { azureCredential } from './azure-credential.ts';
@@ -69,11 +77,19 @@ export interface StartOptions {
   /** Where the sandbox caches its built disk images (tests share one cache). */
   sandboxImageCacheDir?: string;
   /**
-   * 'all' serves everything and runs a worker (`acba serve`); 'worker' only
-   * takes jobs from the queue and answers /healthz (`acba worker`).
+   * 'all' serves everything and runs a worker (`acba serve`); 'web' serves
+   * everything but takes no jobs (`acba web`); 'worker' only takes jobs from
+   * the queue and answers /healthz (`acba worker`).
    */
-  role?: 'all' | 'worker';
+  role?: AppRole;
+  /**
+   * Called when this process's worker lease was taken back while it still
+   * ran: its jobs run elsewhere now, so `acba worker` exits at once.
+   */
+  onWorkerLeaseLost?: () => void;
 }
+
+export type AppRole = 'all' | 'web' | 'worker';
 
 /** Starts ACBA: database, sandbox (when enabled), job queue, engine, approvals, bot, portal, health. */
 export async function startApp(config: Config, options: StartOptions = {}): Promise<RunningApp> {
@@ -86,16 +102,21 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   };
 
   try {
-    if (!config.sandbox.enabled && role === 'all' && !config.bot.appId) {
+    if (!config.sandbox.enabled && role !== 'worker' && !config.bot.appId) {
       // Without an app id the bot cannot check who sent an activity; that is
       // only acceptable against the sandbox's made-up people.
       throw badInput(
         'MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD are not set. Outside the sandbox the bot must validate Teams tokens: set them to the Azure Bot registration of this installation.',
       );
     }
-    if (config.sandbox.enabled && role === 'worker') {
+    if (role !== 'all' && !config.databaseUrl) {
       throw badInput(
-        'A separate worker needs real Azure settings (AZURE_CLIENT_ID and friends) and a shared DATABASE_URL; with the sandbox, run everything in one process with "acba serve".',
+        `"acba ${role}" shares its database with other processes, and the embedded one cannot be shared: set DATABASE_URL to a PostgreSQL server, or run everything in one process with "acba serve".`,
+      );
+    }
+    if (config.sandbox.enabled && role === 'worker' && !config.sandbox.attachUrl) {
+      throw badInput(
+        'A worker does not start a sandbox of its own: set ACBA_SANDBOX_URL (and ACBA_SANDBOX_CA_FILE, ACBA_SANDBOX_BLOB_PORT) to the sandbox that "acba serve" or "acba web" serves on this machine, or give real Azure settings.',
       );
     }
 
@@ -131,6 +152,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     const signer = new LinkSigner(signingKey);
 
     let sandbox: Sandbox | undefined;
+    let sandboxConnection: SandboxConnection | undefined;
     let credential: TokenCredential;
     let resourceManagerUrl = config.azure.resourceManagerUrl;
     let repositoryConnectionString = config.repository.connectionString;
@@ -141,7 +163,13 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     let operatorsConversationId = config.bot.operatorsConversationId;
     let operatorsServiceUrl = config.bot.operatorsServiceUrl;
 
-    if (config.sandbox.enabled) {
+    if (config.sandbox.enabled && config.sandbox.attachUrl) {
+      sandboxConnection = await attachSandbox({
+        armUrl: config.sandbox.attachUrl,
+        caCertPath: config.sandbox.caFile,
+        blobPort: config.sandbox.blobPort,
+      });
+    } else if (config.sandbox.enabled) {
       sandbox = await startSandbox({
         dataDir: config.dataDir,
         armPort: config.port === 0 ? 0 : config.sandbox.armPort,
@@ -151,24 +179,33 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       });
       closers.push(() => sandbox!.close());
       await seedFromSandbox(db, sandbox.seed);
-      const sp = sandbox.servicePrincipal;
+      sandboxConnection = sandbox;
+    }
+    if (sandboxConnection) {
+      const sp = sandboxConnection.servicePrincipal;
       credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.clientSecret, {
-        authorityHost: sandbox.authorityHost,
+        authorityHost: sandboxConnection.authorityHost,
         disableInstanceDiscovery: true,
       });
-      resourceManagerUrl = sandbox.armUrl;
-      repositoryConnectionString ??= sandbox.repositoryConnectionString;
-      providerTenantId ??= sandbox.seed.provider.tenantId;
-      sqlLogins ??= sandboxSqlLogins(sandbox.seed);
+      resourceManagerUrl = sandboxConnection.armUrl;
+      repositoryConnectionString ??= sandboxConnection.repositoryConnectionString;
+      providerTenantId ??= sandboxConnection.seed.provider.tenantId;
+      sqlLogins ??= sandboxSqlLogins(sandboxConnection.seed);
+      // The Teams stand-in is served by the process that started the sandbox: for a worker, the public address.
+      const teamsStandIn = `${sandbox ? url : publicUrl}/sandbox/teams`;
       approversConversationId ??= SANDBOX_APPROVERS_CONVERSATION;
-      approversServiceUrl ??= `${url}/sandbox/teams`;
+      approversServiceUrl ??= teamsStandIn;
       operatorsConversationId ??= SANDBOX_OPERATORS_CONVERSATION;
-      operatorsServiceUrl ??= `${url}/sandbox/teams`;
+      operatorsServiceUrl ??= teamsStandIn;
     } else {
       credential = azureCredential(config.azure);
     }
 
-    const keyWrapping = await repositoryKeyWrapping(config, () => credential, sandbox?.armUrl);
+    const keyWrapping = await repositoryKeyWrapping(
+      config,
+      () => credential,
+      sandboxConnection?.armUrl,
+    );
     if (!repositoryConnectionString) {
       throw badInput(
         "No repository is configured. Set ACBA_REPOSITORY_CONNECTION_STRING to the provider's storage account, or run without Azure settings to use the sandbox.",
@@ -180,11 +217,29 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       );
     }
 
+    // Processes that take jobs hold a lease; it ends after the queue has stopped (closers run in reverse).
+    const leaseMs = config.jobs.workerLeaseSeconds * 1000;
+    let lease: WorkerLease | undefined;
+    if (role !== 'web') {
+      lease = await startWorkerLease(db, {
+        log: log.child({ part: 'worker' }),
+        role,
+        ttlMs: leaseMs,
+        onLost: options.onWorkerLeaseLost,
+      });
+      closers.push(() => lease!.stop());
+    }
+
     const queue = await startJobQueue({
       executeSql: database.executeSql,
       log: log.child({ part: 'queue' }),
+      retry: { limit: 2, delaySeconds: config.jobs.retryDelaySeconds },
     });
     closers.push(() => queue.stop());
+    // Every process sweeps for dead workers, web processes included.
+    const reclaimLog = log.child({ part: 'reclaim' });
+    const stopReclaimer = startReclaimer(db, queue.failJob, reclaimLog, leaseMs / 2);
+    closers.push(async () => stopReclaimer());
 
     // The bot is built after the engine but the engine reports to it; this
     // forwarder closes the loop without the engine knowing about Teams.
@@ -216,6 +271,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       workDir: path.join(config.dataDir, 'work'),
       approvalCheck: { providerTenantId, cooldownHours: config.approvals?.approverCooldownHours },
       sql: { stagingContainer: config.sql.stagingContainer, logins: sqlLogins },
+      jobSessions: { workerId: lease?.id },
+      azurePollIntervalMs: config.azure.pollIntervalMs,
     });
     closers.push(() => engine.close());
 
@@ -224,7 +281,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     const roleMapping = approvalSettings?.roleMappingFile
       ? loadRoleMapping(approvalSettings.roleMappingFile)
       : undefined;
-    if (role === 'all') {
+    if (role !== 'worker') {
       await recordConfiguration(db, {
         name: 'approval_rules',
         file: approvalSettings?.rulesFile,
@@ -281,7 +338,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       ? new OidcSignIn({ ...oidcSettings, redirectUri: `${publicUrl}/portal/sign-in/callback` })
       : undefined;
     const decisions = { approvals, announce: bot.announceDecision };
-    if (role === 'all') {
+    if (role !== 'worker') {
       app.use(
         '/api/v1',
         createApi({
@@ -341,21 +398,23 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       },
     );
 
-    const heartbeat = await startWorkerHeartbeat(db, role, log.child({ part: 'heartbeat' }));
-    closers.push(() => heartbeat.stop());
-    await queue.work({
-      fileRestore: (job) => engine.runFileRestore(job.requestId),
-      backup: async (job) => {
-        await engine.backup(job.itemId, job.trigger, {
-          expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,
-          policyName: job.policyName,
-          protection: job.protection,
-          schedules: job.schedules,
-        });
-      },
-    });
+    if (lease)
+      await queue.work(
+        {
+          fileRestore: (job) => engine.runFileRestore(job.requestId),
+          backup: async (job) => {
+            await engine.backup(job.itemId, job.trigger, {
+              expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,
+              policyName: job.policyName,
+              protection: job.protection,
+              schedules: job.schedules,
+            });
+          },
+        },
+        lease,
+      );
 
-    if (role === 'all') {
+    if (role !== 'worker') {
       // Requests nobody decided in time expire; the update is guarded by the
       // request's state, so several web processes doing this at once is safe.
       const timer = setInterval(() => {
@@ -367,7 +426,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       closers.push(async () => clearInterval(timer));
     }
 
-    if (role === 'all') {
+    if (role !== 'worker') {
       // Due policy slots are claimed per (policy, slot) in the database, so several processes may tick.
       const retentionRepository = await Repository.open({
         connectionString: repositoryConnectionString,
@@ -395,7 +454,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       closers.push(() => scheduler.stop());
     }
 
-    if (role === 'all') {
+    if (role !== 'worker') {
       // The chain head goes to write-once storage regularly, so a rewritten database shows.
       const stopAnchoring = startAuditAnchoring({
         db,
@@ -409,7 +468,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       closers.push(async () => stopAnchoring());
     }
 
-    if (config.backupOnStart && role === 'all') {
+    if (config.backupOnStart && role !== 'worker') {
       for (const customer of await db.selectFrom('customers').selectAll().execute()) {
         const items = [
           ...(await engine.syncInventory(customer)),

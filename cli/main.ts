@@ -1,5 +1,5 @@
 /**
- * The `acba` command line: `serve`, `worker`, `audit verify`, `audit export`.
+ * The `acba` command line: `serve`, `web`, `worker`, `audit verify`, `audit export`.
  * Exit code 0 on success; otherwise non-zero with a one-line reason on stderr.
  */
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ const usage = `Usage: acba <command> [options]
 
 Commands:
   serve                      Start the bot endpoint, portal, scheduler and a worker on PORT (default 3978)
+  web                        Like serve, but take no jobs: workers on this or other machines run them
   worker                     Only take jobs from the queue (backups, restores); /healthz on PORT
   audit verify [--json]      Verify the audit log's hash chain; exit 1 at the first broken link
   audit export --format csv|json [--out FILE]
@@ -52,9 +53,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         parseArgs({ args: rest, options: {} });
         return await serveCommand(config, 'all');
+      case 'web':
       case 'worker':
         parseArgs({ args: rest, options: {} });
-        return await serveCommand(config, 'worker');
+        return await serveCommand(config, command);
       case 'audit':
         return await auditCommand(config, rest);
       case 'licence':

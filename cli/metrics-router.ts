@@ -15,7 +15,7 @@ import { sql } from 'kysely';
 import type { Db } from '../core/db/database.ts';
 import type { Logger } from '../core/log.ts';
 import { eventRegistry } from '../core/metrics.ts';
-import { workersAlive } from '../engine/worker-heartbeat.ts';
+import { workersAlive } from '../engine/worker-leases.ts';
 
 export interface MetricsOptions {
   db: Db;
@@ -92,7 +92,7 @@ function stateRegistry(options: MetricsOptions): client.Registry {
 
   new client.Gauge({
     name: 'acba_workers_alive',
-    help: 'Processes taking jobs whose heartbeat is recent',
+    help: 'Processes taking jobs whose worker lease has not lapsed',
     registers: [registry],
     async collect() {
       this.set(await workersAlive(db));

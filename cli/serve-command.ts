@@ -1,25 +1,34 @@
 /**
  * `acba serve`: everything in one process until SIGINT or SIGTERM.
+ * `acba web`: the same without taking jobs, for a split installation.
  * `acba worker`: only the job worker, for running several on other machines.
  *
  * In sandbox mode the process must trust the sandbox's own CA (the Azure SDK
  * and MSAL talk HTTPS to it). Node reads NODE_EXTRA_CA_CERTS only at start-up,
- * so when it is not set yet the command creates the CA and runs itself again
+ * so when it is not set yet the command creates the CA (or, attaching to a
+ * sandbox another process serves, takes its CA file) and runs itself again
  * with the variable set.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { ensureSandboxCa } from '../sandbox/index.ts';
-import { startApp } from './app.ts';
+import { startApp, type AppRole } from './app.ts';
 
-export async function serveCommand(config: Config, role: 'all' | 'worker'): Promise<number> {
-  if (config.sandbox.enabled && role === 'all') {
-    const { caCertPath } = await ensureSandboxCa(path.join(config.dataDir, 'sandbox', 'tls'));
+export async function serveCommand(config: Config, role: AppRole): Promise<number> {
+  if (config.sandbox.enabled) {
+    const caCertPath = config.sandbox.attachUrl
+      ? config.sandbox.caFile
+      : (await ensureSandboxCa(path.join(config.dataDir, 'sandbox', 'tls'))).caCertPath;
     if (process.env.NODE_EXTRA_CA_CERTS !== caCertPath) return rerunTrusting(caCertPath);
   }
 
-  const app = await startApp(config, { role });
+  // A worker whose lease was taken back must not finish jobs that already run elsewhere.
+  const onWorkerLeaseLost = () => {
+    process.stderr.write('acba: this worker was declared dead by the others; stopping at once.\n');
+    process.exit(75);
+  };
+  const app = await startApp(config, { role, onWorkerLeaseLost });
   app.log.info(
     {
       url: app.url,

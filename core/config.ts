@@ -85,6 +85,18 @@ const envSchema = z.object({
   ACBA_SANDBOX: z.enum(['0', '1', 'true', 'false']).optional(),
   ACBA_SANDBOX_ARM_PORT: z.coerce.number().int().min(0).max(65535).default(3979),
   ACBA_SANDBOX_BLOB_PORT: z.coerce.number().int().min(0).max(65535).default(10000),
+  ACBA_SANDBOX_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(
+        /^https:\/\/[^/\s]+\/?$/,
+        'the https address of a running sandbox, e.g. https://localhost:3979',
+      )
+      .optional(),
+  ),
+  ACBA_SANDBOX_CA_FILE: optionalString,
+  ACBA_WORKER_LEASE_SECONDS: z.coerce.number().min(3).max(3600).default(30),
+  ACBA_JOB_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   ACBA_OIDC_ISSUER: optionalString,
   ACBA_OIDC_CLIENT_ID: optionalString,
   ACBA_OIDC_CLIENT_SECRET: optionalString,
@@ -97,6 +109,7 @@ const envSchema = z.object({
   AZURE_CLIENT_SECRET: optionalString,
   AZURE_AUTHORITY_HOST: optionalString,
   AZURE_RESOURCE_MANAGER_URL: optionalString,
+  ACBA_AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).optional(),
 });
 
 export interface BotConfig {
@@ -122,6 +135,8 @@ export interface AzureConfig {
   authorityHost?: string;
   /** Azure Resource Manager endpoint, https://management.azure.com by default. */
   resourceManagerUrl: string;
+  /** Poll interval for long-running operations that give no Retry-After; the Azure SDK's 2 s when unset. */
+  pollIntervalMs?: number;
 }
 
 export interface RepositoryConfig {
@@ -148,6 +163,30 @@ export interface SqlConfig {
   stagingContainer: string;
   /** JSON file with the SQL login of each logical server, by resource id (see engine/sql-logins.ts). */
   loginsFile?: string;
+}
+
+/** The built-in sandbox: started by this process, or served by another one on this machine. */
+export interface SandboxConfig {
+  enabled: boolean;
+  /** HTTPS port of the sandbox this process starts, or of the one it attaches to. */
+  armPort: number;
+  /** Azurite's port, likewise. */
+  blobPort: number;
+  /**
+   * Attach to the sandbox another ACBA process serves at this https address
+   * instead of starting one (how `acba worker` uses the sandbox).
+   */
+  attachUrl?: string;
+  /** The CA of the sandbox attached to; DATA_DIR/sandbox/tls/ca.pem by default. */
+  caFile: string;
+}
+
+/** Queue workers' leases and job retries. */
+export interface JobsConfig {
+  /** Seconds a worker's lease lasts without renewal; after that its jobs are run again elsewhere. */
+  workerLeaseSeconds: number;
+  /** Seconds before a failed job's first retry (doubling, with jitter, after). */
+  retryDelaySeconds: number;
 }
 
 /** Portal sign-in and API tokens with Entra ID over OpenID Connect. */
@@ -198,7 +237,9 @@ export interface Config {
   /** Back up every protected VM once at start-up. */
   backupOnStart: boolean;
   /** Run against the built-in sandbox instead of Azure. */
-  sandbox: { enabled: boolean; armPort: number; blobPort: number };
+  sandbox: SandboxConfig;
+  /** How queue workers prove they are alive and how failed jobs are retried. */
+  jobs: JobsConfig;
   bot: BotConfig;
   azure: AzureConfig;
   repository: RepositoryConfig;
@@ -238,10 +279,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const azureConfigured =
     e.AZURE_CLIENT_ID !== undefined || e.AZURE_RESOURCE_MANAGER_URL !== undefined;
   const sandboxEnabled = e.ACBA_SANDBOX === undefined ? !azureConfigured : truthy(e.ACBA_SANDBOX);
+  if (e.ACBA_SANDBOX_URL && !sandboxEnabled) {
+    throw badInput(
+      'ACBA_SANDBOX_URL is set but the sandbox is off (Azure settings or ACBA_SANDBOX=0). Remove ACBA_SANDBOX_URL to use Azure, or the Azure settings to use the sandbox.',
+    );
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
 
   return {
     port: e.PORT,
-    dataDir: path.resolve(e.DATA_DIR),
+    dataDir,
     databaseUrl: e.DATABASE_URL,
     logLevel: e.LOG_LEVEL,
     publicUrl: (e.ACBA_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
@@ -265,6 +312,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enabled: sandboxEnabled,
       armPort: e.ACBA_SANDBOX_ARM_PORT,
       blobPort: e.ACBA_SANDBOX_BLOB_PORT,
+      attachUrl: e.ACBA_SANDBOX_URL?.replace(/\/+$/, ''),
+      caFile: path.resolve(
+        e.ACBA_SANDBOX_CA_FILE ?? path.join(dataDir, 'sandbox', 'tls', 'ca.pem'),
+      ),
+    },
+    jobs: {
+      workerLeaseSeconds: e.ACBA_WORKER_LEASE_SECONDS,
+      retryDelaySeconds: e.ACBA_JOB_RETRY_DELAY_SECONDS,
     },
     bot: {
       appId: e.MICROSOFT_APP_ID,
@@ -282,6 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       clientSecret: e.AZURE_CLIENT_SECRET,
       authorityHost: e.AZURE_AUTHORITY_HOST,
       resourceManagerUrl: e.AZURE_RESOURCE_MANAGER_URL ?? 'https://management.azure.com',
+      pollIntervalMs: e.ACBA_AZURE_POLL_INTERVAL_MS,
     },
     repository: {
       connectionString: e.ACBA_REPOSITORY_CONNECTION_STRING,

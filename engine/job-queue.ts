@@ -8,12 +8,21 @@
  * A refusal (forbidden, a licence limit), bad input or something that does not exist will not
  * change on retry: such a job completes with the refusal as its output, and
  * the audit log already holds the reason.
+ *
+ * A worker that dies mid-job cannot fail its job: each job runs tracked under
+ * the worker's lease (./worker-leases.ts), and whoever reclaims the dead
+ * worker fails the job through `failJob`, so that the retry above runs it on
+ * a live worker (./worker-reclaim.ts). The row goes just before pg-boss
+ * records the outcome; a worker dying in that instant leaves its job to
+ * pg-boss's own expiry.
  */
 import PgBoss from 'pg-boss';
 import type { ExecuteSql } from '../core/db/database.ts';
 import { isAcbaError, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { BackupJob, FileRestoreJob, JobQueue } from './queue.ts';
+import type { FailQueueJob } from './worker-reclaim.ts';
+import type { WorkerLease } from './worker-leases.ts';
 
 export interface PgBossQueueOptions {
   executeSql: ExecuteSql;
@@ -30,8 +39,10 @@ export interface JobHandlers {
 }
 
 export type PgBossJobQueue = JobQueue & {
-  /** Starts taking jobs from both queues. */
-  work(handlers: JobHandlers): Promise<void>;
+  /** Starts taking jobs from both queues, each tracked under the worker's lease while it runs. */
+  work(handlers: JobHandlers, lease?: Pick<WorkerLease, 'track'>): Promise<void>;
+  /** Fails a job on behalf of a worker that died running it; the queue's retry settings apply. */
+  failJob: FailQueueJob;
   health(): Promise<void>;
   /** Jobs waiting in each queue, new or waiting for a retry, by queue name. */
   depth(): Promise<Record<string, number>>;
@@ -75,8 +86,14 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
     await boss.updateQueue(queue.name, queue);
   }
 
-  const run = async <T>(queue: string, job: PgBoss.Job<T>, handler: (data: T) => Promise<void>) => {
+  const run = async <T>(
+    queue: string,
+    job: PgBoss.Job<T>,
+    handler: (data: T) => Promise<void>,
+    lease?: Pick<WorkerLease, 'track'>,
+  ) => {
     const jobLog = log.child({ queue, jobId: job.id });
+    const untrack = await lease?.track(queue, job.id);
     try {
       await handler(job.data);
       jobLog.info('job_done');
@@ -88,6 +105,8 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
       }
       jobLog.error({ err: error }, 'job_failed');
       throw error;
+    } finally {
+      await untrack?.().catch((err) => jobLog.warn({ err }, 'job_untrack_failed'));
     }
   };
 
@@ -98,18 +117,22 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
     enqueueBackup: async (job) => {
       await boss.send(BACKUP_QUEUE, job, { singletonKey: job.itemId });
     },
-    work: async (handlers) => {
+    work: async (handlers, lease) => {
       const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? 2;
       await boss.work<FileRestoreJob>(
         FILE_RESTORE_QUEUE,
         { batchSize: 1, pollingIntervalSeconds },
-        async ([job]) => job && run(FILE_RESTORE_QUEUE, job, handlers.fileRestore),
+        async ([job]) => job && run(FILE_RESTORE_QUEUE, job, handlers.fileRestore, lease),
       );
       await boss.work<BackupJob>(
         BACKUP_QUEUE,
         { batchSize: 1, pollingIntervalSeconds },
-        async ([job]) => job && run(BACKUP_QUEUE, job, handlers.backup),
+        async ([job]) => job && run(BACKUP_QUEUE, job, handlers.backup, lease),
       );
+    },
+    failJob: async (queue, jobId, message, executeSql) => {
+      await boss.fail(queue, jobId, { message }, { db: { executeSql } });
+      log.warn({ queue, jobId }, 'job_of_dead_worker_failed');
     },
     health: async () => {
       try {

@@ -50,6 +50,11 @@ export interface JobSessionOptions {
   progressBytes?: number;
   /** Pause between tries for a busy licence slot; 1 s by default. */
   slotPollMs?: number;
+  /**
+   * The worker lease of this process (./worker-leases.ts), recorded on the
+   * session and its slots so that they are taken back if the process dies.
+   */
+  workerId?: string;
 }
 
 export interface SessionStart {
@@ -126,6 +131,7 @@ export class JobSession {
         trigger: start.trigger,
         policy_name: start.policyName ?? null,
         status: 'running',
+        worker_id: options.workerId ?? null,
       })
       .execute();
     return new JobSession(db, log.child({ sessionId: id }), options, id, start);
@@ -256,6 +262,8 @@ export class JobSession {
         ...extra,
       })
       .where('id', '=', this.id)
+      // A session already ended for a worker declared dead (./worker-reclaim.ts) keeps that outcome.
+      .where('status', '=', 'running')
       .execute();
     const labels = { item: this.start.resource.split('/')[0]!, outcome: status };
     jobsFinished.inc(labels);
@@ -269,6 +277,7 @@ export class JobSession {
     if (licence?.max_tasks == null) return undefined;
     return acquireSlot(this.db, this.start.customerId, licence.max_tasks, {
       pollMs: this.options.slotPollMs,
+      workerId: this.options.workerId,
       onWait: () => log.info({ maxTasks: licence.max_tasks }, 'task_waiting_for_slot'),
     });
   }

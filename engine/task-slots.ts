@@ -9,7 +9,9 @@
  * win, and neither waits on the other's row lock. A held slot carries an
  * expiry that its holder renews while the task runs, so a worker that dies
  * frees its slot when the expiry passes. A task that finds every slot busy
- * waits and tries again; it does not fail.
+ * waits and tries again; it does not fail. A slot also names its holder's
+ * worker lease, so that when the worker dies the slot is freed as soon as the
+ * lease is reclaimed (./worker-reclaim.ts), not only when its expiry passes.
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
@@ -22,6 +24,8 @@ export interface SlotOptions {
   /** Pause between tries while every slot is busy; 1 s by default. */
   pollMs?: number;
   ttlMs?: number;
+  /** The worker lease of this process (./worker-leases.ts), recorded on the slot. */
+  workerId?: string;
   /** Called once when the first try finds every slot busy. */
   onWait?: () => void;
 }
@@ -46,7 +50,7 @@ export async function acquireSlot(
 
   let waited = false;
   for (;;) {
-    const slot = await tryClaim(db, customerId, maxTasks, holder, ttlMs);
+    const slot = await tryClaim(db, customerId, maxTasks, { holder, ttlMs, ...options });
     if (slot !== undefined) return heldSlot(db, customerId, slot, holder, ttlMs);
     if (!waited) options.onWait?.();
     waited = true;
@@ -78,12 +82,12 @@ async function tryClaim(
   db: Db,
   customerId: string,
   maxTasks: number,
-  holder: string,
-  ttlMs: number,
+  claim: { holder: string; ttlMs: number; workerId?: string },
 ): Promise<number | undefined> {
   // Slots at or above a lowered licence stay in the table but are never claimed again.
   const row = await sql<{ slot: number }>`
-    update task_slots set holder = ${holder}, expires_at = now() + make_interval(secs => ${ttlMs / 1000})
+    update task_slots set holder = ${claim.holder}, worker_id = ${claim.workerId ?? null},
+      expires_at = now() + make_interval(secs => ${claim.ttlMs / 1000})
     where (customer_id, slot) = (
       select customer_id, slot from task_slots
       where customer_id = ${customerId} and slot < ${maxTasks}
@@ -124,7 +128,7 @@ function heldSlot(
     release: () => {
       clearInterval(timer);
       released ??= mine()
-        .set({ holder: null, expires_at: null })
+        .set({ holder: null, expires_at: null, worker_id: null })
         .execute()
         .then(() => undefined);
       return released;

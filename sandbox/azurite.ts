@@ -73,14 +73,19 @@ export async function startAzurite(options: {
 
   return {
     port,
-    connectionString: [
-      'DefaultEndpointsProtocol=http',
-      `AccountName=${devAccountName}`,
-      `AccountKey=${devAccountKey}`,
-      `BlobEndpoint=http://127.0.0.1:${port}/${devAccountName};`,
-    ].join(';'),
+    connectionString: azuriteConnectionString(port),
     stop: () => stopChild(child),
   };
+}
+
+/** The connection string of the development account of an Azurite listening on this machine's port. */
+export function azuriteConnectionString(port: number): string {
+  return [
+    'DefaultEndpointsProtocol=http',
+    `AccountName=${devAccountName}`,
+    `AccountKey=${devAccountKey}`,
+    `BlobEndpoint=http://127.0.0.1:${port}/${devAccountName};`,
+  ].join(';');
 }
 
 function waitForListening(child: ChildProcess, timeoutMs: number): Promise<number> {

@@ -19,7 +19,7 @@ import * as m007 from './migrations/007_audit_actor_name.ts';
 import * as m008 from './migrations/008_jobs_licences_usage.ts';
 import * as m009 from './migrations/009_sql_databases.ts';
 import * as m010 from './migrations/010_disk_snapshots.ts';
-import * as m014 from './migrations/014_workers.ts';
+import * as m013 from './migrations/013_worker_leases.ts';
 
 export type Db = Kysely<Database>;
 
@@ -50,7 +50,7 @@ const migrations: Record<string, Migration> = {
   '008_jobs_licences_usage': m008,
   '009_sql_databases': m009,
   '010_disk_snapshots': m010,
-  '014_workers': m014,
+  '013_worker_leases': m013,
 };
 
 const migrationProvider: MigrationProvider = {

@@ -394,6 +394,8 @@ export interface JobSessionsTable {
   error: Nullable<string>;
   /** The restore point the run made, once it succeeded. */
   restore_point_id: Nullable<string>;
+  /** The worker lease (workers.id) of the process running it; null when it ran outside one. */
+  worker_id: Nullable<string>;
 }
 
 /** One task of a session: one disk of a VM (later one SQL database), with its progress and attempts. */
@@ -451,6 +453,28 @@ export interface TaskSlotsTable {
   slot: number;
   holder: Nullable<string>;
   expires_at: NullableTime;
+  /** The worker lease of the holder's process, so that a dead worker's slots are freed with its lease. */
+  worker_id: Nullable<string>;
+}
+
+/** A process that takes jobs from the queue, alive while it renews its expiry. */
+export interface WorkersTable {
+  id: string;
+  host: string;
+  pid: number;
+  /** 'all' (acba serve) or 'worker'. */
+  role: string;
+  started_at: Timestamp;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
+/** A queue job that a worker is running now; handed back to the queue when the worker's lease lapses. */
+export interface WorkerJobsTable {
+  /** pg-boss's job id. */
+  job_id: string;
+  queue: string;
+  worker_id: string;
+  started_at: Timestamp;
 }
 
 /** Usage of one customer on one UTC day, for the price list. */
@@ -464,17 +488,6 @@ export interface UsageDailyTable {
   /** Bytes delivered out of the repository by restores and downloads. */
   egress_bytes: Bytes;
   updated_at: Timestamp;
-}
-
-/** A process that takes jobs; alive while its heartbeat is recent. */
-export interface WorkersTable {
-  id: string;
-  /** 'all' (acba serve) or 'worker'. */
-  role: string;
-  host: string;
-  pid: number;
-  started_at: Timestamp;
-  seen_at: Timestamp;
 }
 
 export interface Database {
@@ -497,8 +510,9 @@ export interface Database {
   licences: LicencesTable;
   task_slots: TaskSlotsTable;
   usage_daily: UsageDailyTable;
-  workers: WorkersTable;
   disk_snapshots: DiskSnapshotsTable;
+  workers: WorkersTable;
+  worker_jobs: WorkerJobsTable;
 }
 
 export type Customer = Selectable<CustomersTable>;
