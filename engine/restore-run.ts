@@ -16,7 +16,13 @@
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import { appendAudit, serviceActor } from '../core/audit.ts';
-import type { Customer, ProtectedItem, RequestKind, RequestRow, RestorePoint } from '../core/db/schema.ts';
+import type {
+  Customer,
+  ProtectedItem,
+  RequestKind,
+  RequestRow,
+  RestorePoint,
+} from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import {
@@ -99,7 +105,9 @@ export async function runRestoreRequest(
       compute: deps.compute(customer.subscription_id),
       session,
       log: log.child({ restorePointId: point.id }),
-      created: (diskId) => void createdDisks.push(diskId),
+      created: (diskId) => {
+        if (!createdDisks.includes(diskId)) createdDisks.push(diskId);
+      },
       keep: (diskId) => void kept.add(diskId.toLowerCase()),
     });
     await session.succeed(point.id);
