@@ -196,6 +196,7 @@ function createVm(req: Request, res: Response, options: VmWriteOptions): void {
         if (at >= 0) options.resources.virtualMachines.splice(at, 1);
         for (const disk of [os, ...data.map((d) => d.disk)]) disk.managedBy = '';
       },
+      result: () => virtualMachineJson(vm, options.resources),
       output: () => virtualMachineJson(vm, options.resources),
     }),
   );
@@ -259,6 +260,7 @@ function updateVm(
         attach(before.osDisk, before.dataDisks);
         vm.vmSize = sizeBefore;
       },
+      result: () => virtualMachineJson(vm, options.resources),
       output: () => virtualMachineJson(vm, options.resources),
     }),
   );
