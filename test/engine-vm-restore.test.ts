@@ -380,3 +380,20 @@ describe('the engine’s own approval check', () => {
     expect(last).toEqual({ action: 'restore.refuse', outcome: 'refused' });
   }, 60_000);
 });
+
+describe('an expired restore point', () => {
+  it('is refused before anything is created', async () => {
+    await database.db
+      .updateTable('restore_points')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('item_id', '=', app01.id)
+      .execute();
+    const before = await diskNames('rg-prod');
+
+    const row = await approvedRestore('disk_restore', { vmName: 'app-01', disks: ['os'] });
+
+    expect(row.status).toBe('failed');
+    expect(String(row.result?.message)).toMatch(/of app-01 expired on .* current restore point/);
+    expect(await diskNames('rg-prod')).toEqual(before);
+  }, 60_000);
+});
