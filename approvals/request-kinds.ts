@@ -2,7 +2,7 @@
  * The kinds of written request and the target each one names. Input from the
  * bot or the portal is validated with zod and resolved against the database
  * (the VM, the restore point) into the typed target that is stored and hashed.
- * Only file restores run in the engine today; the other kinds are requested,
+ * File, VM and disk restores run in the engine; the other kinds are requested,
  * decided and audited the same way, and approved ones wait for the engine.
  */
 import { z } from 'zod';
@@ -21,11 +21,16 @@ import type {
 } from '../core/db/schema.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import { checkDestination } from '../engine/export-destination.ts';
+import { KNOWN_REGIONS, normaliseRegion } from '../engine/restore-regions.ts';
 import { REQUEST_KINDS } from './approval-rules.ts';
 import { resolveItem, resolveRestorePoint } from './lookup.ts';
 
 /** Kinds the engine can run today; approved requests of other kinds wait with status 'approved'. */
-export const EXECUTABLE_KINDS: ReadonlySet<RequestKind> = new Set(['file_restore']);
+export const EXECUTABLE_KINDS: ReadonlySet<RequestKind> = new Set([
+  'file_restore',
+  'vm_restore',
+  'disk_restore',
+]);
 
 /** Kinds that the provider's staff ask for (reading a customer's backup), not the customer's users. */
 export const PROVIDER_KINDS: ReadonlySet<RequestKind> = new Set(['data_access']);
@@ -47,14 +52,80 @@ const id = z.string().trim().min(1).max(100);
 
 const pointInput = { vmName: name, restorePointId: id.optional() };
 
+const diskRole = z.union([z.literal('os'), z.number().int().min(0).max(63)]);
+const vmName = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$/, {
+    message: 'a VM name has 1 to 64 letters, digits, periods, underscores or hyphens',
+  });
+const resourceGroup = z
+  .string()
+  .trim()
+  .regex(/^[-\w.()]{0,89}[-\w()]$/, {
+    message:
+      'a resource group name has 1 to 90 letters, digits, underscores, hyphens, periods or parentheses',
+  });
+const region = z
+  .string()
+  .trim()
+  .transform(normaliseRegion)
+  .refine((r) => KNOWN_REGIONS.has(r), { message: 'not an Azure region ACBA restores to' });
+const subnetId = z
+  .string()
+  .trim()
+  .regex(
+    /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+\/subnets\/[^/]+$/i,
+    {
+      message:
+        'give the subnet as /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/virtualNetworks/<network>/subnets/<subnet>',
+    },
+  );
+const vmSize = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9_]{2,64}$/, { message: 'a VM size looks like Standard_D2s_v5' });
+
+const newLocationFields = ['newVmName', 'resourceGroup', 'region', 'subnetId', 'vmSize'] as const;
+
 /** What a person gives for each kind other than file_restore (which has its own flow). */
 export const targetInputSchemas = {
-  disk_restore: z.strictObject({
-    ...pointInput,
-    disk: z.union([z.literal('os'), z.number().int().min(0).max(63)]),
-    replaceOriginal: z.boolean().default(false),
-  }),
-  vm_restore: z.strictObject({ ...pointInput, replaceOriginal: z.boolean().default(false) }),
+  disk_restore: z
+    .strictObject({
+      ...pointInput,
+      disk: diskRole.optional(),
+      disks: z.array(diskRole).min(1).max(64).optional(),
+      replaceOriginal: z.boolean().default(false),
+      resourceGroup: resourceGroup.optional(),
+    })
+    .refine((t) => (t.disk === undefined) !== (t.disks === undefined), {
+      message: 'name the disks to restore, either as disk or as disks, not both',
+      path: ['disks'],
+    })
+    .refine((t) => !(t.replaceOriginal && t.resourceGroup), {
+      message:
+        'disks swapped into the original VM stay in its resource group; leave resourceGroup out',
+      path: ['resourceGroup'],
+    }),
+  vm_restore: z
+    .strictObject({
+      ...pointInput,
+      replaceOriginal: z.boolean().default(false),
+      newVmName: vmName.optional(),
+      resourceGroup: resourceGroup.optional(),
+      region: region.optional(),
+      subnetId: subnetId.optional(),
+      vmSize: vmSize.optional(),
+    })
+    .refine((t) => !t.replaceOriginal || newLocationFields.every((f) => t[f] === undefined), {
+      message: `a restore over the original VM keeps its name and place; leave ${newLocationFields.join(', ')} out`,
+      path: ['replaceOriginal'],
+    })
+    .refine((t) => t.replaceOriginal || t.subnetId !== undefined, {
+      message:
+        'a VM restored beside the original needs a network of its own: give subnetId, a subnet in the region it goes to',
+      path: ['subnetId'],
+    }),
   sql_restore: z.strictObject({
     server: name,
     database: name,
@@ -120,28 +191,52 @@ export async function resolveTarget(
       const item = await resolveItem(db, customer, t.vmName);
       const point = await resolveRestorePoint(db, item, undefined, t.restorePointId);
       const disks = point.disks as unknown as Array<{ role: 'os' | number }>;
-      if (!disks.some((d) => d.role === t.disk)) {
+      const wanted = [...new Set(t.disks ?? [t.disk!])];
+      const missing = wanted.find((role) => !disks.some((d) => d.role === role));
+      if (missing !== undefined) {
         throw notFound(
-          `Restore point ${point.id} of ${item.name} has no disk ${t.disk}. Choose one of ${disks.map((d) => d.role).join(', ')}.`,
+          `Restore point ${point.id} of ${item.name} has no disk ${missing}. Choose one of ${disks.map((d) => d.role).join(', ')}.`,
         );
       }
       return {
         itemId: item.id,
         vmName: item.name,
         restorePointId: point.id,
-        disk: t.disk,
+        disks: wanted,
         replaceOriginal: t.replaceOriginal,
+        ...(t.resourceGroup ? { resourceGroup: t.resourceGroup } : {}),
       } satisfies DiskRestoreTarget;
     }
     case 'vm_restore': {
       const t = parsed.data as z.infer<(typeof targetInputSchemas)['vm_restore']>;
       const item = await resolveItem(db, customer, t.vmName);
       const point = await resolveRestorePoint(db, item, undefined, t.restorePointId);
+      if (
+        t.subnetId &&
+        !t.subnetId
+          .toLowerCase()
+          .startsWith(`/subscriptions/${customer.subscription_id.toLowerCase()}/`)
+      )
+        throw badInput(
+          `Subnet ${t.subnetId} is not in ${customer.name}'s subscription; choose a subnet of subscription ${customer.subscription_id}.`,
+          { field: 'subnetId' },
+        );
+      const newLocation = t.replaceOriginal
+        ? {}
+        : {
+            newVmName: t.newVmName ?? `${item.name}-restored`,
+            ...Object.fromEntries(
+              (['resourceGroup', 'region', 'subnetId', 'vmSize'] as const)
+                .filter((f) => t[f] !== undefined)
+                .map((f) => [f, t[f]]),
+            ),
+          };
       return {
         itemId: item.id,
         vmName: item.name,
         restorePointId: point.id,
         replaceOriginal: t.replaceOriginal,
+        ...newLocation,
       } satisfies VmRestoreTarget;
     }
     case 'sql_restore':
@@ -201,10 +296,15 @@ export function describeTarget(kind: RequestKind, target: RequestTarget): string
   switch (kind) {
     case 'file_restore':
       return `${String(t.path)} from ${String(t.vmName)}`;
-    case 'disk_restore':
-      return `disk ${String(t.disk)} of ${String(t.vmName)}${over}`;
+    case 'disk_restore': {
+      const disks = (t.disks as unknown[] | undefined) ?? [t.disk];
+      const where = t.resourceGroup ? ` as new disks in ${String(t.resourceGroup)}` : '';
+      return `disk ${disks.map(String).join(', ')} of ${String(t.vmName)}${over}${where}`;
+    }
     case 'vm_restore':
-      return `${String(t.vmName)}${over}`;
+      return t.newVmName
+        ? `${String(t.vmName)} as ${describeNewVm(t)}`
+        : `${String(t.vmName)}${over}`;
     case 'sql_restore':
       return `${String(t.database)} on ${String(t.server)}${over}`;
     case 'data_access':
@@ -218,4 +318,10 @@ export function describeTarget(kind: RequestKind, target: RequestTarget): string
     case 'exit_export':
       return `${t.restorePointIds ? `${(t.restorePointIds as string[]).length} restore point(s)` : 'all data'} to ${String(t.destination)}`;
   }
+}
+
+/** Where a VM restored beside the original goes, in words. */
+function describeNewVm(t: Record<string, unknown>): string {
+  const place = [t.resourceGroup, t.region, t.vmSize].filter((v) => v !== undefined).map(String);
+  return `${String(t.newVmName)}${place.length > 0 ? ` (${place.join(', ')})` : ''}`;
 }

@@ -6,8 +6,8 @@
  * operators' conversation. Every delivery failure is logged, never thrown: the
  * engine's work has ended either way.
  */
-import { formatUtc } from '../approvals/index.ts';
-import type { FileRestoreTarget } from '../core/db/schema.ts';
+import { formatUtc, KIND_LABELS } from '../approvals/index.ts';
+import type { FileRestoreTarget, RequestKind } from '../core/db/schema.ts';
 import type { BackupFailed, EngineNotices, RestoreFinished } from '../engine/notices.ts';
 import { refreshApprovalCard } from './approvers.ts';
 import { backupFailedCard, formatBytes } from './cards.ts';
@@ -15,7 +15,12 @@ import { cardActivity, referenceFor } from './conversations.ts';
 import { referenceOfPointer, type BotDeps } from './deps.ts';
 
 /** The words the requester reads when their restore ends. */
-export function restoreFinishedText(event: RestoreFinished, target: FileRestoreTarget): string {
+export function restoreFinishedText(
+  event: RestoreFinished,
+  target: FileRestoreTarget,
+  kind: RequestKind = 'file_restore',
+): string {
+  if (kind !== 'file_restore') return otherRestoreText(event, target.vmName, kind);
   if (event.outcome === 'completed') {
     const name = event.fileName ?? target.path.split(/[\\/]/).pop() ?? target.path;
     const size = event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`;
@@ -31,6 +36,14 @@ export function restoreFinishedText(event: RestoreFinished, target: FileRestoreT
   return `The restore of ${target.path} from ${target.vmName} failed (request ${event.requestId}): ${why}. You can ask again with another path or restore point; the operators see this failure in the service log.`;
 }
 
+/** The words for a finished VM or disk restore: what was restored where, or why it failed. */
+function otherRestoreText(event: RestoreFinished, vmName: string, kind: RequestKind): string {
+  const why = (event.message ?? 'the engine did not say why').replace(/[.\s]+$/, '');
+  if (event.outcome === 'completed')
+    return `Your ${KIND_LABELS[kind]} of ${vmName} is done (request ${event.requestId}). ${why}.`;
+  return `The ${KIND_LABELS[kind]} of ${vmName} failed (request ${event.requestId}): ${why}. You can ask again; the operators see this failure in the service log.`;
+}
+
 export function createNotices(deps: BotDeps): EngineNotices {
   return {
     async restoreFinished(event: RestoreFinished): Promise<void> {
@@ -44,7 +57,7 @@ export function createNotices(deps: BotDeps): EngineNotices {
         log.warn('notice_for_unknown_request');
         return;
       }
-      const words = restoreFinishedText(event, request.target as FileRestoreTarget);
+      const words = restoreFinishedText(event, request.target as FileRestoreTarget, request.kind);
 
       const pointer = request.requester_conversation;
       if (pointer) {
@@ -60,9 +73,11 @@ export function createNotices(deps: BotDeps): EngineNotices {
 
       // The approvers see the outcome without the link: it is the requester's.
       const result =
-        event.outcome === 'completed'
-          ? `Restored${event.fileName ? ` ${event.fileName}` : ''}${event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`}; the requester has a download link.`
-          : `Failed: ${event.message ?? 'no reason given'}`;
+        event.outcome === 'completed' && request.kind !== 'file_restore'
+          ? `Restored: ${event.message ?? 'done'}`
+          : event.outcome === 'completed'
+            ? `Restored${event.fileName ? ` ${event.fileName}` : ''}${event.sizeBytes === undefined ? '' : ` (${formatBytes(event.sizeBytes)})`}; the requester has a download link.`
+            : `Failed: ${event.message ?? 'no reason given'}`;
       await refreshApprovalCard(deps, { ...request, status: event.outcome }, result);
     },
 

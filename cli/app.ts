@@ -401,7 +401,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     if (lease)
       await queue.work(
         {
-          fileRestore: (job) => engine.runFileRestore(job.requestId),
+          fileRestore: (job) => engine.runRestore(job.requestId),
           backup: async (job) => {
             await engine.backup(job.itemId, job.trigger, {
               expiresAt: job.expiresAt ? new Date(job.expiresAt) : undefined,

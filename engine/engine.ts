@@ -1,6 +1,7 @@
 /**
  * The engine: inventory, backup (VMs and Azure SQL databases), the disk
- * byte-range resource, file-level recovery and downloads, composed from their
+ * byte-range resource, file-level recovery and downloads, VM and disk
+ * restores of approved requests, composed from their
  * own modules over one database, one repository and one set of Azure clients.
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
@@ -17,6 +18,7 @@ import { backupVm } from './backup.ts';
 import type { BackupOptions } from './backup-run.ts';
 import { backupItem } from './backup-item.ts';
 import { DiskImage, LruCache } from './disk-image.ts';
+import { runDiskRestore } from './disk-restore.ts';
 import { createDiskRouter } from './disk-router.ts';
 import { createDownloadRouter } from './download-router.ts';
 import { listFolder, type FolderListing } from './file-recovery.ts';
@@ -26,10 +28,12 @@ import type { JobSessionOptions } from './job-sessions.ts';
 import type { EngineNotices } from './notices.ts';
 import { readManifest, type Manifest } from './repository/manifest.ts';
 import { BLOCK_SIZE, Repository, type RepositoryOptions } from './repository/repository.ts';
+import type { RestoreDeps } from './restore-run.ts';
 import { backupSqlDatabase } from './sql-backup.ts';
 import type { SqlLogins } from './sql-logins.ts';
 import { syncSqlInventory } from './sql-inventory.ts';
 import { SqlStaging } from './sql-staging.ts';
+import { runVmRestore } from './vm-restore.ts';
 
 export interface EngineOptions {
   db: Db;
@@ -71,6 +75,12 @@ export interface Engine {
   backup(itemId: string, trigger: string, options?: BackupOptions): Promise<RestorePoint>;
   /** Runs an approved file restore after the engine's own approval check; throws forbidden when refused. */
   runFileRestore(requestId: string): Promise<void>;
+  /** Runs an approved whole-VM restore (new VM, or over the original) after the same check. */
+  runVmRestore(requestId: string): Promise<void>;
+  /** Runs an approved restore of disks of a VM (new disks, or swapped in) after the same check. */
+  runDiskRestore(requestId: string): Promise<void>;
+  /** Runs an approved restore of whatever kind the request is; the queue's jobs come here. */
+  runRestore(requestId: string): Promise<void>;
   /** Lists a folder of one disk of a restore point (no approval check: callers must authorize). */
   listFolder(restorePointId: string, diskIndex: number, path: string): Promise<FolderListing[]>;
   /** Mounted at /engine: GET/HEAD /engine/disks/:token/disk.raw with Range. */
@@ -181,6 +191,18 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     return new URL(`${options.diskResourceUrl.replace(/\/+$/, '')}/disks/${token}/disk.raw`);
   };
 
+  const restoreDeps = (): RestoreDeps => ({
+    db: options.db,
+    log,
+    notices: options.notices,
+    approvalCheck: options.approvalCheck,
+    compute,
+    repository,
+    openDisk,
+    pollIntervalMs: options.azurePollIntervalMs,
+    sessions: options.jobSessions,
+  });
+
   const engine: Engine = {
     syncInventory: (customer) =>
       syncInventory(options.db, log, compute(customer.subscription_id), customer),
@@ -233,6 +255,21 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         },
         requestId,
       ),
+
+    runVmRestore: (requestId) => runVmRestore(restoreDeps(), requestId),
+    runDiskRestore: (requestId) => runDiskRestore(restoreDeps(), requestId),
+
+    runRestore: async (requestId) => {
+      const request = await options.db
+        .selectFrom('requests')
+        .select('kind')
+        .where('id', '=', requestId)
+        .executeTakeFirst();
+      if (request?.kind === 'vm_restore') return engine.runVmRestore(requestId);
+      if (request?.kind === 'disk_restore') return engine.runDiskRestore(requestId);
+      // File restores, and anything else, meet the file restore's own refusal of other kinds.
+      return engine.runFileRestore(requestId);
+    },
 
     listFolder: async (restorePointId, diskIndex, path) => {
       await openDisk(restorePointId, diskIndex);

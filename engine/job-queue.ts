@@ -77,7 +77,8 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
     retryBackoff: true,
   };
   const queues = [
-    { name: FILE_RESTORE_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 15 * 60 },
+    // A whole-VM restore writes every disk of the VM; the job may run for hours.
+    { name: FILE_RESTORE_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 6 * 3600 },
     { name: BACKUP_QUEUE, policy: 'stately' as const, ...retry, expireInSeconds: 12 * 3600 },
   ];
   for (const queue of queues) {

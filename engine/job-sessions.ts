@@ -1,7 +1,8 @@
 /**
  * Job sessions: every backup run is a session (customer, item, trigger or
  * policy, outcome, times, bytes read and stored, warnings, error) made of
- * tasks, one per disk of a VM or one for a database. Operators watch them in the
+ * tasks, one per disk of a VM or one for a database; an approved VM or disk
+ * restore is a session of kind 'restore' with one task per disk written. Operators watch them in the
  * portal, customers' staff see theirs, and the bot's status reply reads the
  * latest session of each item.
  *
@@ -65,6 +66,8 @@ export interface SessionStart {
   resource: string;
   trigger: string;
   policyName?: string;
+  /** What the session does: 'backup' by default, 'restore' for approved restores. */
+  kind?: 'backup' | 'restore';
 }
 
 /** What a task works on: a disk or a database, by name. */
@@ -129,6 +132,7 @@ export class JobSession {
         item_id: start.itemId,
         item_name: start.itemName,
         trigger: start.trigger,
+        kind: start.kind ?? 'backup',
         policy_name: start.policyName ?? null,
         status: 'running',
         worker_id: options.workerId ?? null,
@@ -219,7 +223,7 @@ export class JobSession {
     await appendAudit(this.db, {
       actor: serviceActor,
       channel: 'engine',
-      action: 'backup.task_retry',
+      action: `${this.start.kind ?? 'backup'}.task_retry`,
       resource: this.start.resource,
       outcome: 'failed',
       details: {

@@ -21,7 +21,7 @@ export interface RestoreFinished {
   downloadExpiresAt?: Date;
   fileName?: string;
   sizeBytes?: number;
-  /** Why it failed, in words for the requester. */
+  /** Why it failed, or for a completed VM or disk restore what was restored where, in words for the requester. */
   message?: string;
 }
 

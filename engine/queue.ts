@@ -4,7 +4,7 @@
  * jobs as durable rows in PostgreSQL (pg-boss), see ./job-queue.ts.
  */
 
-/** Recover the files of an approved file-restore request. */
+/** Run an approved restore request: a file, disks or a whole VM (the request says which). */
 export interface FileRestoreJob {
   requestId: string;
 }

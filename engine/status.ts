@@ -60,6 +60,7 @@ export async function backupStatus(db: Db, customerId: string): Promise<ItemStat
     .distinctOn('item_id')
     .select(['id', 'item_id', 'status', 'started_at', 'finished_at'])
     .where('customer_id', '=', customerId)
+    .where('kind', '=', 'backup')
     .orderBy('item_id')
     .orderBy('started_at', 'desc')
     .orderBy('id')

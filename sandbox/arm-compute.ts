@@ -424,7 +424,7 @@ function grantAccess(
   );
 }
 
-function accepted(res: Response, headers: Record<string, string>): void {
+export function accepted(res: Response, headers: Record<string, string>): void {
   res.status(202).set(headers).end();
 }
 
@@ -451,29 +451,31 @@ interface SnapshotBody {
   };
 }
 
-function param(req: Request, name: string): string {
+export function param(req: Request, name: string): string {
   return String(req.params[name] ?? '');
 }
 
-/** The resource group of the route, which must exist in the subscription. */
-function existingGroup(req: Request, options: ArmComputeOptions): string {
+/** The resource group of the route, which must exist in the subscription; returned as the seed spells it. */
+export function existingGroup(req: Request, options: Pick<ArmComputeOptions, 'seed'>): string {
   const subscriptionId = param(req, 'subscriptionId').toLowerCase();
-  const resourceGroup = param(req, 'resourceGroup');
-  const customer = options.seed.customers.find(
-    (c) =>
-      c.subscriptionId.toLowerCase() === subscriptionId &&
-      c.resourceGroup.toLowerCase() === resourceGroup.toLowerCase(),
-  );
-  if (!customer)
+  const resourceGroup = param(req, 'resourceGroup').toLowerCase();
+  const group = options.seed.customers
+    .filter((c) => c.subscriptionId.toLowerCase() === subscriptionId)
+    .flatMap((c) => [c.resourceGroup, ...c.otherResourceGroups])
+    .find((g) => g.toLowerCase() === resourceGroup);
+  if (!group)
     throw new ArmError(
       404,
       'ResourceGroupNotFound',
-      `Resource group '${resourceGroup}' could not be found.`,
+      `Resource group '${param(req, 'resourceGroup')}' could not be found.`,
     );
-  return customer.resourceGroup;
+  return group;
 }
 
-function requireDisk(req: Request, options: ArmComputeOptions): DiskRecord {
+export function requireDisk(
+  req: Request,
+  options: Pick<ArmComputeOptions, 'seed' | 'resources'>,
+): DiskRecord {
   const resourceGroup = existingGroup(req, options);
   const disk = options.resources
     .listDisks(param(req, 'subscriptionId'), resourceGroup)
@@ -493,7 +495,7 @@ function requireSnapshot(req: Request, options: ArmComputeOptions): SnapshotReco
   return snapshot;
 }
 
-function resourceNotFound(type: string, req: Request): ArmError {
+export function resourceNotFound(type: string, req: Request): ArmError {
   return new ArmError(
     404,
     'ResourceNotFound',

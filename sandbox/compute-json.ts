@@ -24,6 +24,7 @@ export function virtualMachineJson(
   const rgPrefix = `/subscriptions/${vm.subscriptionId}/resourceGroups/${vm.resourceGroup}/providers`;
   const diskId = `${rgPrefix}/Microsoft.Compute/disks/${vm.osDisk.name}`;
   const disk = resources.getDisk(diskId);
+  const attached = vm.osDisk.createOption === 'Attach';
   const osConfiguration =
     vm.osType === 'Linux'
       ? {
@@ -52,14 +53,18 @@ export function virtualMachineJson(
       vmId: vm.vmId,
       hardwareProfile: { vmSize: vm.vmSize },
       storageProfile: {
-        imageReference: {
-          ...vm.imageReference,
-          exactVersion: vm.osType === 'Linux' ? '22.04.202503110' : '20348.3328.250306',
-        },
+        ...(attached
+          ? {}
+          : {
+              imageReference: {
+                ...vm.imageReference,
+                exactVersion: vm.osType === 'Linux' ? '22.04.202503110' : '20348.3328.250306',
+              },
+            }),
         osDisk: {
           osType: vm.osType,
           name: vm.osDisk.name,
-          createOption: 'FromImage',
+          createOption: attached ? 'Attach' : 'FromImage',
           caching: 'ReadWrite',
           managedDisk: { storageAccountType: 'Premium_LRS', id: diskId },
           deleteOption: 'Delete',
@@ -82,23 +87,46 @@ export function virtualMachineJson(
         })),
         diskControllerType: 'SCSI',
       },
-      osProfile: {
-        computerName: vm.computerName,
-        adminUsername: vm.adminUsername,
-        ...osConfiguration,
-        secrets: [],
-        allowExtensionOperations: true,
-        requireGuestProvisionSignal: true,
-      },
-      networkProfile: {
-        networkInterfaces: [
-          { id: `${rgPrefix}/Microsoft.Network/networkInterfaces/${vm.name}-nic` },
-        ],
-      },
+      ...(attached
+        ? {}
+        : {
+            osProfile: {
+              computerName: vm.computerName,
+              adminUsername: vm.adminUsername,
+              ...osConfiguration,
+              secrets: [],
+              allowExtensionOperations: true,
+              requireGuestProvisionSignal: true,
+            },
+          }),
+      networkProfile: networkProfileJson(vm, rgPrefix),
       diagnosticsProfile: { bootDiagnostics: { enabled: true } },
       provisioningState: 'Succeeded',
       timeCreated: vm.timeCreated,
     },
+  };
+}
+
+/** A VM created through ARM has the network interface its configuration made; seeded VMs have their own NIC. */
+function networkProfileJson(vm: SeedVirtualMachine, rgPrefix: string): Record<string, unknown> {
+  if (!vm.subnetId)
+    return {
+      networkInterfaces: [{ id: `${rgPrefix}/Microsoft.Network/networkInterfaces/${vm.name}-nic` }],
+    };
+  return {
+    networkApiVersion: '2020-11-01',
+    networkInterfaceConfigurations: [
+      {
+        name: `${vm.name}-nic`,
+        properties: {
+          primary: true,
+          deleteOption: 'Delete',
+          ipConfigurations: [
+            { name: `${vm.name}-ipconfig`, properties: { subnet: { id: vm.subnetId } } },
+          ],
+        },
+      },
+    ],
   };
 }
 
@@ -109,13 +137,15 @@ export function diskJson(disk: DiskRecord, blobs: DiskBlobService): Record<strin
     type: 'Microsoft.Compute/disks',
     location: disk.location,
     tags: {},
-    managedBy: disk.managedBy,
+    ...(disk.managedBy ? { managedBy: disk.managedBy } : {}),
     sku: { name: 'Premium_LRS', tier: 'Premium' },
     properties: {
-      osType: disk.osType,
+      ...(disk.osType ? { osType: disk.osType } : {}),
       hyperVGeneration: disk.hyperVGeneration,
       supportedCapabilities: { architecture: 'x64' },
-      creationData: { createOption: 'FromImage', imageReference: { id: disk.imageReferenceId } },
+      creationData: disk.upload
+        ? { createOption: 'Upload', uploadSizeBytes: disk.upload.sizeBytes }
+        : { createOption: 'FromImage', imageReference: { id: disk.imageReferenceId } },
       diskSizeGB: diskSizeGB(disk.sizeBytes),
       diskIOPSReadWrite: 120,
       diskMBpsReadWrite: 25,
@@ -124,12 +154,18 @@ export function diskJson(disk: DiskRecord, blobs: DiskBlobService): Record<strin
       publicNetworkAccess: 'Enabled',
       timeCreated: disk.timeCreated,
       provisioningState: 'Succeeded',
-      diskState: blobs.hasActiveGrant(disk.id) ? 'ActiveSAS' : 'Attached',
+      diskState: diskState(disk, blobs),
       diskSizeBytes: disk.sizeBytes,
       uniqueId: disk.uniqueId,
       tier: 'P1',
     },
   };
+}
+
+function diskState(disk: DiskRecord, blobs: DiskBlobService): string {
+  if (disk.upload && disk.upload.state !== 'Uploaded') return disk.upload.state;
+  if (blobs.hasActiveGrant(disk.id)) return 'ActiveSAS';
+  return disk.managedBy ? 'Attached' : 'Unattached';
 }
 
 export function snapshotJson(

@@ -30,9 +30,11 @@ export interface FaultSpec {
   /** Matching requests let through before the fault starts (a failure in the middle of a read); 0 by default. */
   after?: number;
   /**
-   * Fail the long-running operation this status poll asks about, with this
-   * error: the poll answers status Failed in Azure's shape, and the resource
-   * being made is dropped. Match the poll's path, e.g. /DiskOperations/.
+   * Fail a long-running operation with this error: the poll answers status
+   * Failed in Azure's shape, and what the operation changed is undone. Match
+   * either a status poll's path (e.g. /DiskOperations/) to fail the operation
+   * it asks about, or the request that starts one (a PUT, PATCH, POST or
+   * DELETE, e.g. PATCH /virtualMachines/web-01) to fail that operation.
    */
   operationFailed?: { code: string; message: string };
 }
@@ -116,6 +118,11 @@ export class SandboxFaults {
       }
 
       fault.left -= 1;
+      if (fault.operationFailed && req.method !== 'GET') {
+        fault.hits.push({ ...hit, faulted: true, status: 202 });
+        this.failWhenStarted(res, fault.operationFailed);
+        return next();
+      }
       if (fault.operationFailed) {
         // The operation itself fails, and the status poll this request is answers with it.
         fault.hits.push({ ...hit, faulted: true, status: 200 });
@@ -139,6 +146,19 @@ export class SandboxFaults {
         },
       });
     };
+  }
+
+  /** Fails the operation the answer announces, before the answer leaves, so its first poll already sees Failed. */
+  private failWhenStarted(res: Response, error: { code: string; message: string }): void {
+    const end = res.end.bind(res) as (...args: unknown[]) => Response;
+    res.end = ((...args: unknown[]) => {
+      const status = String(res.getHeader('Azure-AsyncOperation') ?? '');
+      const id = new URL(status, 'https://sandbox.invalid').pathname.split('/').pop() ?? '';
+      const failing = id ? this.failOperation?.(id, error) : undefined;
+      if (!failing) return end(...args);
+      void failing.finally(() => end(...args));
+      return res;
+    }) as Response['end'];
   }
 }
 

@@ -4,9 +4,10 @@
  *
  * One HTTPS server (default port 3979) carries four surfaces, told apart by
  * path: the identity stand-in (`/{tenantId}/...`, see identity.ts), Azure
- * Resource Manager's compute and SQL APIs (`/subscriptions/...`, arm-compute.ts
- * and arm-sql.ts), the disk data that access grants hand out (`/md-.../...`,
- * page-blobs.ts), and a Key Vault holding the key that can wrap the
+ * Resource Manager's compute and SQL APIs (`/subscriptions/...`, arm-compute.ts,
+ * disk-upload.ts, vm-writes.ts and arm-sql.ts), the disk data that access
+ * grants hand out (`/md-.../...`, page-blobs.ts; uploads on `/md-impexp-.../...`,
+ * disk-upload.ts), and a Key Vault holding the key that can wrap the
  * repository's keys (`/keys/...`, key-vault.ts).
  * Azurite, a child process, serves the repository's blob storage over HTTP.
  * State lives under dataDir/sandbox: disks, snapshots, Azurite's data, the
@@ -38,11 +39,13 @@ import { SandboxFaults } from './faults.ts';
 import { entraFetch, entraHost, IdentityProvider } from './identity.ts';
 import { SandboxKeyVault } from './key-vault.ts';
 import { LongRunningOperations } from './long-running.ts';
+import { DiskUploadService } from './disk-upload.ts';
 import { DiskBlobService } from './page-blobs.ts';
 import { ComputeResources } from './resources.ts';
 import { buildSeed, type SandboxSeed } from './seed.ts';
 import { SqlResources, type SqlExportRecord } from './sql-resources.ts';
 import { ensureSandboxCa, ensureServerCertificate, hasCaWithKey } from './tls.ts';
+import { vmWritesRouter } from './vm-writes.ts';
 
 export type { FaultSpec, InjectedFault } from './faults.ts';
 export type { SandboxCustomer, SandboxSeed, SandboxUser } from './seed.ts';
@@ -164,12 +167,24 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const blobs = new DiskBlobService(baseUrl, resources, log);
     const operations = new LongRunningOperations(baseUrl, 1);
     const faults = new SandboxFaults((id, error) => operations.fail(id, error));
+    const uploads = new DiskUploadService({
+      baseUrl,
+      seed: world.seed,
+      resources,
+      identity,
+      blobs,
+      operations,
+      log,
+    });
     // The SQL routes come before the compute routes, whose catch-all answers any other ARM path.
     app = buildApp([
       keyVault.router(),
       identity.router(),
       faults.middleware(),
+      uploads.blobRouter(),
       blobs.router(),
+      uploads.armRouter(),
+      vmWritesRouter({ seed: world.seed, resources, identity, operations, log }),
       armSqlRouter({
         baseUrl,
         seed: world.seed,

@@ -24,14 +24,18 @@ export interface DiskRecord {
   subscriptionId: string;
   resourceGroup: string;
   location: string;
-  osType: 'Linux' | 'Windows';
+  /** Absent on data disks made through ARM. */
+  osType?: 'Linux' | 'Windows';
   hyperVGeneration: 'V1' | 'V2';
   uniqueId: string;
+  /** The VM the disk is attached to; empty when unattached. */
   managedBy: string;
   imageReferenceId: string;
   file: string;
   sizeBytes: number;
   timeCreated: string;
+  /** Disks made empty for an upload: the page blob's size (data plus VHD footer) and how far the upload got. */
+  upload?: { sizeBytes: number; state: 'ReadyToUpload' | 'ActiveUpload' | 'Uploaded' };
 }
 
 export interface SnapshotRecord {
@@ -107,6 +111,7 @@ export class ComputeResources {
   ): Promise<ComputeResources> {
     const disksDir = path.join(stateDir, 'disks');
     await fs.mkdir(path.join(disksDir, 'snapshots'), { recursive: true });
+    await fs.mkdir(path.join(disksDir, 'created'), { recursive: true });
     const resources = new ComputeResources(
       disksDir,
       path.join(stateDir, 'snapshots.json'),
@@ -245,6 +250,25 @@ export class ComputeResources {
   listVirtualMachines(subscriptionId: string, resourceGroup?: string): SeedVirtualMachine[] {
     this.refreshAdded();
     return this.virtualMachines.filter((vm) => inScope(vm, subscriptionId, resourceGroup));
+  }
+
+  /** Where a disk made through ARM keeps its data. */
+  newDiskFile(name: string): string {
+    return path.join(this.disksDir, 'created', `${name}-${randomUUID()}.raw`);
+  }
+
+  /** Registers a disk made through ARM (its file already in place); it lives as long as the sandbox. */
+  addDisk(disk: DiskRecord): void {
+    this.disks.set(key(disk.id), disk);
+  }
+
+  /** Forgets a disk and removes its file; false when there is no such disk. */
+  async removeDisk(id: string): Promise<boolean> {
+    const disk = this.getDisk(id);
+    if (!disk) return false;
+    this.disks.delete(key(id));
+    await fs.rm(disk.file, { force: true });
+    return true;
   }
 
   /** The raw file behind a disk or snapshot id. */

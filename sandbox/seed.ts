@@ -25,6 +25,8 @@ export interface SandboxCustomer {
   tenantId: string;
   subscriptionId: string;
   resourceGroup: string;
+  /** Further empty resource groups of the subscription, where restores may create resources. */
+  otherResourceGroups: string[];
   location: string;
   vms: Array<{ name: string; resourceId: string; osType: 'Linux' | 'Windows' }>;
   /** Logical SQL servers with the SQL login that export and import use. */
@@ -73,12 +75,18 @@ export interface SeedVirtualMachine {
     /** The seed image copied in on first start; absent for VMs added from image files. */
     image?: 'web-01' | 'win-01';
     hyperVGeneration: 'V1' | 'V2';
+    /** 'Attach' for VMs created through ARM from an existing disk; made from their image otherwise. */
+    createOption?: 'FromImage' | 'Attach';
   };
   /** Azure tags on the VM; policies select VMs by them. */
   tags?: Record<string, string>;
   /** Data disks by LUN (VMs added with `acba sandbox add-vm`). */
   dataDisks?: Array<{ name: string; lun: number }>;
   timeCreated: string;
+  /** 'deallocated' once stopped through ARM; running otherwise. */
+  powerState?: 'running' | 'deallocated';
+  /** The subnet of a VM created through ARM with its own network interface configuration. */
+  subnetId?: string;
 }
 
 /** A logical SQL server and its user databases; each database's rows derive from its name. */
@@ -230,6 +238,7 @@ export function buildSeed(): SeedWorld {
     tenantId: contosoTenantId,
     subscriptionId,
     resourceGroup,
+    otherResourceGroups: ['rg-restore'],
     location,
     vms: virtualMachines.map((vm) => ({
       name: vm.name,

@@ -565,15 +565,19 @@ describe('a requester follows and cancels her requests', () => {
   it('cancels a request of another kind, written in the portal, and says so in words', async () => {
     const vm = await approvals.createRequest(actorOf(megan), {
       kind: 'vm_restore',
-      target: { vmName: 'web-01' },
+      target: {
+        vmName: 'web-01',
+        subnetId:
+          '/subscriptions/sub-contoso/resourceGroups/rg-web/providers/Microsoft.Network/virtualNetworks/vnet-web/subnets/default',
+      },
       reason: why,
     });
     const listed = await say(megan, 'my requests');
-    expect(listed.shown).toContain('VM restore: web-01');
+    expect(listed.shown).toContain('VM restore: web-01 as web-01-restored');
 
     const reply = await say(megan, `cancel ${vm.id}`);
     expect(reply.text).toBe(
-      `You cancelled request ${vm.id} (VM restore: web-01); nothing will be done.`,
+      `You cancelled request ${vm.id} (VM restore: web-01 as web-01-restored); nothing will be done.`,
     );
     expect(await statusOf(vm.id)).toBe('cancelled');
   });

@@ -254,7 +254,11 @@ describe('a request that needs two approvals', () => {
     });
     const aside = await approvals.createRequest(megan, {
       kind: 'vm_restore',
-      target: { vmName: 'web-01' },
+      target: {
+        vmName: 'web-01',
+        subnetId:
+          '/subscriptions/sub-contoso/resourceGroups/rg-web/providers/Microsoft.Network/virtualNetworks/vnet-web/subnets/default',
+      },
       reason,
     });
     expect([over.approvals_required, over.approval_rule]).toEqual([2, 'vm-over-original']);

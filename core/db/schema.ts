@@ -160,18 +160,27 @@ export interface DiskRestoreTarget {
   itemId: string;
   vmName: string;
   restorePointId: string;
-  /** 'os' or the data disk's LUN. */
-  disk: 'os' | number;
-  /** Write over the original disk instead of creating a new one. */
+  /** The disks to restore: 'os' or a data disk's LUN. */
+  disks: Array<'os' | number>;
+  /** Swap the restored disks into the VM (the old ones kept) instead of creating new disks beside it. */
   replaceOriginal: boolean;
+  /** Where new disks go; the VM's resource group when absent. */
+  resourceGroup?: string;
 }
 
 export interface VmRestoreTarget {
   itemId: string;
   vmName: string;
   restorePointId: string;
-  /** Write over the original VM instead of creating a new one. */
+  /** Replace the original VM's disks (the old ones kept) instead of creating a new VM. */
   replaceOriginal: boolean;
+  /** A new VM: its name, and where it goes (the original's resource group, region and size when absent). */
+  newVmName?: string;
+  resourceGroup?: string;
+  region?: string;
+  /** The subnet the new VM's network interface joins (a Microsoft.Network subnet resource id). */
+  subnetId?: string;
+  vmSize?: string;
 }
 
 export interface SqlRestoreTarget {
@@ -376,7 +385,7 @@ export interface JobSessionsTable {
   item_id: string;
   /** The item's name when the run started, e.g. web-01. */
   item_name: string;
-  /** 'backup' for now. */
+  /** 'backup', or 'restore' for an approved VM or disk restore. */
   kind: ColumnType<string, string | undefined, string>;
   /** What started it: 'schedule', 'operator', 'startup'. */
   trigger: string;
