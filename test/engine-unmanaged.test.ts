@@ -10,7 +10,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import { ClientSecretCredential } from '@azure/identity';
-import { PageBlobClient } from '@azure/storage-blob';
+import type { TokenCredential } from '@azure/identity';
+import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProtectedItem, RestorePoint } from '../core/db/schema.ts';
@@ -19,6 +20,7 @@ import { DiskImage, LruCache } from '../engine/disk-image.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { readManifest } from '../engine/repository/manifest.ts';
 import { BLOCK_SIZE, Repository } from '../engine/repository/repository.ts';
+import { expireRestorePoints } from '../engine/retention.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { openTestDatabase, tempDir, type TestDatabase } from './support/database.ts';
 
@@ -253,6 +255,57 @@ describe('legacy-01 on unmanaged disks', () => {
     const resources = [];
     for await (const s of compute.snapshots.list()) resources.push(s.name);
     expect(resources).toEqual([]);
+  });
+
+  it('when the newest backup expires, retention deletes its blob snapshots and keeps those of the snapshot restore point', async () => {
+    const snapshotPoint = await database.db
+      .selectFrom('disk_snapshots')
+      .select('snapshot_resource_id')
+      .where('snapshot_point_id', 'is not', null)
+      .execute();
+    const newest = await database.db
+      .selectFrom('restore_points')
+      .selectAll()
+      .where('type', '=', 'backup')
+      .orderBy('created_at', 'desc')
+      .executeTakeFirstOrThrow();
+    await database.db
+      .updateTable('restore_points')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', newest.id)
+      .execute();
+
+    const expired = await expireRestorePoints({
+      db: database.db,
+      repository,
+      log: pino({ level: 'silent' }),
+      compute: () => compute,
+      vhdBlobs: createVhdBlobs({ credential, resourceManagerUrl: sandbox.armUrl }),
+      pollIntervalMs: 50,
+    });
+
+    expect(expired).toEqual([newest.id]);
+    const left = [osVhd, dataVhd].flatMap((vhd) =>
+      sandbox.vhdSnapshots(vhd).map((time) => snapshotIdOf(vhd, time)),
+    );
+    expect(left.sort()).toEqual(snapshotPoint.map((r) => r.snapshot_resource_id).sort());
+  });
+
+  it("the storage account refuses callers without a storage token, and nobody deletes the VM's own VHD", async () => {
+    const anonymous = new PageBlobClient(osVhd, new AnonymousCredential());
+    await expect(anonymous.getProperties()).rejects.toMatchObject({ statusCode: 401 });
+    const armToken: TokenCredential = {
+      getToken: () => credential.getToken('https://management.azure.com/.default'),
+    };
+    await expect(new PageBlobClient(osVhd, armToken).getProperties()).rejects.toMatchObject({
+      statusCode: 401,
+    });
+    await expect(new PageBlobClient(osVhd, credential).delete()).rejects.toMatchObject({
+      statusCode: 412,
+      code: 'LeaseIdMissing',
+    });
+    const properties = await new PageBlobClient(osVhd, credential).getProperties();
+    expect(properties).toMatchObject({ blobType: 'PageBlob', leaseState: 'leased' });
   });
 
   it('the service sends its storage token only to Azure blob endpoints over https, or the sandbox', () => {
