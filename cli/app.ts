@@ -35,7 +35,7 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { restoresFinished } from '../core/metrics.ts';
 import { keyFromConfigOrDataDir } from '../core/secrets.ts';
 import { LinkSigner } from '../core/signing.ts';
-import { createComputeClient } from '../engine/azure.ts';
+import { createComputeClient, createVhdBlobs } from '../engine/azure.ts';
 import { createEngine, type Engine } from '../engine/engine.ts';
 import { loadSqlLogins } from '../engine/sql-logins.ts';
 import { startJobQueue } from '../engine/job-queue.ts';
@@ -448,6 +448,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
               log: schedulerLog,
               compute: (subscriptionId) =>
                 createComputeClient({ credential, subscriptionId, endpoint: resourceManagerUrl }),
+              vhdBlobs: createVhdBlobs({ credential, resourceManagerUrl }),
             }),
         },
       });

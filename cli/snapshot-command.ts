@@ -16,7 +16,7 @@ import type { Config } from '../core/config.ts';
 import { openDatabase } from '../core/db/database.ts';
 import { badInput } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
-import { createComputeClient } from '../engine/azure.ts';
+import { createComputeClient, createVhdBlobs } from '../engine/azure.ts';
 import {
   createManualSnapshot,
   deleteManualSnapshot,
@@ -64,7 +64,7 @@ export async function snapshotCommand(config: Config, argv: string[]): Promise<n
       return 0;
     }
 
-    const deps = { db: handle.db, log, compute: computeFor(config) };
+    const deps = { db: handle.db, log, ...azureFor(config) };
     if (sub === 'create') {
       const point = await createManualSnapshot(deps, positionals[0]!, operatorActor());
       if (values.json) process.stdout.write(`${JSON.stringify(point)}\n`);
@@ -82,8 +82,8 @@ export async function snapshotCommand(config: Config, argv: string[]): Promise<n
   }
 }
 
-/** Compute clients from the Azure settings, or for the sandbox of a running `acba serve`. */
-function computeFor(config: Config) {
+/** Compute and VHD blob clients from the Azure settings, or for the sandbox of a running `acba serve`. */
+function azureFor(config: Config) {
   let credential;
   let endpoint = config.azure.resourceManagerUrl;
   if (config.sandbox.enabled) {
@@ -107,7 +107,11 @@ function computeFor(config: Config) {
           )
         : new DefaultAzureCredential();
   }
-  return (subscriptionId: string) => createComputeClient({ credential, subscriptionId, endpoint });
+  return {
+    compute: (subscriptionId: string) =>
+      createComputeClient({ credential, subscriptionId, endpoint }),
+    vhdBlobs: createVhdBlobs({ credential, resourceManagerUrl: endpoint }),
+  };
 }
 
 /** The operator at this terminal, as the audit log names them. */

@@ -1,6 +1,7 @@
 /**
- * The backup pipeline for one VM: ARM configuration, an incremental snapshot
- * per managed disk, read access to it, and the disk read into the repository
+ * The backup pipeline for one VM: ARM configuration, a snapshot per disk (an
+ * incremental snapshot of a managed disk, a blob snapshot of an unmanaged
+ * disk's VHD), read access to it, and the disk read into the repository
  * in 1 MiB blocks (deduplicated, compressed, sealed and packed), then the
  * manifest, and only then the restore_points row that makes it visible.
  *
@@ -25,13 +26,19 @@ import {
   type BackupOptions,
   type BackupRunDeps,
 } from './backup-run.ts';
-import { BaseUnusable, readChangedBlocks, readDisk, type DiskReadResult } from './disk-reader.ts';
+import {
+  BaseUnusable,
+  readChangedBlocks,
+  readDisk,
+  type DiskReadResult,
+  type DiskSource,
+} from './disk-reader.ts';
 import {
   deleteSnapshot,
   findChainBase,
   releaseSnapshots,
   snapshotRows,
-  withReadAccess,
+  withChangesSince,
   withSnapshot,
   type ChainBase,
   type SnapshotContext,
@@ -43,10 +50,11 @@ import { protectRestorePoint } from './repository/immutability.ts';
 import { writeManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
+import type { VhdBlobs } from './vhd-snapshots.ts';
 import { vmDisks } from './vm-disks.ts';
 import { applySnapshotRetention, insertSnapshotPoint, snapshotVm } from './vm-snapshots.ts';
 
-export { readDisk, type DiskReadResult } from './disk-reader.ts';
+export { openSasDisk, readDisk, type DiskReadResult } from './disk-reader.ts';
 export type { BackupOptions } from './backup-run.ts';
 
 const DEFAULT_RETENTION_DAYS = 365;
@@ -56,6 +64,8 @@ export interface BackupDeps extends BackupRunDeps {
   compute(subscriptionId: string): ComputeManagementClient;
   /** Poll interval for ARM long-running operations when ARM gives no Retry-After; the SDK's 2 s by default. */
   pollIntervalMs?: number;
+  /** Blob clients for unmanaged disks' VHDs, signed in as the service. */
+  vhdBlobs?: VhdBlobs;
 }
 
 /** Backs up one protected VM and returns its new restore point. */
@@ -90,7 +100,12 @@ async function runBackup(
 ): Promise<RestorePoint> {
   const { resourceGroup, name: vmName } = parseResourceId(item.resource_id);
   const compute = deps.compute(customer.subscription_id);
-  const snapshots: SnapshotContext = { compute, log, pollIntervalMs: deps.pollIntervalMs };
+  const snapshots: SnapshotContext = {
+    compute,
+    log,
+    pollIntervalMs: deps.pollIntervalMs,
+    vhdBlobs: deps.vhdBlobs,
+  };
 
   let rawVm: unknown;
   const vm = await compute.virtualMachines.get(resourceGroup, vmName, {
@@ -119,8 +134,8 @@ async function runBackup(
             vm.location,
             snapshotName,
             disk,
-            (sas) =>
-              readSince(snapshots, deps.repository, chain, sas, writer, diskLog, (bytes) =>
+            (source) =>
+              readSince(snapshots, deps.repository, chain, source, writer, diskLog, (bytes) =>
                 task.progress(bytes),
               ),
           );
@@ -227,21 +242,21 @@ async function readSince(
   snapshots: SnapshotContext,
   repository: Repository,
   chain: ChainBase,
-  sas: string,
+  source: DiskSource,
   writer: PackWriter,
   log: Logger,
   onProgress?: (readBytes: number) => void,
 ): Promise<DiskReadResult> {
   if ('reason' in chain) {
     log.info({ reason: chain.reason }, 'disk_full_read');
-    return readDisk(sas, writer, log, onProgress);
+    return readDisk(source, writer, log, onProgress);
   }
 
   try {
-    return await withReadAccess(snapshots, chain.snapshotId, (previousSasUrl) =>
+    return await withChangesSince(snapshots, chain.snapshotId, source, (changedSince) =>
       readChangedBlocks(
-        sas,
-        { ...chain.base, previousSasUrl },
+        source,
+        { ...chain.base, changedSince },
         writer,
         repository,
         log,
@@ -261,7 +276,7 @@ async function readSince(
       { reason, previousSnapshot: chain.snapshotId, detail: (error as Error).message },
       'disk_full_read',
     );
-    return readDisk(sas, writer, log, onProgress);
+    return readDisk(source, writer, log, onProgress);
   }
 }
 

@@ -1,20 +1,27 @@
 /**
- * Reading a disk snapshot into the repository through its read SAS, in 1 MiB
- * blocks: all-zero blocks are skipped, the rest deduplicated by the pack
- * writer.
+ * Reading a disk snapshot into the repository, in 1 MiB blocks: all-zero
+ * blocks are skipped, the rest deduplicated by the pack writer. The snapshot
+ * is a page blob (`DiskSource`): a managed disk's snapshot behind its read
+ * SAS, or a blob snapshot of an unmanaged disk's VHD, of which only the disk
+ * data before the VHD footer is read (./vhd-snapshots.ts).
  *
  * A full read lists the snapshot's written page ranges and downloads only the
- * written bytes of each block. An incremental read is given the previous
- * snapshot of the same disk (its SAS) and the block list of the backup that
- * read it; it asks Azure which pages differ (written or cleared since),
- * downloads only the changed pages onto the previous content of the blocks
- * they touch, and takes every other block id from the previous block list. Both give the same block list for the same disk
- * content. When the previous snapshot cannot serve as a base (it is gone,
- * Azure refuses the diff, the disk changed size), the incremental read throws
- * a `BaseUnusable` naming why, and the caller reads in full.
+ * written bytes of each block. An incremental read is given the block list of
+ * the backup that read the previous snapshot of the same disk and a way to
+ * ask Azure which pages differ from that snapshot (written or cleared since);
+ * it downloads only the changed pages onto the previous content of the blocks
+ * they touch, and takes every other block id from the previous block list.
+ * Both give the same block list for the same disk content. When the previous
+ * snapshot cannot serve as a base (it is gone, Azure refuses the diff, the
+ * disk changed size), the incremental read throws a `BaseUnusable` naming
+ * why, and the caller reads in full.
  */
 import { createHash } from 'node:crypto';
-import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
+import {
+  AnonymousCredential,
+  PageBlobClient,
+  type PageBlobGetPageRangesDiffResponse,
+} from '@azure/storage-blob';
 import type { Logger } from '../core/log.ts';
 import type { PackWriter } from './repository/packs.ts';
 import { BLOCK_SIZE, type Repository } from './repository/repository.ts';
@@ -38,11 +45,30 @@ export interface DiskReadResult {
   mode: 'full' | 'incremental';
 }
 
-/** What an incremental read builds on: the previous snapshot's read SAS and the block list read from it. */
+/** A disk snapshot to read: its page blob and how many of its first bytes are the disk. */
+export interface DiskSource {
+  blob: PageBlobClient;
+  /** The disk's size: the whole blob for a managed disk, the blob less its VHD footer for an unmanaged one. */
+  sizeBytes: number;
+}
+
+/** The pages of the snapshot being read that differ from the base's snapshot, within `count` bytes from `offset`. */
+export type PageDiff = (
+  offset: number,
+  count: number,
+) => Promise<Pick<PageBlobGetPageRangesDiffResponse, 'pageRange' | 'clearRange'>>;
+
+/** What an incremental read builds on: the block list read from the previous snapshot, and the diff against it. */
 export interface ReadBase {
-  previousSasUrl: string;
   sizeBytes: number;
   blocks: (string | null)[];
+  changedSince: PageDiff;
+}
+
+/** A managed disk or snapshot behind a read SAS URL; the whole page blob is the disk. */
+export async function openSasDisk(sasUrl: string): Promise<DiskSource> {
+  const blob = new PageBlobClient(sasUrl, new AnonymousCredential());
+  return { blob, sizeBytes: (await blob.getProperties()).contentLength ?? 0 };
 }
 
 /** Why a previous snapshot could not serve as the base of an incremental read. */
@@ -56,15 +82,14 @@ export class BaseUnusable extends Error {
   }
 }
 
-/** Reads a disk's written ranges through its SAS URL into the repository, block by block. */
+/** Reads a disk's written ranges into the repository, block by block. */
 export async function readDisk(
-  sasUrl: string,
+  source: DiskSource,
   writer: PackWriter,
   log: Logger,
   onProgress?: (readBytes: number) => void,
 ): Promise<DiskReadResult> {
-  const pageBlob = new PageBlobClient(sasUrl, new AnonymousCredential());
-  const sizeBytes = (await pageBlob.getProperties()).contentLength ?? 0;
+  const { blob: pageBlob, sizeBytes } = source;
   const spans = await writtenSpans(pageBlob, sizeBytes);
 
   const blockCount = Math.ceil(sizeBytes / BLOCK_SIZE);
@@ -120,22 +145,21 @@ export async function readDisk(
  * the base cannot serve.
  */
 export async function readChangedBlocks(
-  sasUrl: string,
+  source: DiskSource,
   base: ReadBase,
   writer: PackWriter,
   repository: Pick<Repository, 'readBlock'>,
   log: Logger,
   onProgress?: (readBytes: number) => void,
 ): Promise<DiskReadResult> {
-  const pageBlob = new PageBlobClient(sasUrl, new AnonymousCredential());
-  const sizeBytes = (await pageBlob.getProperties()).contentLength ?? 0;
+  const { blob: pageBlob, sizeBytes } = source;
   const blockCount = Math.ceil(sizeBytes / BLOCK_SIZE);
   if (sizeBytes !== base.sizeBytes || base.blocks.length !== blockCount)
     throw new BaseUnusable(
       'disk_resized',
       `The disk is ${sizeBytes} bytes now and was ${base.sizeBytes} bytes at the previous backup.`,
     );
-  const changes = await changedRanges(pageBlob, sizeBytes, base.previousSasUrl);
+  const changes = await changedRanges(base.changedSince, sizeBytes);
   const touched = [...changes.keys()].sort((a, b) => a - b);
 
   const blocks = [...base.blocks];
@@ -194,17 +218,17 @@ interface BlockChange {
 
 /** The pages written or cleared since the previous snapshot, per block. */
 async function changedRanges(
-  pageBlob: PageBlobClient,
+  changedSince: PageDiff,
   sizeBytes: number,
-  previousSasUrl: string,
 ): Promise<Map<number, BlockChange[]>> {
   const changes = new Map<number, BlockChange[]>();
   for (let offset = 0; offset < sizeBytes; offset += PAGE_RANGE_WINDOW) {
     const count = Math.min(PAGE_RANGE_WINDOW, sizeBytes - offset);
     let response;
     try {
-      response = await pageBlob.getPageRangesDiffForManagedDisks(offset, count, previousSasUrl);
+      response = await changedSince(offset, count);
     } catch (error) {
+      if (error instanceof BaseUnusable) throw error;
       const status = (error as { statusCode?: number }).statusCode;
       throw new BaseUnusable(
         'diff_refused',

@@ -1,6 +1,9 @@
 /**
  * Azure disk snapshots that ACBA takes and keeps. Every backup and snapshot
- * run takes one incremental snapshot per disk in the VM's resource group.
+ * run takes one snapshot per disk: an incremental snapshot resource in the
+ * VM's resource group for a managed disk, a blob snapshot of the VHD in its
+ * storage account for an unmanaged one (./vhd-snapshots.ts); this module
+ * hides which.
  * A backup keeps its snapshots as the base of the next backup's incremental
  * read (the "chain"); snapshot policies and operators keep them as restore
  * points of their own. The disk_snapshots table records each kept snapshot
@@ -16,10 +19,18 @@ import { sql } from 'kysely';
 import type { Db } from '../core/db/database.ts';
 import type { DiskSnapshot, ProtectedItem } from '../core/db/schema.ts';
 import type { Logger } from '../core/log.ts';
-import type { ReadBase } from './disk-reader.ts';
+import { openSasDisk, type DiskSource, type PageDiff, type ReadBase } from './disk-reader.ts';
 import { readManifest, type ManifestDisk } from './repository/manifest.ts';
 import type { Repository } from './repository/repository.ts';
 import { parseResourceId } from './resource-id.ts';
+import {
+  deleteVhdSnapshot,
+  isBlobSnapshotId,
+  openVhd,
+  takeVhdSnapshot,
+  vhdChangesSince,
+  type VhdBlobs,
+} from './vhd-snapshots.ts';
 import type { VmDisk } from './vm-disks.ts';
 
 /** How long a snapshot's read SAS lasts; a disk must be read within it. */
@@ -31,6 +42,8 @@ export interface SnapshotContext {
   log: Logger;
   /** Poll interval for ARM long-running operations without Retry-After. */
   pollIntervalMs?: number;
+  /** Blob clients for unmanaged disks' VHDs and their snapshots; needed only for those. */
+  vhdBlobs?: VhdBlobs;
 }
 
 /** A snapshot taken in this run, kept once the run succeeds. */
@@ -40,7 +53,7 @@ export interface TakenSnapshot {
   sizeBytes: number;
 }
 
-/** Takes an incremental snapshot of a disk and returns its resource id and size. */
+/** Takes a snapshot of a disk (incremental for a managed one, a blob snapshot for a VHD) and returns its id and size. */
 export async function takeSnapshot(
   ctx: SnapshotContext,
   resourceGroup: string,
@@ -48,6 +61,7 @@ export async function takeSnapshot(
   snapshotName: string,
   disk: VmDisk,
 ): Promise<TakenSnapshot> {
+  if (disk.kind === 'vhd') return takeVhdSnapshot(vhdBlobsOf(ctx), disk, snapshotName);
   const snapshot = await ctx.compute.snapshots.beginCreateOrUpdateAndWait(
     resourceGroup,
     snapshotName,
@@ -64,9 +78,10 @@ export async function takeSnapshot(
 }
 
 /**
- * Snapshots a disk and hands its read SAS to `read`; access is revoked
- * afterwards. The snapshot stays when `read` succeeds (the caller keeps or
- * deletes it) and is deleted when anything fails.
+ * Snapshots a disk and hands the snapshot, open for reading, to `read`; a
+ * managed snapshot's access is revoked afterwards. The snapshot stays when
+ * `read` succeeds (the caller keeps or deletes it) and is deleted when
+ * anything fails.
  */
 export async function withSnapshot<T>(
   ctx: SnapshotContext,
@@ -74,12 +89,15 @@ export async function withSnapshot<T>(
   location: string,
   snapshotName: string,
   disk: VmDisk,
-  read: (sas: string) => Promise<T>,
+  read: (source: DiskSource) => Promise<T>,
 ): Promise<{ taken: TakenSnapshot; result: T }> {
   let taken: TakenSnapshot | undefined;
   try {
     taken = await takeSnapshot(ctx, resourceGroup, location, snapshotName, disk);
-    const result = await withReadAccess(ctx, taken.snapshotId, read);
+    const snapshotId = taken.snapshotId;
+    const result = isBlobSnapshotId(snapshotId)
+      ? await read(await openVhd(vhdBlobsOf(ctx)(snapshotId)))
+      : await withReadAccess(ctx, snapshotId, async (sas) => read(await openSasDisk(sas)));
     return { taken, result };
   } catch (error) {
     if (taken) await deleteSnapshot(ctx, taken.snapshotId);
@@ -112,8 +130,33 @@ export async function withReadAccess<T>(
   }
 }
 
+/**
+ * Hands `read` the diff of `source` against a previous snapshot of the same
+ * disk: for a managed disk through a read SAS of the previous snapshot
+ * (revoked afterwards), for a VHD against its earlier blob snapshot.
+ */
+export async function withChangesSince<T>(
+  ctx: SnapshotContext,
+  previousSnapshotId: string,
+  source: DiskSource,
+  read: (changedSince: PageDiff) => Promise<T>,
+): Promise<T> {
+  if (isBlobSnapshotId(previousSnapshotId))
+    return read(vhdChangesSince(source, previousSnapshotId));
+  return withReadAccess(ctx, previousSnapshotId, (previousSasUrl) =>
+    read((offset, count) =>
+      source.blob.getPageRangesDiffForManagedDisks(offset, count, previousSasUrl),
+    ),
+  );
+}
+
 /** Deletes a snapshot in Azure; false (and a warning) when Azure fails. A snapshot already gone counts as deleted. */
 export async function deleteSnapshot(ctx: SnapshotContext, snapshotId: string): Promise<boolean> {
+  if (isBlobSnapshotId(snapshotId)) {
+    if (ctx.vhdBlobs) return deleteVhdSnapshot(ctx.vhdBlobs, snapshotId, ctx.log);
+    ctx.log.warn({ snapshotId, reason: 'no_blob_access' }, 'snapshot_delete_failed');
+    return false;
+  }
   const { resourceGroup, name } = parseResourceId(snapshotId);
   try {
     await ctx.compute.snapshots.beginDeleteAndWait(resourceGroup, name, {
@@ -129,7 +172,7 @@ export async function deleteSnapshot(ctx: SnapshotContext, snapshotId: string): 
 
 /** The previous kept snapshot of a disk with the block list of the backup that read it, or why there is none. */
 export type ChainBase =
-  | { base: Omit<ReadBase, 'previousSasUrl'>; snapshotId: string; backupPointId: string }
+  | { base: Omit<ReadBase, 'changedSince'>; snapshotId: string; backupPointId: string }
   | { reason: string };
 
 /** Finds the newest kept snapshot of the disk whose backup still exists, and that backup's blocks for the disk. */
@@ -178,6 +221,8 @@ export interface ReleaseDeps {
   log: Logger;
   compute(subscriptionId: string): ComputeManagementClient;
   pollIntervalMs?: number;
+  /** Blob clients for unmanaged disks; without them their snapshots stay and are tried again later. */
+  vhdBlobs?: VhdBlobs;
 }
 
 /** Deletes the kept snapshots nothing needs any more (see the module note), of one item or of all; returns their ids. */
@@ -211,6 +256,7 @@ export async function releaseSnapshots(deps: ReleaseDeps, itemId?: string): Prom
       compute: deps.compute(row.subscription_id),
       log: deps.log,
       pollIntervalMs: deps.pollIntervalMs,
+      vhdBlobs: deps.vhdBlobs,
     };
     if (!(await deleteSnapshot(ctx, row.snapshot_resource_id))) continue;
     await deps.db
@@ -245,6 +291,12 @@ export function snapshotRows(
     snapshot_point_id: links.snapshotPointId ?? null,
     created_at: createdAt,
   }));
+}
+
+function vhdBlobsOf(ctx: SnapshotContext): VhdBlobs {
+  if (!ctx.vhdBlobs)
+    throw new Error('This caller has no blob access for unmanaged disks; give it vhdBlobs.');
+  return ctx.vhdBlobs;
 }
 
 function snapshotIdIn(diskId: string, resourceGroup: string, name: string): string {

@@ -13,7 +13,7 @@ import type { Customer, ProtectedItem, RestorePoint } from '../core/db/schema.ts
 import { notFound, unavailable } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LinkSigner } from '../core/signing.ts';
-import { createComputeClient, createSqlClient } from './azure.ts';
+import { createComputeClient, createSqlClient, createVhdBlobs } from './azure.ts';
 import { backupVm } from './backup.ts';
 import type { BackupOptions } from './backup-run.ts';
 import { backupItem } from './backup-item.ts';
@@ -124,6 +124,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     }
     return client;
   };
+  const vhdBlobs = createVhdBlobs({
+    credential: options.credential,
+    resourceManagerUrl: options.resourceManagerUrl,
+  });
   const staging = new SqlStaging({
     connectionString: options.repository.connectionString,
     container: options.sql?.stagingContainer ?? 'acba-staging',
@@ -217,6 +221,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           log,
           repository: await repository(),
           compute,
+          vhdBlobs,
           notices: options.notices,
           pollIntervalMs: options.azurePollIntervalMs,
           sessions: options.jobSessions,

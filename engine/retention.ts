@@ -27,6 +27,7 @@ import type { Logger } from '../core/log.ts';
 import { releaseSnapshots } from './disk-snapshots.ts';
 import { immutableUntil } from './repository/immutability.ts';
 import { tryLease } from './repository/leases.ts';
+import type { VhdBlobs } from './vhd-snapshots.ts';
 import { manifestBlockIds, readAnyManifest } from './repository/manifest.ts';
 import type { Repository } from './repository/repository.ts';
 
@@ -36,6 +37,8 @@ export interface RetentionDeps {
   log: Logger;
   /** Azure compute clients, to delete the kept snapshots of expired backups; without them the snapshots wait for a later run. */
   compute?(subscriptionId: string): ComputeManagementClient;
+  /** Blob clients for unmanaged disks, to delete their kept blob snapshots likewise. */
+  vhdBlobs?: VhdBlobs;
   /** Poll interval for ARM long-running operations without Retry-After. */
   pollIntervalMs?: number;
 }

@@ -1,6 +1,8 @@
 /**
  * The disks of a VM as ARM describes them: the OS disk and the data disks by
- * LUN, each with the managed disk's resource id.
+ * LUN. A managed disk is known by its resource id; an unmanaged disk by the
+ * URL of its VHD page blob (./vhd-snapshots.ts), which then serves as its id
+ * wherever ACBA keeps one (manifests, kept snapshots).
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import type { ProtectedItem } from '../core/db/schema.ts';
@@ -12,34 +14,51 @@ export type VirtualMachine = Awaited<ReturnType<ComputeManagementClient['virtual
 export interface VmDisk {
   name: string;
   role: 'os' | number;
+  /** The managed disk's resource id, or the URL of the unmanaged disk's VHD blob. */
   resourceId: string;
+  /** `managed`: a managed disk; `vhd`: an unmanaged disk, a VHD page blob in a storage account. */
+  kind: 'managed' | 'vhd';
 }
 
-/** The VM's managed disks, OS disk first; refuses VMs with unmanaged (VHD) disks. */
+interface ArmDisk {
+  name?: string;
+  managedDisk?: { id?: string };
+  vhd?: { uri?: string };
+}
+
+/** The VM's disks, OS disk first; refuses a disk that is neither managed nor a VHD blob. */
 export function vmDisks(vm: VirtualMachine, item: ProtectedItem): VmDisk[] {
   const os = vm.storageProfile?.osDisk;
-  const disks: VmDisk[] = [];
-  if (!os?.managedDisk?.id) {
+  if (!os)
     throw badInput(
-      `VM ${item.name} has no managed OS disk (unmanaged VHD disks are not supported); convert it to managed disks to back it up.`,
+      `VM ${item.name} has no OS disk in its storage profile; sync the inventory and check the VM in Azure.`,
     );
+  return [
+    diskOf(os, 'os', `The OS disk of VM ${item.name}`),
+    ...(vm.storageProfile?.dataDisks ?? []).map((data) =>
+      diskOf(data, data.lun, `Data disk LUN ${data.lun} of VM ${item.name}`),
+    ),
+  ];
+}
+
+function diskOf(disk: ArmDisk, role: VmDisk['role'], what: string): VmDisk {
+  if (disk.managedDisk?.id)
+    return {
+      name: disk.name ?? parseResourceId(disk.managedDisk.id).name,
+      role,
+      resourceId: disk.managedDisk.id,
+      kind: 'managed',
+    };
+  if (disk.vhd?.uri) {
+    const url = new URL(disk.vhd.uri);
+    return {
+      name: disk.name ?? decodeURIComponent(url.pathname.split('/').at(-1) ?? ''),
+      role,
+      resourceId: `${url.origin}${url.pathname}`,
+      kind: 'vhd',
+    };
   }
-  disks.push({
-    name: os.name ?? parseResourceId(os.managedDisk.id).name,
-    role: 'os',
-    resourceId: os.managedDisk.id,
-  });
-  for (const data of vm.storageProfile?.dataDisks ?? []) {
-    if (!data.managedDisk?.id) {
-      throw badInput(
-        `Data disk LUN ${data.lun} of VM ${item.name} is not a managed disk; convert it to a managed disk to back the VM up.`,
-      );
-    }
-    disks.push({
-      name: data.name ?? parseResourceId(data.managedDisk.id).name,
-      role: data.lun,
-      resourceId: data.managedDisk.id,
-    });
-  }
-  return disks;
+  throw badInput(
+    `${what} has neither a managed disk id nor a VHD URI; check the VM's storage profile in Azure.`,
+  );
 }

@@ -1,6 +1,7 @@
 /**
- * Snapshot restore points: a VM's disk snapshots kept in Azure, in the VM's
- * resource group, instead of (policy type `snapshots`) or besides (`both`)
+ * Snapshot restore points: a VM's disk snapshots kept in Azure (managed
+ * disks' in the VM's resource group, unmanaged disks' as blob snapshots in
+ * their storage account), instead of (policy type `snapshots`) or besides (`both`)
  * a backup in the repository. They are fast to take and to restore from but
  * live in the customer's subscription, so they complement backups and never
  * replace them.
@@ -111,13 +112,14 @@ export async function snapshotVm(
     });
 
   const taken: TakenSnapshot[] = [];
+  const ctx = {
+    compute: deps.compute(customer.subscription_id),
+    log,
+    pollIntervalMs: deps.pollIntervalMs,
+    vhdBlobs: deps.vhdBlobs,
+  };
   try {
     const { resourceGroup, name: vmName } = parseResourceId(item.resource_id);
-    const ctx = {
-      compute: deps.compute(customer.subscription_id),
-      log,
-      pollIntervalMs: deps.pollIntervalMs,
-    };
     const vm = await ctx.compute.virtualMachines.get(resourceGroup, vmName);
     const createdAt = new Date();
     for (const [index, disk] of vmDisks(vm, item).entries()) {
@@ -146,11 +148,6 @@ export async function snapshotVm(
       await applySnapshotRetention(deps, item.id, options.policyName);
     return point;
   } catch (error) {
-    const ctx = {
-      compute: deps.compute(customer.subscription_id),
-      log,
-      pollIntervalMs: deps.pollIntervalMs,
-    };
     for (const t of taken) await deleteSnapshot(ctx, t.snapshotId);
     const failure = failureOf(error);
     await audit('failed', { kind: failure.kind, message: failure.message });

@@ -1,6 +1,6 @@
 /**
  * Azure Resource Manager's compute surface, the part ACBA uses: virtual
- * machines (get, list), managed disks (get, list, grant and revoke access) and
+ * machines (get, list; on managed or unmanaged disks), managed disks (get, list, grant and revoke access) and
  * snapshots (create, get, list, delete, grant and revoke access).
  *
  * Answers follow Azure's published REST examples in shape (ids, names, types,
@@ -28,11 +28,14 @@ import {
   type SnapshotRecord,
 } from './resources.ts';
 import type { SandboxSeed } from './seed.ts';
+import type { VhdStore } from './vhd-store.ts';
 
 export interface ArmComputeOptions {
   baseUrl: string;
   seed: SandboxSeed;
   resources: ComputeResources;
+  /** The VHDs of VMs on unmanaged disks. */
+  vhds: VhdStore;
   identity: IdentityProvider;
   blobs: DiskBlobService;
   operations: LongRunningOperations;
@@ -74,7 +77,7 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
       req,
       res,
       options,
-      vms.map((vm) => virtualMachineJson(vm, resources)),
+      vms.map((vm) => virtualMachineJson(vm, resources, options.vhds)),
     );
   });
   sub.get(`${inGroup}/virtualMachines`, (req, res) => {
@@ -86,7 +89,7 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
       req,
       res,
       options,
-      vms.map((vm) => virtualMachineJson(vm, resources)),
+      vms.map((vm) => virtualMachineJson(vm, resources, options.vhds)),
     );
   });
   sub.get(`${inGroup}/virtualMachines/:name`, (req, res) => {
@@ -96,7 +99,7 @@ export function armComputeRouter(options: ArmComputeOptions): Router {
       param(req, 'name'),
     );
     if (!vm) throw resourceNotFound('virtualMachines', req);
-    res.json(virtualMachineJson(vm, resources));
+    res.json(virtualMachineJson(vm, resources, options.vhds));
   });
 
   sub.get(`${compute}/disks`, (req, res) => {

@@ -11,19 +11,41 @@
 import type { DiskBlobService } from './page-blobs.ts';
 import type { ComputeResources, DiskRecord, SnapshotRecord } from './resources.ts';
 import { vmResourceId, type SeedVirtualMachine } from './seed.ts';
+import { VHD_FOOTER_BYTES } from './vhd-footer.ts';
+import type { VhdStore } from './vhd-store.ts';
 
 function diskSizeGB(bytes: number): number {
   return Math.max(1, Math.ceil(bytes / 1024 ** 3));
 }
 
+/**
+ * A VM as ARM returns it. A VM on managed disks names each disk's resource
+ * (`managedDisk.id`); a VM on unmanaged disks names each disk's VHD blob
+ * (`vhd.uri`), as in Azure's published examples.
+ */
 export function virtualMachineJson(
   vm: SeedVirtualMachine,
   resources: ComputeResources,
+  vhds: VhdStore,
 ): Record<string, unknown> {
   const id = vmResourceId(vm.subscriptionId, vm.resourceGroup, vm.name);
   const rgPrefix = `/subscriptions/${vm.subscriptionId}/resourceGroups/${vm.resourceGroup}/providers`;
-  const diskId = `${rgPrefix}/Microsoft.Compute/disks/${vm.osDisk.name}`;
-  const disk = resources.getDisk(diskId);
+  const diskId = (name: string) => `${rgPrefix}/Microsoft.Compute/disks/${name}`;
+  // Where each disk lives and its size: a managed disk resource, or a VHD less its footer.
+  const placement = (name: string) => {
+    const uri = vhds.vhdUri(vm, name);
+    if (uri)
+      return {
+        where: { vhd: { uri } },
+        sizeBytes: (vhds.blobAt(uri)?.sizeBytes ?? VHD_FOOTER_BYTES) - VHD_FOOTER_BYTES,
+      };
+    return {
+      where: { managedDisk: { storageAccountType: 'Premium_LRS', id: diskId(name) } },
+      sizeBytes: resources.getDisk(diskId(name))?.sizeBytes ?? 0,
+      deleteOption: true,
+    };
+  };
+  const os = placement(vm.osDisk.name);
   const attached = vm.osDisk.createOption === 'Attach';
   const osConfiguration =
     vm.osType === 'Linux'
@@ -66,25 +88,23 @@ export function virtualMachineJson(
           name: vm.osDisk.name,
           createOption: attached ? 'Attach' : 'FromImage',
           caching: 'ReadWrite',
-          managedDisk: { storageAccountType: 'Premium_LRS', id: diskId },
-          deleteOption: 'Delete',
-          diskSizeGB: diskSizeGB(disk?.sizeBytes ?? 0),
+          ...os.where,
+          ...(os.deleteOption ? { deleteOption: 'Delete' } : {}),
+          diskSizeGB: diskSizeGB(os.sizeBytes),
         },
-        dataDisks: (vm.dataDisks ?? []).map((data) => ({
-          lun: data.lun,
-          name: data.name,
-          createOption: 'Attach',
-          caching: 'None',
-          managedDisk: {
-            storageAccountType: 'Premium_LRS',
-            id: `${rgPrefix}/Microsoft.Compute/disks/${data.name}`,
-          },
-          deleteOption: 'Detach',
-          diskSizeGB: diskSizeGB(
-            resources.getDisk(`${rgPrefix}/Microsoft.Compute/disks/${data.name}`)?.sizeBytes ?? 0,
-          ),
-          toBeDetached: false,
-        })),
+        dataDisks: (vm.dataDisks ?? []).map((data) => {
+          const disk = placement(data.name);
+          return {
+            lun: data.lun,
+            name: data.name,
+            createOption: 'Attach',
+            caching: 'None',
+            ...disk.where,
+            ...(disk.deleteOption ? { deleteOption: 'Detach' } : {}),
+            diskSizeGB: diskSizeGB(disk.sizeBytes),
+            toBeDetached: false,
+          };
+        }),
         diskControllerType: 'SCSI',
       },
       ...(attached

@@ -42,6 +42,8 @@ const acceptedArmAudiences = [
 ];
 /** The audience of Azure Key Vault's tokens (scope https://vault.azure.net/.default). */
 export const keyVaultAudience = 'https://vault.azure.net';
+/** The audience of Azure Storage's tokens (scope https://storage.azure.com/.default). */
+export const storageAudience = 'https://storage.azure.com';
 const tokenLifetimeSeconds = 3599;
 
 export interface ArmCaller {
@@ -350,7 +352,7 @@ export class IdentityProvider {
         400,
         'invalid_resource',
         500011,
-        `The resource principal named ${resource ?? body.scope ?? ''} was not found in the tenant named ${tenantId}. This stand-in issues tokens for Azure Resource Manager (https://management.azure.com/.default) and Azure Key Vault (https://vault.azure.net/.default) only.`,
+        `The resource principal named ${resource ?? body.scope ?? ''} was not found in the tenant named ${tenantId}. This stand-in issues tokens for Azure Resource Manager (https://management.azure.com/.default), Azure Key Vault (https://vault.azure.net/.default) and Azure Storage (https://storage.azure.com/.default) only.`,
       );
     }
 
@@ -425,6 +427,7 @@ function audienceOf(resource: string | undefined): string | undefined {
   if (!resource) return undefined;
   if (acceptedArmAudiences.includes(`${resource}/`)) return `${resource}/`;
   if (resource.replace(/\/+$/, '') === keyVaultAudience) return keyVaultAudience;
+  if (resource.replace(/\/+$/, '') === storageAudience) return storageAudience;
   return undefined;
 }
 

@@ -2,15 +2,16 @@
  * The Azure sandbox: a local stand-in for the provider's and the customer's
  * Azure tenants that the real SDK clients talk to unchanged.
  *
- * One HTTPS server (default port 3979) carries four surfaces, told apart by
+ * One HTTPS server (default port 3979) carries five surfaces, told apart by
  * path: the identity stand-in (`/{tenantId}/...`, see identity.ts), Azure
  * Resource Manager's compute and SQL APIs (`/subscriptions/...`, arm-compute.ts,
  * disk-upload.ts, vm-writes.ts and arm-sql.ts), the disk data that access
  * grants hand out (`/md-.../...`, page-blobs.ts; uploads on `/md-impexp-.../...`,
- * disk-upload.ts), and a Key Vault holding the key that can wrap the
- * repository's keys (`/keys/...`, key-vault.ts).
+ * disk-upload.ts), the storage accounts holding unmanaged disks' VHDs
+ * (`/{account}/{container}/{blob}`, vhd-blobs.ts), and a Key Vault holding the
+ * key that can wrap the repository's keys (`/keys/...`, key-vault.ts).
  * Azurite, a child process, serves the repository's blob storage over HTTP.
- * State lives under dataDir/sandbox: disks, snapshots, Azurite's data, the
+ * State lives under dataDir/sandbox: disks, VHDs, snapshots, Azurite's data, the
  * token signing key and, by default, the TLS files.
  *
  * Trust: clients must trust the sandbox CA through NODE_EXTRA_CA_CERTS, which
@@ -46,6 +47,8 @@ import { buildSeed, type SandboxSeed } from './seed.ts';
 import { SqlResources, type SqlExportRecord } from './sql-resources.ts';
 import { ensureSandboxCa, ensureServerCertificate, hasCaWithKey } from './tls.ts';
 import { vmWritesRouter } from './vm-writes.ts';
+import { VhdBlobService } from './vhd-blobs.ts';
+import { VhdStore } from './vhd-store.ts';
 
 export type { FaultSpec, InjectedFault } from './faults.ts';
 export type { SandboxCustomer, SandboxSeed, SandboxUser } from './seed.ts';
@@ -94,8 +97,14 @@ export interface Sandbox {
   seed: SandboxSeed;
   /** Faults to inject into ARM and disk-data answers (throttling, 5xx, failed operations). */
   faults: SandboxFaults;
-  /** The raw file behind a managed disk or snapshot resource id, for tests that compare bytes; undefined when unknown. */
+  /**
+   * The file behind a managed disk or snapshot resource id (the raw disk), or
+   * behind a VHD URL or blob snapshot URL (the disk and its 512-byte VHD
+   * footer), for tests that compare bytes; undefined when unknown.
+   */
   diskFilePath(resourceId: string): string | undefined;
+  /** The snapshot times of the VHD blob at a URL, oldest first; empty when there is none. */
+  vhdSnapshots(vhdUrl: string): string[];
   /** The SQL stand-in, for tests that compare data or need a failing export. */
   sql: {
     /** Every export run so far, oldest first. */
@@ -105,11 +114,11 @@ export interface Sandbox {
     /** The tables of the database with this resource id; undefined when there is none. */
     databaseContent(resourceId: string): SqlContent | undefined;
   };
-  /** Writes bytes into a managed disk, as its VM would (tests of incremental backups). */
+  /** Writes bytes into a managed disk (by resource id) or a VHD's disk (by URL), as its VM would (tests of incremental backups). */
   writeDisk(resourceId: string, offset: number, data: Buffer): Promise<void>;
   /** Grows a managed disk (tests of backups across a resize). */
   resizeDisk(resourceId: string, sizeBytes: number): Promise<void>;
-  /** Disk and snapshot bytes downloaded through access grants since the sandbox started. */
+  /** Disk and snapshot bytes downloaded (through access grants and from VHD blobs) since the sandbox started. */
   diskBytesServed(): number;
   /** Stops the HTTPS server and the Azurite child process. */
   close(): Promise<void>;
@@ -165,6 +174,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       tenantId: world.application.tenantId,
     });
     const blobs = new DiskBlobService(baseUrl, resources, log);
+    const vhds = await VhdStore.open(baseUrl, stateDir, world.virtualMachines, images);
+    const vhdBlobs = new VhdBlobService(vhds, identity, world.seed, log);
     const operations = new LongRunningOperations(baseUrl, 1);
     const faults = new SandboxFaults((id, error) => operations.fail(id, error));
     const uploads = new DiskUploadService({
@@ -184,7 +195,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       uploads.blobRouter(),
       blobs.router(),
       uploads.armRouter(),
-      vmWritesRouter({ seed: world.seed, resources, identity, operations, log }),
+      vmWritesRouter({ seed: world.seed, resources, identity, operations, vhds, log }),
+      vhdBlobs.router(),
       armSqlRouter({
         baseUrl,
         seed: world.seed,
@@ -198,6 +210,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         baseUrl,
         seed: world.seed,
         resources,
+        vhds,
         identity,
         blobs,
         operations,
@@ -222,6 +235,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       azurite,
       faults,
       blobs,
+      vhds,
+      vhdBlobs,
       keyVaultKeyId: await keyVault.seededKeyId(),
       log,
     });
@@ -241,6 +256,8 @@ function sandboxHandle(parts: {
   azurite: AzuriteProcess;
   faults: SandboxFaults;
   blobs: DiskBlobService;
+  vhds: VhdStore;
+  vhdBlobs: VhdBlobService;
   keyVaultKeyId: string;
   log: Logger;
 }): Sandbox {
@@ -265,15 +282,23 @@ function sandboxHandle(parts: {
     keyVaultKeyId: parts.keyVaultKeyId,
     seed,
     faults: parts.faults,
-    diskFilePath: (resourceId) => parts.resources.fileOf(resourceId),
+    diskFilePath: (resourceId) =>
+      isUrl(resourceId) ? parts.vhds.fileAt(resourceId) : parts.resources.fileOf(resourceId),
+    vhdSnapshots: (vhdUrl) => {
+      const blob = parts.vhds.blobAt(vhdUrl);
+      return blob ? parts.vhds.snapshotsOf(blob).map((s) => s.snapshot) : [];
+    },
     sql: {
       exports: () => [...parts.sql.exports],
       failNextExports: (count) => parts.sql.failNextExports(count),
       databaseContent: (resourceId) => parts.sql.getDatabaseById(resourceId)?.content,
     },
-    writeDisk: (resourceId, offset, data) => parts.resources.writeDisk(resourceId, offset, data),
+    writeDisk: (resourceId, offset, data) =>
+      isUrl(resourceId)
+        ? parts.vhds.writeDisk(resourceId, offset, data)
+        : parts.resources.writeDisk(resourceId, offset, data),
     resizeDisk: (resourceId, sizeBytes) => parts.resources.resizeDisk(resourceId, sizeBytes),
-    diskBytesServed: () => parts.blobs.bytesServed,
+    diskBytesServed: () => parts.blobs.bytesServed + parts.vhdBlobs.bytesServed,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServers(parts.servers), parts.azurite.stop()]);
@@ -282,6 +307,10 @@ function sandboxHandle(parts: {
       return closing;
     },
   };
+}
+
+function isUrl(id: string): boolean {
+  return /^https?:\/\//i.test(id);
 }
 
 function buildApp(routers: express.RequestHandler[]): express.Express {

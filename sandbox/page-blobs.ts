@@ -11,18 +11,24 @@
  * as are expiry and the read permission.
  * Page ranges come from page-ranges.ts.
  */
-import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import type { Logger } from '../core/log.ts';
+import {
+  pageListRange,
+  sendDownload,
+  sendPageList,
+  sendProperties,
+  setCommonHeaders,
+  StorageError,
+  storageErrorAnswer,
+} from './blob-protocol.ts';
 import { diffPageRanges, writtenPageRanges } from './page-ranges.ts';
 import type { ComputeResources } from './resources.ts';
 
 const sasVersion = '2018-03-28';
-const storageVersion = '2025-01-05';
 const blobName = 'abcd';
-const sectorSize = 512;
 
 interface Grant {
   resourceId: string;
@@ -31,28 +37,20 @@ interface Grant {
   expiresAt: Date;
 }
 
-class StorageError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly detail?: string,
-  ) {
-    super(message);
-  }
-}
-
 export class DiskBlobService {
   private readonly grantsByContainer = new Map<string, Grant>();
   private readonly key = randomBytes(32);
+  private readonly answerError: ReturnType<typeof storageErrorAnswer>;
   /** Disk and snapshot bytes sent in downloads since start, for tests that measure how much a backup reads. */
   bytesServed = 0;
 
   constructor(
     private readonly baseUrl: string,
     private readonly resources: ComputeResources,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.answerError = storageErrorAnswer(log, 'sandbox_disk_blob_refused');
+  }
 
   /** Issues a read SAS URL for a disk or snapshot, replacing any earlier grant for it. */
   grant(resourceId: string, durationSeconds: number): string {
@@ -105,7 +103,7 @@ export class DiskBlobService {
     const router = express.Router();
     router.all('/:account/:container/:blob', (req, res, next) => {
       if (!String(req.params.account).startsWith('md-')) return next();
-      this.handle(req, res).catch((error: unknown) => this.fail(req, res, next, error));
+      this.handle(req, res).catch((error: unknown) => this.answerError(req, res, next, error));
     });
     return router;
   }
@@ -125,7 +123,7 @@ export class DiskBlobService {
         'This request is not authorized to perform this operation using this permission.',
       );
     }
-    if (req.method === 'HEAD' || comp === 'properties') return this.properties(res, stat.size);
+    if (req.method === 'HEAD' || comp === 'properties') return sendProperties(res, stat.size);
     if (comp === 'pagelist') return this.pageList(req, res, file, stat.size, grant);
     if (comp !== undefined)
       throw new StorageError(
@@ -133,47 +131,7 @@ export class DiskBlobService {
         'UnsupportedQueryParameter',
         `The query parameter comp=${comp} is not supported by the sandbox's disk endpoint.`,
       );
-    return this.download(req, res, file, stat.size);
-  }
-
-  private properties(res: Response, size: number): void {
-    res.set({
-      'Content-Length': String(size),
-      'Content-Type': 'application/octet-stream',
-      'x-ms-blob-type': 'PageBlob',
-      'x-ms-blob-sequence-number': '0',
-      'x-ms-lease-state': 'available',
-      'x-ms-lease-status': 'unlocked',
-      'x-ms-server-encrypted': 'true',
-      'Accept-Ranges': 'bytes',
-    });
-    res.status(200).end();
-  }
-
-  private download(req: Request, res: Response, file: string, size: number): void {
-    const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size);
-    res.set({
-      'Content-Type': 'application/octet-stream',
-      'x-ms-blob-type': 'PageBlob',
-      'Accept-Ranges': 'bytes',
-    });
-
-    if (range) {
-      res.status(206).set({
-        'Content-Length': String(range.end - range.start + 1),
-        'Content-Range': `bytes ${range.start}-${range.end}/${size}`,
-      });
-    } else {
-      res.status(200).set('Content-Length', String(size));
-    }
-    if (size === 0) return void res.end();
-    this.bytesServed += range ? range.end - range.start + 1 : size;
-    const stream = createReadStream(file, {
-      start: range?.start ?? 0,
-      end: range?.end ?? size - 1,
-    });
-    stream.on('error', (error) => res.destroy(error));
-    stream.pipe(res);
+    this.bytesServed += sendDownload(req, res, file, stat.size);
   }
 
   private async pageList(
@@ -183,18 +141,7 @@ export class DiskBlobService {
     size: number,
     grant: Grant,
   ): Promise<void> {
-    const range = parseRange(req.header('x-ms-range') ?? req.header('range'), size) ?? {
-      start: 0,
-      end: size - 1,
-    };
-    if (range.start % sectorSize !== 0 || (range.end + 1) % sectorSize !== 0) {
-      throw new StorageError(
-        416,
-        'InvalidPageRange',
-        'The page range specified is invalid: start and end+1 must be multiples of 512.',
-      );
-    }
-
+    const range = pageListRange(req, size);
     const previousUrl = req.header('x-ms-previous-snapshot-url');
     const entries = previousUrl
       ? await diffPageRanges(
@@ -204,17 +151,7 @@ export class DiskBlobService {
           range.end,
         )
       : await writtenPageRanges(file, range.start, range.end);
-
-    const body = entries
-      .map((entry) => {
-        const tag = entry.cleared ? 'ClearRange' : 'PageRange';
-        return `<${tag}><Start>${entry.start}</Start><End>${entry.end}</End></${tag}>`;
-      })
-      .join('');
-    res
-      .status(200)
-      .set({ 'Content-Type': 'application/xml', 'x-ms-blob-content-length': String(size) });
-    res.send(`<?xml version="1.0" encoding="utf-8"?><PageList>${body}</PageList>`);
+    sendPageList(res, entries, size);
   }
 
   /**
@@ -323,63 +260,6 @@ export class DiskBlobService {
     ].join('\n');
     return createHmac('sha256', this.key).update(stringToSign).digest('base64');
   }
-
-  private fail(req: Request, res: Response, next: NextFunction, error: unknown): void {
-    if (!(error instanceof StorageError)) return next(error);
-    const requestId = res.getHeader('x-ms-request-id') ?? randomUUID();
-    this.log.debug(
-      { code: error.code, status: error.status, method: req.method },
-      'sandbox_disk_blob_refused',
-    );
-    res.status(error.status).set({
-      'x-ms-error-code': error.code,
-      'x-ms-request-id': String(requestId),
-      'Content-Type': 'application/xml',
-    });
-    if (req.method === 'HEAD') return void res.end();
-    const detail = error.detail
-      ? `<AuthenticationErrorDetail>${escapeXml(error.detail)}</AuthenticationErrorDetail>`
-      : '';
-    res.send(
-      `<?xml version="1.0" encoding="utf-8"?><Error><Code>${error.code}</Code><Message>${escapeXml(`${error.message}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`)}</Message>${detail}</Error>`,
-    );
-  }
-}
-
-/** Parses `bytes=a-b` or `bytes=a-`; undefined when absent. */
-function parseRange(
-  header: string | undefined,
-  size: number,
-): { start: number; end: number } | undefined {
-  if (!header) return undefined;
-  const match = /^bytes=(\d+)-(\d*)$/.exec(header.trim());
-  if (!match)
-    throw new StorageError(400, 'InvalidRange', `The range header '${header}' is not valid.`);
-  const start = Number(match[1]);
-  const end = match[2] ? Math.min(Number(match[2]), size - 1) : size - 1;
-  if (start >= size || end < start)
-    throw new StorageError(
-      416,
-      'InvalidRange',
-      'The range specified is invalid for the current size of the resource.',
-    );
-  return { start, end };
-}
-
-function setCommonHeaders(
-  res: Response,
-  stat: { mtime: Date; mtimeMs: number; birthtime: Date },
-): void {
-  res.set({
-    'Last-Modified': stat.mtime.toUTCString(),
-    ETag: `"0x${Math.floor(stat.mtimeMs * 10_000)
-      .toString(16)
-      .toUpperCase()}"`,
-    'x-ms-creation-time': stat.birthtime.toUTCString(),
-    'x-ms-request-id': randomUUID(),
-    'x-ms-version': storageVersion,
-    Date: new Date().toUTCString(),
-  });
 }
 
 function blobPath(grant: Grant): string {
@@ -388,8 +268,4 @@ function blobPath(grant: Grant): string {
 
 function isoSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function escapeXml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

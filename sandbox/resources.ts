@@ -119,7 +119,8 @@ export class ComputeResources {
     );
 
     for (const vm of virtualMachines) {
-      if (!vm.osDisk.image) continue;
+      // VMs on unmanaged disks keep their VHDs in a storage account (./vhd-store.ts).
+      if (!vm.osDisk.image || vm.storage) continue;
       const file = path.join(disksDir, `${vm.osDisk.name}.raw`);
       const exists = await fs.access(file).then(
         () => true,
@@ -409,7 +410,7 @@ function familyIdOf(diskUniqueId: string): string {
 }
 
 /** Copies with a reflink when the file system supports it, a plain copy otherwise. */
-async function copyReflink(from: string, to: string): Promise<void> {
+export async function copyReflink(from: string, to: string): Promise<void> {
   const temporary = `${to}.${process.pid}.tmp`;
   await fs.copyFile(from, temporary, fsConstants.COPYFILE_FICLONE);
   await fs.rename(temporary, to);

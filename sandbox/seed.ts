@@ -1,6 +1,8 @@
 /**
  * Who and what lives in the sandbox tenant: the managed-service provider
- * (Fabrikam), its customer (Contoso) with two virtual machines and two SQL
+ * (Fabrikam), its customer (Contoso) with three virtual machines (two on
+ * managed disks, one older one on unmanaged VHD disks in a storage account)
+ * and two SQL
  * servers in two regions (three user databases), the people who
  * request, approve, operate and audit, and the provider's app registration.
  *
@@ -80,8 +82,10 @@ export interface SeedVirtualMachine {
   };
   /** Azure tags on the VM; policies select VMs by them. */
   tags?: Record<string, string>;
-  /** Data disks by LUN (VMs added with `acba sandbox add-vm`). */
-  dataDisks?: Array<{ name: string; lun: number }>;
+  /** Data disks by LUN; a seeded one is blank, of sizeBytes (added VMs bring their own files). */
+  dataDisks?: Array<{ name: string; lun: number; sizeBytes?: number }>;
+  /** Unmanaged disks: the storage account and container holding the VM's VHD page blobs; absent for managed disks. */
+  storage?: { account: string; container: string };
   timeCreated: string;
   /** 'deallocated' once stopped through ARM; running otherwise. */
   powerState?: 'running' | 'deallocated';
@@ -180,6 +184,34 @@ export function buildSeed(): SeedWorld {
       osDisk: osDisk('win-01', 'V1'),
       tags: { environment: 'production', owner: 'contoso-it', role: 'file-server' },
       timeCreated: '2025-03-11T09:05:51.0738211+00:00',
+    },
+    {
+      subscriptionId,
+      resourceGroup,
+      location,
+      name: 'legacy-01',
+      osType: 'Windows',
+      vmId: stableGuid('vm:contoso:legacy-01'),
+      vmSize: 'Standard_A2_v2',
+      computerName: 'legacy-01',
+      adminUsername: 'contosoadmin',
+      imageReference: {
+        publisher: 'MicrosoftWindowsServer',
+        offer: 'WindowsServer',
+        sku: '2012-R2-Datacenter',
+        version: 'latest',
+      },
+      // An older VM never converted to managed disks; its OS disk carries the Windows image.
+      osDisk: {
+        name: 'legacy-01-os',
+        uniqueId: stableGuid('disk:legacy-01:os'),
+        image: 'win-01',
+        hyperVGeneration: 'V1',
+      },
+      dataDisks: [{ name: 'legacy-01-data-0', lun: 0, sizeBytes: 8 * 1024 * 1024 }],
+      storage: { account: 'contosolegacyvhds', container: 'vhds' },
+      tags: { environment: 'production', owner: 'contoso-it', role: 'legacy-app' },
+      timeCreated: '2019-06-04T13:27:40.2871466+00:00',
     },
   ];
 

@@ -27,12 +27,15 @@ import type { IdentityProvider } from './identity.ts';
 import type { LongRunningOperations } from './long-running.ts';
 import { diskResourceId, type ComputeResources, type DiskRecord } from './resources.ts';
 import { vmResourceId, type SandboxSeed, type SeedVirtualMachine } from './seed.ts';
+import type { VhdStore } from './vhd-store.ts';
 
 export interface VmWriteOptions {
   seed: SandboxSeed;
   resources: ComputeResources;
   identity: IdentityProvider;
   operations: LongRunningOperations;
+  /** Unmanaged disks' VHDs, which a VM's description names by URL. */
+  vhds: VhdStore;
   log: Logger;
 }
 
@@ -196,8 +199,8 @@ function createVm(req: Request, res: Response, options: VmWriteOptions): void {
         if (at >= 0) options.resources.virtualMachines.splice(at, 1);
         for (const disk of [os, ...data.map((d) => d.disk)]) disk.managedBy = '';
       },
-      result: () => virtualMachineJson(vm, options.resources),
-      output: () => virtualMachineJson(vm, options.resources),
+      result: () => virtualMachineJson(vm, options.resources, options.vhds),
+      output: () => virtualMachineJson(vm, options.resources, options.vhds),
     }),
   );
 }
@@ -260,8 +263,8 @@ function updateVm(
         attach(before.osDisk, before.dataDisks);
         vm.vmSize = sizeBefore;
       },
-      result: () => virtualMachineJson(vm, options.resources),
-      output: () => virtualMachineJson(vm, options.resources),
+      result: () => virtualMachineJson(vm, options.resources, options.vhds),
+      output: () => virtualMachineJson(vm, options.resources, options.vhds),
     }),
   );
 }

@@ -126,7 +126,7 @@ let restorePoint: RestorePoint;
 describe('backing up web-01', () => {
   it('syncs the inventory from ARM with stable item ids', async () => {
     const items = await engine.syncInventory(customer);
-    expect(items.map((i) => i.name).sort()).toEqual(['web-01', 'win-01']);
+    expect(items.map((i) => i.name).sort()).toEqual(['legacy-01', 'web-01', 'win-01']);
 
     const again = await engine.syncInventory(customer);
     expect(again.map((i) => i.id).sort()).toEqual(items.map((i) => i.id).sort());

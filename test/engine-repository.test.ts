@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAcbaError } from '../core/errors.ts';
 import { silentLogger } from '../core/log.ts';
 import { DiskImage, LruCache } from '../engine/disk-image.ts';
-import { readDisk } from '../engine/backup.ts';
+import { openSasDisk, readDisk } from '../engine/backup.ts';
 import { IntegrityError, ObjectType } from '../engine/repository/crypto.ts';
 import { BLOCK_SIZE, Repository } from '../engine/repository/repository.ts';
 import type { AzuriteProcess } from '../sandbox/azurite.ts';
@@ -181,7 +181,7 @@ describe('repository', () => {
     });
 
     const writer = repo.newWriter();
-    const result = await readDisk(sas, writer, silentLogger);
+    const result = await readDisk(await openSasDisk(sas), writer, silentLogger);
     await writer.flush();
 
     expect(result.sizeBytes).toBe(size);

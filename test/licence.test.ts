@@ -92,7 +92,7 @@ describe('concurrent tasks across workers', () => {
     expect(today!.day).toBe(utcDay());
     expect(today!.peakTasks).toBeGreaterThanOrEqual(1);
     expect(today!.peakTasks).toBeLessThanOrEqual(2);
-    expect(today!.protectedInstances).toBe(2);
+    expect(today!.protectedInstances).toBe(3);
     expect(today!.storedBytes).toBe(await storedBytesOf(world.database.db, 'contoso'));
   });
 });
@@ -157,11 +157,11 @@ describe('allocated storage', () => {
 
 describe('protected instances', () => {
   it('protects the first licensed instances and says which VM it skipped and why', async () => {
-    await setLicence(world.database.db, 'contoso', { instances: 1 });
+    await setLicence(world.database.db, 'contoso', { instances: 2 });
     const engine = await world.engine();
 
     await expect(engine.backupVm(world.items['win-01']!.id, 'operator')).rejects.toThrow(
-      'win-01 is beyond the 1 protected instance(s) licensed for customer Contoso, so it is not backed up; raise the licence with acba licence set contoso --instances N.',
+      'win-01 is beyond the 2 protected instance(s) licensed for customer Contoso, so it is not backed up; raise the licence with acba licence set contoso --instances N.',
     );
     await engine.backupVm(world.items['web-01']!.id, 'operator');
 
@@ -172,7 +172,7 @@ describe('protected instances', () => {
       .execute();
     expect(skipped).toEqual([]);
     const synced = await engine.syncInventory(world.customer);
-    expect(synced.map((i) => i.name)).toEqual(['web-01']);
+    expect(synced.map((i) => i.name)).toEqual(['legacy-01', 'web-01']);
     const after = await world.database.db
       .selectFrom('audit_log')
       .select(['resource', 'outcome', 'details'])
@@ -183,7 +183,7 @@ describe('protected instances', () => {
         resource: 'vm/contoso/win-01',
         outcome: 'refused',
         details: expect.objectContaining({
-          reason: 'the licence covers 1 protected instance(s)',
+          reason: 'the licence covers 2 protected instance(s)',
         }),
       },
     ]);
@@ -210,7 +210,7 @@ describe('protected instances', () => {
 
     await setLicence(world.database.db, 'contoso', { instances: null });
     const all = await engine.syncInventory(world.customer);
-    expect(all.map((i) => i.name)).toEqual(['web-01', 'win-01']);
+    expect(all.map((i) => i.name)).toEqual(['legacy-01', 'web-01', 'win-01']);
   });
 });
 

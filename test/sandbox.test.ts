@@ -89,7 +89,7 @@ describe('the Azure sandbox', () => {
       resourceGroup: 'rg-prod',
       location: 'westeurope',
     });
-    expect(contoso.vms.map((vm) => vm.name)).toEqual(['web-01', 'win-01']);
+    expect(contoso.vms.map((vm) => vm.name)).toEqual(['web-01', 'win-01', 'legacy-01']);
 
     const customerUsers = sandbox.seed.users.filter((user) => user.tenantId === contoso.tenantId);
     expect(customerUsers.map((user) => user.role)).toEqual(['requester', 'requester']);
@@ -100,7 +100,7 @@ describe('the Azure sandbox', () => {
   it('lists the VMs across pages and describes their OS disks', async () => {
     const vms = [];
     for await (const vm of client.virtualMachines.listAll()) vms.push(vm);
-    expect(vms.map((vm) => vm.name).sort()).toEqual(['web-01', 'win-01']);
+    expect(vms.map((vm) => vm.name).sort()).toEqual(['legacy-01', 'web-01', 'win-01']);
 
     const web = await client.virtualMachines.get(contoso.resourceGroup, 'web-01');
     expect(web.id).toBe(contoso.vms[0]!.resourceId);

@@ -23,7 +23,7 @@ export interface SandboxEngineWorld {
   sandbox: Sandbox;
   database: TestDatabase;
   customer: Customer;
-  /** Contoso's VMs by name (web-01, win-01). */
+  /** Contoso's VMs by name (web-01, win-01, legacy-01). */
   items: Record<string, ProtectedItem>;
   /** Failed-backup notices the engines sent. */
   failures: BackupFailed[];
