@@ -502,7 +502,8 @@ describe('file restore', () => {
       .where('id', '=', result.deliveryId)
       .execute();
     expect((await fetch(notice.downloadUrl!)).status).toBe(404);
-  });
+    // Two libguestfs appliances start under software emulation: minutes on a busy machine.
+  }, 360_000);
 
   it('fails the request with a clear message when the file is not in the backup', async () => {
     const { id, contentHash } = await insertRequest({ path: '/etc/nginx/missing.conf' });
@@ -516,7 +517,7 @@ describe('file restore', () => {
       /^`\/etc\/nginx\/missing.conf` was not found in the backup of web-01 taken at/,
     );
     expect(notices.find((n) => n.requestId === id)).toMatchObject({ outcome: 'failed' });
-  });
+  }, 240_000);
 
   it('recovers a file from the NTFS disk of win-01 given a Windows path in another letter case', async () => {
     const win01 = (await engine.syncInventory(customer)).find((i) => i.name === 'win-01')!;
