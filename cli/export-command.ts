@@ -14,6 +14,7 @@ import { createLogger } from '../core/log.ts';
 import { runExitExport, type ExportProgress } from '../engine/exit-export.ts';
 import { verifyExport } from '../engine/export-verify.ts';
 import { openConfiguredRepository } from './repository-key.ts';
+import { terminalProgress } from './terminal-progress.ts';
 
 export const exportUsage = `Usage:
   acba export run REQUEST [--sas URL] [--json]
@@ -109,11 +110,4 @@ async function run(
 
 function describe(event: ExportProgress): string {
   return `[${event.done}/${event.total}] ${event.state} ${path.basename(event.file)}${event.bytes === undefined ? '' : ` (${formatBytes(event.bytes)})`}`;
-}
-
-/** A one-line progress display on a terminal (stderr); undefined when stderr is not one. */
-function terminalProgress(): ((line: string) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (line) =>
-    process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns ?? 80) - 1)}`);
 }

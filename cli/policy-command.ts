@@ -1,29 +1,50 @@
 /**
- * `acba policy apply FILE`, `acba policy list [--json]` and `acba policy run NAME`:
- * operators keep backup policies as YAML files and apply them here.
+ * `acba policy apply FILE`, `acba policy list [--json]` and
+ * `acba policy run NAME [--wait] [--json]`: operators keep backup policies as
+ * YAML files and apply them here, and run one now outside its schedule.
  */
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { Config } from '../core/config.ts';
-import { openDatabase } from '../core/db/database.ts';
-import { badInput } from '../core/errors.ts';
+import { openDatabase, type Db } from '../core/db/database.ts';
+import { badInput, unavailable } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
-import { startJobQueue } from '../engine/job-queue.ts';
+import { startJobQueue, type PgBossJobQueue } from '../engine/job-queue.ts';
 import {
   applyPolicies,
+  getPolicy,
   parsePolicyFile,
   policySchedules,
   resolvePolicyItems,
   type PolicySpec,
 } from '../engine/policies.ts';
 import { nextSlots } from '../engine/schedule.ts';
-import { runPolicyNow } from '../engine/scheduler.ts';
+import { runPolicyNow, type RunReport } from '../engine/scheduler.ts';
+import { workersAlive } from '../engine/worker-leases.ts';
+import { printUsage } from './command-line.ts';
+import { followBackups, progressLines, succeeded, summaryLine } from './policy-wait.ts';
+import { terminalBoard } from './terminal-progress.ts';
+
+export const policyUsage = `Usage:
+  acba policy apply FILE
+      Creates or updates the backup policies a YAML file describes.
+  acba policy list [--json]
+      Each policy with its customer, priority, type, schedules, items and next run.
+  acba policy run NAME [--wait] [--json]
+      Queues a backup of each item of the policy now. With --wait, follows the queued backups
+      until they end (per-item progress on a terminal) and prints each item's outcome; exit code
+      1 naming the failed items. The backups run on workers: with --wait, an "acba serve" or
+      "acba worker" process must be running against the same database.`;
 
 export async function policyCommand(config: Config, argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === undefined) return printUsage(policyUsage, false);
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { json: { type: 'boolean' } },
+    options: {
+      json: { type: 'boolean' },
+      wait: { type: 'boolean' },
+    },
     allowPositionals: true,
   });
   if (sub !== 'apply' && sub !== 'list' && sub !== 'run') {
@@ -60,19 +81,18 @@ export async function policyCommand(config: Config, argv: string[]): Promise<num
 
     if (sub === 'run') {
       const log = createLogger({ level: config.logLevel });
+      // Named first, so that a mistyped policy is reported as such even with no worker.
+      if (values.wait) await getPolicy(handle.db, positionals[0]!);
+      if (values.wait && (await workersAlive(handle.db)) === 0)
+        throw unavailable(
+          `no worker is running against this database, so policy ${positionals[0]} would wait forever; start "acba serve" or "acba worker" and run it again.`,
+        );
       const queue = await startJobQueue({ executeSql: handle.executeSql, log });
       try {
         const report = await runPolicyNow({ db: handle.db, queue, log }, positionals[0]!);
+        if (values.wait) return await waitForRun(handle.db, queue, report, values.json === true);
         if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-        else {
-          process.stdout.write(
-            `Policy ${report.policy}: ${report.items.length} backup(s) queued${report.expiresAt ? `, kept until ${report.expiresAt}` : ''}.\n`,
-          );
-          for (const s of report.skipped)
-            process.stdout.write(`  skipped ${s.itemId}: protected by policy ${s.policy}\n`);
-          for (const itemId of report.overLicence ?? [])
-            process.stdout.write(`  skipped ${itemId}: beyond the customer's licensed instances\n`);
-        }
+        else printQueued(report);
       } finally {
         await queue.stop();
       }
@@ -113,4 +133,66 @@ export async function policyCommand(config: Config, argv: string[]): Promise<num
   } finally {
     await handle.close();
   }
+}
+
+function printQueued(report: RunReport): void {
+  process.stdout.write(
+    `Policy ${report.policy}: ${report.items.length} backup(s) queued${report.expiresAt ? `, kept until ${report.expiresAt}` : ''}.\n`,
+  );
+  for (const s of report.skipped)
+    process.stdout.write(`  skipped ${s.itemId}: protected by policy ${s.policy}\n`);
+  for (const itemId of report.overLicence ?? [])
+    process.stdout.write(`  skipped ${itemId}: beyond the customer's licensed instances\n`);
+}
+
+/** Follows the run's backups to their end; prints the summary; 1 when any failed. */
+async function waitForRun(
+  db: Db,
+  queue: PgBossJobQueue,
+  report: RunReport,
+  json: boolean,
+): Promise<number> {
+  const run = await db
+    .selectFrom('policy_runs')
+    .select('started_at')
+    .where('policy_name', '=', report.policy)
+    .where('slot_key', '=', report.slots[0]!)
+    .executeTakeFirstOrThrow();
+  const items = report.items.length
+    ? await db
+        .selectFrom('protected_items')
+        .select(['id', 'name'])
+        .where('id', 'in', report.items)
+        .orderBy('name')
+        .execute()
+    : [];
+
+  const board = terminalBoard();
+  const outcomes = await followBackups(
+    {
+      db,
+      pendingBackups: (ids) => queue.pendingBackups(ids),
+      since: run.started_at,
+      onProgress: board && ((states, sessions) => board.draw(progressLines(states, sessions))),
+    },
+    items,
+  );
+  board?.clear();
+
+  const failed = outcomes.filter((o) => !succeeded(o));
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ policy: report.policy, ok: failed.length === 0, items: outcomes, skipped: report.skipped, overLicence: report.overLicence ?? [] }, null, 2)}\n`,
+    );
+  else {
+    process.stdout.write(
+      `Policy ${report.policy}: ${outcomes.length - failed.length} of ${outcomes.length} backup(s) succeeded.\n`,
+    );
+    for (const outcome of outcomes) process.stdout.write(`  ${summaryLine(outcome)}\n`);
+  }
+  if (failed.length === 0) return 0;
+  process.stderr.write(
+    `acba: policy ${report.policy}: ${failed.length} backup(s) failed: ${failed.map((f) => f.itemName).join(', ')}; "acba jobs show SESSION_ID" gives each one's tasks and errors.\n`,
+  );
+  return 1;
 }

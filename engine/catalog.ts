@@ -4,6 +4,7 @@
  */
 import type { Db } from '../core/db/database.ts';
 import type { ProtectedItem, RestorePoint } from '../core/db/schema.ts';
+import { badInput, notFound } from '../core/errors.ts';
 
 /** The customer's protected item with this name (VM names compare case-insensitively, as Azure does). */
 export async function findItemByName(
@@ -17,6 +18,36 @@ export async function findItemByName(
     .where('customer_id', '=', customerId)
     .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()))
     .executeTakeFirst();
+}
+
+/**
+ * A protected item by id or by name (compared case-insensitively), optionally
+ * of one customer; a name several customers use must be given as an id.
+ */
+export async function findItemByRef(
+  db: Db,
+  itemRef: string,
+  customerId?: string,
+): Promise<ProtectedItem> {
+  let query = db
+    .selectFrom('protected_items')
+    .selectAll()
+    .where((eb) =>
+      eb.or([eb('id', '=', itemRef), eb(eb.fn('lower', ['name']), '=', itemRef.toLowerCase())]),
+    );
+  if (customerId) query = query.where('customer_id', '=', customerId);
+  const items = await query.execute();
+  const byId = items.find((i) => i.id === itemRef);
+  if (byId) return byId;
+  if (items.length === 0)
+    throw notFound(
+      `No protected VM or database is called ${itemRef}${customerId ? ` for customer ${customerId}` : ''}; sync the customer's inventory, or use the item id as the portal lists it.`,
+    );
+  if (items.length > 1)
+    throw badInput(
+      `Several customers have an item called ${itemRef} (items ${items.map((i) => i.id).join(', ')}); give the item id instead.`,
+    );
+  return items[0]!;
 }
 
 /**

@@ -51,6 +51,8 @@ export interface JobListing {
 export interface JobFilter {
   /** Limits the listing to one customer (always set for customers' staff). */
   customerId?: string;
+  /** One session by its id. */
+  sessionId?: string;
   itemId?: string;
   status?: JobStatus;
   /** Sessions, newest first; 100 by default. */
@@ -68,6 +70,7 @@ export async function listJobs(db: Db, filter: JobFilter = {}): Promise<JobListi
     .orderBy('s.id')
     .limit(filter.limit ?? 100);
   if (filter.customerId) query = query.where('s.customer_id', '=', filter.customerId);
+  if (filter.sessionId) query = query.where('s.id', '=', filter.sessionId);
   if (filter.itemId) query = query.where('s.item_id', '=', filter.itemId);
   if (filter.status) query = query.where('s.status', '=', filter.status);
   const sessions = await query.execute();

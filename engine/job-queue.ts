@@ -44,6 +44,11 @@ export type PgBossJobQueue = JobQueue & {
   /** Fails a job on behalf of a worker that died running it; the queue's retry settings apply. */
   failJob: FailQueueJob;
   health(): Promise<void>;
+  /**
+   * The items among `itemIds` with a backup job not yet ended: waiting, waiting
+   * for a retry, or running. A backup that failed and will be retried still counts.
+   */
+  pendingBackups(itemIds: string[]): Promise<Set<string>>;
   /** Jobs waiting in each queue, new or waiting for a retry, by queue name. */
   depth(): Promise<Record<string, number>>;
   stop(): Promise<void>;
@@ -141,6 +146,15 @@ export async function startJobQueue(opts: PgBossQueueOptions): Promise<PgBossJob
       } catch (error) {
         throw unavailable(`job queue does not answer: ${(error as Error).message}`);
       }
+    },
+    pendingBackups: async (itemIds) => {
+      if (itemIds.length === 0) return new Set();
+      // Backup jobs carry their item id as pg-boss's singleton key; states before 'completed' have not ended.
+      const { rows } = await opts.executeSql(
+        "select distinct singleton_key from pgboss.job where name = $1 and singleton_key = any($2) and state < 'completed'",
+        [BACKUP_QUEUE, itemIds],
+      );
+      return new Set(rows.map((r: { singleton_key: string }) => r.singleton_key));
     },
     depth: async () => {
       const depths: Record<string, number> = {};

@@ -26,6 +26,7 @@ import {
   type ReleaseDeps,
   type TakenSnapshot,
 } from './disk-snapshots.ts';
+import { findItemByRef } from './catalog.ts';
 import { failureOf } from './notices.ts';
 import { policySchedules, resolvePolicyItems, type PolicySpec } from './policies.ts';
 import { parseResourceId } from './resource-id.ts';
@@ -229,7 +230,7 @@ export async function createManualSnapshot(
   itemRef: string,
   actor: AuditActor = serviceActor,
 ): Promise<RestorePoint> {
-  const item = await findItem(deps.db, itemRef);
+  const item = await findItemByRef(deps.db, itemRef);
   const customer = await deps.db
     .selectFrom('customers')
     .selectAll()
@@ -301,28 +302,6 @@ export async function listManualSnapshots(db: Db, itemRef?: string): Promise<Res
     .selectAll()
     .where('type', '=', 'manual_snapshot')
     .orderBy('created_at', 'desc');
-  if (itemRef) query = query.where('item_id', '=', (await findItem(db, itemRef)).id);
+  if (itemRef) query = query.where('item_id', '=', (await findItemByRef(db, itemRef)).id);
   return query.execute();
-}
-
-/** A protected item by id or by VM name; a name several customers use must be given as an id. */
-async function findItem(db: Db, itemRef: string): Promise<ProtectedItem> {
-  const items = await db
-    .selectFrom('protected_items')
-    .selectAll()
-    .where((eb) =>
-      eb.or([eb('id', '=', itemRef), eb(eb.fn('lower', ['name']), '=', itemRef.toLowerCase())]),
-    )
-    .execute();
-  const byId = items.find((i) => i.id === itemRef);
-  if (byId) return byId;
-  if (items.length === 0)
-    throw notFound(
-      `No protected VM is called ${itemRef}; sync the customer's inventory, or use the item id as the portal lists it.`,
-    );
-  if (items.length > 1)
-    throw badInput(
-      `Several customers have a VM called ${itemRef} (items ${items.map((i) => i.id).join(', ')}); give the item id instead.`,
-    );
-  return items[0]!;
 }
