@@ -35,12 +35,18 @@ export function redactUrl(url: string): string {
   }
 }
 
-export function createLogger(options: { level?: string; name?: string } = {}): Logger {
-  return pino({
-    name: options.name ?? 'acba',
-    level: options.level ?? 'info',
-    redact: { paths: redactPaths, censor: '[REDACTED]' },
-  });
+/** The service's logger: JSON lines on stdout, or on `destination` (tests read them back). */
+export function createLogger(
+  options: { level?: string; name?: string; destination?: pino.DestinationStream } = {},
+): Logger {
+  return pino(
+    {
+      name: options.name ?? 'acba',
+      level: options.level ?? 'info',
+      redact: { paths: redactPaths, censor: '[REDACTED]' },
+    },
+    options.destination,
+  );
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */
