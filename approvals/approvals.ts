@@ -44,7 +44,6 @@ import {
 } from './lookup.ts';
 import { assertMayDecide } from './segregation.ts';
 import { evaluateApprovalRules, type ApprovalRule } from './approval-rules.ts';
-import { restoreChoices, type RestoreChoices } from './restore-forms.ts';
 import {
   EXECUTABLE_KINDS,
   isOtherKind,
@@ -52,6 +51,7 @@ import {
   PROVIDER_KINDS,
   resolveTarget,
 } from './request-kinds.ts';
+import { restoreChoices, type RestoreChoices } from './restore-forms.ts';
 
 /** Who is acting, from the Teams activity or the portal session. */
 export interface Actor {
