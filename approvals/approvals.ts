@@ -51,6 +51,7 @@ import {
   PROVIDER_KINDS,
   resolveTarget,
 } from './request-kinds.ts';
+import { restoreChoices, type RestoreChoices } from './restore-forms.ts';
 
 /** Who is acting, from the Teams activity or the portal session. */
 export interface Actor {
@@ -346,6 +347,16 @@ export function createApprovals(o: ApprovalsOptions) {
         { tenantId: actor.tenantId },
         () => preview(actor, input),
       );
+    },
+
+    /** What the restore forms offer the actor: their customer's VMs and databases with current backups. */
+    async restoreChoices(actor: Actor): Promise<RestoreChoices> {
+      const facts = { tenantId: actor.tenantId };
+      return refusable(actor, 'requester', 'request.preview', 'restore-forms', facts, async () => {
+        const customer = await customerOf(db, actor);
+        await assertRequester(db, actor, customer);
+        return restoreChoices(db, customer);
+      });
     },
 
     /** Creates a pending file-restore request, validated and bound to its content hash. */

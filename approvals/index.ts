@@ -40,6 +40,8 @@ export {
 } from './approval-rules.ts';
 export type { ApprovalRule, RuleInput, RuleOutcome } from './approval-rules.ts';
 export { describeTarget, EXECUTABLE_KINDS, KIND_LABELS } from './request-kinds.ts';
+export { formTarget } from './restore-forms.ts';
+export type { RestoreChoices, SqlServerChoice, VmChoice } from './restore-forms.ts';
 export { loadRoleMapping, parseRoleMapping, rolesFromClaims } from './roles.ts';
 export { FROM_ENTRA_ID, syncRolesFromClaims } from './role-sync.ts';
 export { recordConfiguration } from './configuration-record.ts';

@@ -2,7 +2,7 @@
  * The kinds of written request and the target each one names. Input from the
  * bot or the portal is validated with zod and resolved against the database
  * (the VM, the restore point) into the typed target that is stored and hashed.
- * File, VM and disk restores run in the engine; the other kinds are requested,
+ * File, VM, disk and SQL restores run in the engine; the other kinds are requested,
  * decided and audited the same way, and approved ones wait for the engine.
  */
 import { z } from 'zod';
@@ -24,12 +24,18 @@ import { checkDestination } from '../engine/export-destination.ts';
 import { KNOWN_REGIONS, normaliseRegion } from '../engine/restore-regions.ts';
 import { REQUEST_KINDS } from './approval-rules.ts';
 import { resolveItem, resolveRestorePoint } from './lookup.ts';
+import {
+  resolveSqlRestoreTarget,
+  sqlRestoreInput,
+  type SqlRestoreInput,
+} from './sql-restore-target.ts';
 
 /** Kinds the engine can run today; approved requests of other kinds wait with status 'approved'. */
 export const EXECUTABLE_KINDS: ReadonlySet<RequestKind> = new Set([
   'file_restore',
   'vm_restore',
   'disk_restore',
+  'sql_restore',
 ]);
 
 /** Kinds that the provider's staff ask for (reading a customer's backup), not the customer's users. */
@@ -126,12 +132,7 @@ export const targetInputSchemas = {
         'a VM restored beside the original needs a network of its own: give subnetId, a subnet in the region it goes to',
       path: ['subnetId'],
     }),
-  sql_restore: z.strictObject({
-    server: name,
-    database: name,
-    restorePointId: id,
-    replaceOriginal: z.boolean().default(false),
-  }),
+  sql_restore: sqlRestoreInput,
   data_access: z.strictObject({
     customerId: id,
     vmName: name.optional(),
@@ -240,7 +241,7 @@ export async function resolveTarget(
       } satisfies VmRestoreTarget;
     }
     case 'sql_restore':
-      return parsed.data as SqlRestoreTarget;
+      return resolveSqlRestoreTarget(db, customer, parsed.data as SqlRestoreInput);
     case 'data_access': {
       const t = parsed.data as z.infer<(typeof targetInputSchemas)['data_access']>;
       const item = t.vmName ? await resolveItem(db, customer, t.vmName) : undefined;
@@ -306,7 +307,7 @@ export function describeTarget(kind: RequestKind, target: RequestTarget): string
         ? `${String(t.vmName)} as ${describeNewVm(t)}`
         : `${String(t.vmName)}${over}`;
     case 'sql_restore':
-      return `${String(t.database)} on ${String(t.server)}${over}`;
+      return describeSqlRestore(target as SqlRestoreTarget);
     case 'data_access':
       return `backup of customer ${String(t.customerId)}: ${String(t.purpose)}`;
     case 'delete_restore_points':
@@ -324,4 +325,17 @@ export function describeTarget(kind: RequestKind, target: RequestTarget): string
 function describeNewVm(t: Record<string, unknown>): string {
   const place = [t.resourceGroup, t.region, t.vmSize].filter((v) => v !== undefined).map(String);
   return `${String(t.newVmName)}${place.length > 0 ? ` (${place.join(', ')})` : ''}`;
+}
+
+/** The databases of a SQL restore and where each goes, in words. */
+function describeSqlRestore(t: SqlRestoreTarget): string {
+  const names = t.databases.map((d) =>
+    t.replaceOriginal || d.newName === d.database ? d.database : `${d.database} as ${d.newName}`,
+  );
+  const where = t.replaceOriginal
+    ? ', over the original'
+    : t.targetServer
+      ? ` to server ${t.targetServer}`
+      : '';
+  return `${names.join(', ')} of ${t.server}${where}`;
 }

@@ -14,6 +14,7 @@ import { approvalCard, decidedCard, requestStatusCard, type Card } from './cards
 import { pointerOf } from './conversations.ts';
 import { customerOfRequest, type BotDeps } from './deps.ts';
 import { actorOf, unidentifiedReply } from './identity.ts';
+import { submitRestoreForm } from './restore-forms.ts';
 
 type ActionData = Record<string, unknown>;
 
@@ -53,6 +54,8 @@ export async function handleCardAction(
     switch (verb) {
       case 'fileRestore.submit':
         return await submitFileRestore(deps, context, actor, data);
+      case 'restoreRequest.submit':
+        return cardResponse(await submitRestoreForm(deps, context, actor, data));
       case 'request.approve':
       case 'request.reject':
         return await decide(

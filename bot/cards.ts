@@ -23,6 +23,9 @@ import { formatInZone } from './when.ts';
 
 export type CardName =
   | 'file-restore-form'
+  | 'disk-restore-form'
+  | 'vm-restore-form'
+  | 'sql-restore-form'
   | 'request-status'
   | 'approval'
   | 'decided'
@@ -75,15 +78,22 @@ const statusLabels: Record<string, string> = {
 
 export const statusLabel = (status: string) => statusLabels[status] ?? status;
 
+/** What every request card shows; a file restore's own facts, or one line describing any other kind. */
 function requestFacts(request: RequestRow) {
+  const isFile = request.kind === 'file_restore';
   const target = request.target as FileRestoreTarget;
+  const kindLabel = KIND_LABELS[request.kind] ?? request.kind;
   return {
     requestId: request.id,
     status: request.status,
     statusLabel: statusLabel(request.status),
-    vmName: target.vmName,
-    path: target.path,
-    restorePointTime: formatUtc(target.restorePointTime),
+    isFile,
+    kindLabel,
+    kindTitle: `${kindLabel.charAt(0).toUpperCase()}${kindLabel.slice(1)}`,
+    what: describeTarget(request.kind, request.target),
+    vmName: isFile ? target.vmName : '',
+    path: isFile ? target.path : '',
+    restorePointTime: isFile ? formatUtc(target.restorePointTime) : '',
     createdAt: formatUtc(request.created_at),
     expiresAt: formatUtc(request.expires_at),
     reason: request.reason,

@@ -23,6 +23,8 @@ export type Command =
       atText?: string;
       dateOnly: boolean;
     }
+  /** A disk, VM or SQL restore form for the VM or the SQL server `name`. */
+  | { kind: 'restore_form'; form: 'disk_restore' | 'vm_restore' | 'sql_restore'; name: string }
   | { kind: 'bad_input'; message: string };
 
 /** Message text without mentions, HTML and surplus whitespace. */
@@ -72,6 +74,19 @@ const restorePattern = new RegExp(
   'i',
 );
 
+const diskFormPattern = new RegExp(
+  String.raw`^restore\s+(?:the\s+)?disks?\s+(?:(?:of|from|on)\s+)?(?:(?:the\s+)?vm\s+)?${word}$`,
+  'i',
+);
+const vmFormPattern = new RegExp(
+  String.raw`^restore\s+(?:the\s+)?(?:whole\s+)?vm\s+${word}$|^restore\s+${word}\s+as\s+a\s+new\s+vm$`,
+  'i',
+);
+const sqlFormPattern = new RegExp(
+  String.raw`^restore\s+(?:the\s+)?(?:sql\s+)?(?:databases?|dbs?|sql)\s+(?:(?:of|from|on)\s+)?(?:(?:the\s+)?server\s+)?${word}$`,
+  'i',
+);
+
 /** The longest piece of what someone wrote that the help card repeats back. */
 const ECHO_LENGTH = 60;
 
@@ -104,14 +119,27 @@ function otherCommand(plain: string): Command | undefined {
   return undefined;
 }
 
+/** `restore disks of web-01`, `restore vm web-01`, `restore databases of sql-contoso-weu`. */
+function restoreFormCommand(plain: string): Command | undefined {
+  const disk = diskFormPattern.exec(plain);
+  if (disk) return { kind: 'restore_form', form: 'disk_restore', name: disk[1]! };
+  const vm = vmFormPattern.exec(plain);
+  if (vm) return { kind: 'restore_form', form: 'vm_restore', name: (vm[1] ?? vm[2])! };
+  const sql = sqlFormPattern.exec(plain);
+  if (sql) return { kind: 'restore_form', form: 'sql_restore', name: sql[1]! };
+  return undefined;
+}
+
 function restoreCommand(plain: string, clean: string, zone: string | undefined): Command {
+  const form = restoreFormCommand(plain);
+  if (form) return form;
   const match = restorePattern.exec(plain);
   if (!match) {
     if (/^restore\b/i.test(plain)) {
       return {
         kind: 'bad_input',
         message:
-          'I did not understand that restore. Write it like: restore file /etc/nginx/nginx.conf from web-01 at 2026-12-01 14:00 (the time is optional).',
+          'I did not understand that restore. Write it like: restore file /etc/nginx/nginx.conf from web-01 at 2026-12-01 14:00 (the time is optional), restore disks of web-01, restore vm web-01, or restore databases of sql-contoso-weu.',
       };
     }
     return { kind: 'help', unknown: clip(clean, ECHO_LENGTH) };

@@ -11,6 +11,7 @@ import { parseCommand, type Command } from './commands.ts';
 import type { BotDeps } from './deps.ts';
 import { actorOf, unidentifiedReply } from './identity.ts';
 import { myRequestsReport, restorePointsReport, statusReport } from './reports.ts';
+import { restoreFormCard } from './restore-forms.ts';
 import { timeZoneOf } from './when.ts';
 
 const PROVIDER_NAME = 'your service provider';
@@ -57,6 +58,8 @@ async function reply(
       return cancelRequest(deps, actor, command.requestId);
     case 'restore_file':
       return fileRestoreForm(deps, actor, command, zoneName);
+    case 'restore_form':
+      return restoreFormCard(deps, actor, command.form, command.name);
   }
 }
 

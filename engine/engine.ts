@@ -1,6 +1,6 @@
 /**
  * The engine: inventory, backup (VMs and Azure SQL databases), the disk
- * byte-range resource, file-level recovery and downloads, VM and disk
+ * byte-range resource, file-level recovery and downloads, VM, disk and SQL
  * restores of approved requests, composed from their
  * own modules over one database, one repository and one set of Azure clients.
  */
@@ -32,6 +32,7 @@ import type { RestoreDeps } from './restore-run.ts';
 import { backupSqlDatabase } from './sql-backup.ts';
 import type { SqlLogins } from './sql-logins.ts';
 import { syncSqlInventory } from './sql-inventory.ts';
+import { runSqlRestore } from './sql-restore-request.ts';
 import { SqlStaging } from './sql-staging.ts';
 import { runVmRestore } from './vm-restore.ts';
 
@@ -79,6 +80,8 @@ export interface Engine {
   runVmRestore(requestId: string): Promise<void>;
   /** Runs an approved restore of disks of a VM (new disks, or swapped in) after the same check. */
   runDiskRestore(requestId: string): Promise<void>;
+  /** Runs an approved restore of SQL databases (new databases, or over the originals) after the same check. */
+  runSqlRestore(requestId: string): Promise<void>;
   /** Runs an approved restore of whatever kind the request is; the queue's jobs come here. */
   runRestore(requestId: string): Promise<void>;
   /** Lists a folder of one disk of a restore point (no approval check: callers must authorize). */
@@ -263,6 +266,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 
     runVmRestore: (requestId) => runVmRestore(restoreDeps(), requestId),
     runDiskRestore: (requestId) => runDiskRestore(restoreDeps(), requestId),
+    runSqlRestore: (requestId) =>
+      runSqlRestore(
+        {
+          ...restoreDeps(),
+          sql,
+          staging,
+          logins: options.sql?.logins ?? (() => undefined),
+        },
+        requestId,
+      ),
 
     runRestore: async (requestId) => {
       const request = await options.db
@@ -272,6 +285,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         .executeTakeFirst();
       if (request?.kind === 'vm_restore') return engine.runVmRestore(requestId);
       if (request?.kind === 'disk_restore') return engine.runDiskRestore(requestId);
+      if (request?.kind === 'sql_restore') return engine.runSqlRestore(requestId);
       // File restores, and anything else, meet the file restore's own refusal of other kinds.
       return engine.runFileRestore(requestId);
     },

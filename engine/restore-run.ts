@@ -16,6 +16,7 @@
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import { appendAudit, serviceActor } from '../core/audit.ts';
+import type { Db } from '../core/db/database.ts';
 import type {
   Customer,
   ProtectedItem,
@@ -91,9 +92,11 @@ export async function runRestoreRequest(
   try {
     const target = request.target as { itemId: string; restorePointId: string };
     const { customer, item } = await loadItem(deps.db, 'vm', target.itemId);
-    const point = await usableRestorePoint(deps, request, item, target.restorePointId);
+    const point = await usableRestorePoint(deps.db, request, item, target.restorePointId);
     const manifest = await readManifest(await deps.repository(), point);
-    session = await openSession(deps, log, request, customer, item, point);
+    session = await openRestoreSession(deps, log, request, customer, item, {
+      restorePointId: point.id,
+    });
 
     const outcome = await work({
       deps,
@@ -125,13 +128,13 @@ export async function runRestoreRequest(
 }
 
 /** The restore point of the request, checked: the customer's own, a backup, not expired. */
-async function usableRestorePoint(
-  deps: RestoreDeps,
+export async function usableRestorePoint(
+  db: Db,
   request: RequestRow,
   item: ProtectedItem,
   restorePointId: string,
 ): Promise<RestorePoint> {
-  const point = await deps.db
+  const point = await db
     .selectFrom('restore_points')
     .selectAll()
     .where('id', '=', restorePointId)
@@ -152,15 +155,16 @@ async function usableRestorePoint(
   return point;
 }
 
-async function openSession(
-  deps: RestoreDeps,
+/** Opens the restore's job session for `item` and writes `restore.start` for the request. */
+export async function openRestoreSession(
+  deps: ApprovedRequestDeps & { sessions?: JobSessionOptions },
   log: Logger,
   request: RequestRow,
   customer: Customer,
   item: ProtectedItem,
-  point: RestorePoint,
+  details: Record<string, unknown>,
 ): Promise<JobSession> {
-  const resource = itemAuditResource('vm', customer.id, item.name);
+  const resource = itemAuditResource(item.kind, customer.id, item.name);
   const session = await JobSession.open(
     deps.db,
     log,
@@ -184,7 +188,7 @@ async function openSession(
       customerId: customer.id,
       kind: request.kind,
       itemId: item.id,
-      restorePointId: point.id,
+      ...details,
       sessionId: session.id,
       target: request.target,
     },

@@ -48,6 +48,8 @@ export interface SqlRestoreInput {
   serverResourceId?: string;
   /** Who asked, for the audit trail: an approved request's id. */
   requestId?: string;
+  /** Told the new database's id just before Azure starts creating it, so that a failure can delete it. */
+  created?(databaseId: string): void;
 }
 
 /** Imports a SQL restore point as a new database; returns the new database's resource id. */
@@ -109,6 +111,7 @@ export async function restoreSqlDatabase(
     try {
       await uploadStored(deps.repository, manifest.bacpac, manifest.blockSize, blob);
       const access = await deps.staging.access(blob, 'read', IMPORT_ACCESS_MINUTES);
+      input.created?.(targetId);
       await sql.servers.beginImportDatabaseAndWait(
         target.resourceGroup,
         target.name,
@@ -152,14 +155,15 @@ export async function restoreSqlDatabase(
   }
 }
 
-interface TargetServer {
+/** A logical SQL server a database is imported into. */
+export interface TargetServer {
   subscriptionId: string;
   resourceGroup: string;
   name: string;
 }
 
 /** The target server, which must be a logical SQL server in the customer's own subscription. */
-function targetServer(serverId: string, customerSubscriptionId: string): TargetServer {
+export function targetServer(serverId: string, customerSubscriptionId: string): TargetServer {
   if (resourceTypeOf(serverId) !== 'microsoft.sql/servers')
     throw badInput(
       `${serverId} is not a logical SQL server's resource id (/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Sql/servers/<server>).`,

@@ -19,6 +19,7 @@ import type { PortalDecisions } from './decide.ts';
 import { jobRoutes } from './jobs.ts';
 import type { OidcSignIn } from './oidc.ts';
 import { pageRoutes } from './pages.ts';
+import { requestFormRoutes } from './request-forms.ts';
 import { sessionMiddleware } from './session.ts';
 import { requireViewer, signInRoutes } from './sign-in.ts';
 
@@ -105,6 +106,7 @@ export function createPortal(options: PortalOptions): express.Router {
 
   router.use(signInRoutes(ctx));
   router.use(requireViewer(ctx));
+  router.use(requestFormRoutes(ctx));
   router.use(pageRoutes(ctx));
   router.use(jobRoutes(ctx));
   router.use(auditRoutes(ctx));

@@ -1,6 +1,6 @@
 /**
  * Azure Resource Manager's SQL surface, the part ACBA uses: logical servers
- * (list, get), databases (list, get, create as a copy or empty, delete),
+ * (list, get), databases (list, get, create as a copy or empty, rename, delete),
  * export of a database to a BACPAC blob, and import of a BACPAC as a new
  * database.
  *
@@ -106,6 +106,9 @@ export function armSqlRouter(options: ArmSqlOptions): Router {
       options.operations.start({ ...operationScope(server), paths: databaseOperation }),
     );
   });
+  group.post('/servers/:server/databases/:database/move', (req, res) => {
+    renameDatabase(req, res, options);
+  });
   group.post('/servers/:server/databases/:database/export', async (req, res) => {
     const database = requireDatabase(req, options);
     accepted(res, await exportDatabase(options, database, req.body ?? {}));
@@ -187,6 +190,36 @@ function putDatabase(req: Request, res: Response, options: ArmSqlOptions): void 
       onSucceeded: async () => void (database.status = 'Online'),
     }),
   );
+}
+
+/** Databases.Rename: the body's `id` names the same server's database under its new name. */
+function renameDatabase(req: Request, res: Response, options: ArmSqlOptions): void {
+  const database = requireDatabase(req, options);
+  const id = String((req.body as { id?: unknown } | undefined)?.id ?? '');
+  const prefix = `${database.server.id}/databases/`;
+  const newName = id.toLowerCase().startsWith(prefix.toLowerCase()) ? id.slice(prefix.length) : '';
+  if (newName === '' || newName.includes('/'))
+    throw new ArmError(
+      400,
+      'InvalidResourceId',
+      `The new id '${id}' must name a database of server ${database.server.name}. Parameter name: id.`,
+    );
+  if (database.system)
+    throw new ArmError(
+      400,
+      'OperationNotAllowed',
+      `The database '${database.name}' is a system database and cannot be renamed.`,
+    );
+  if (options.sql.getDatabase(database.server, newName))
+    throw new ArmError(
+      409,
+      'DatabaseAlreadyExists',
+      `The database '${newName}' already exists on server '${database.server.name}'.`,
+    );
+
+  options.sql.renameDatabase(database, newName);
+  options.log.info({ databaseId: database.id }, 'sandbox_sql_database_renamed');
+  res.status(200).end();
 }
 
 async function pollOperation(req: Request, res: Response, options: ArmSqlOptions): Promise<void> {

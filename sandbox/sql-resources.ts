@@ -124,6 +124,14 @@ export class SqlResources {
     return record;
   }
 
+  /** Gives the database a new name (and so a new id) on its server. */
+  renameDatabase(database: SqlDatabaseRecord, newName: string): void {
+    this.databases.delete(key(database.id));
+    database.name = newName;
+    database.id = `${database.server.id}/databases/${newName}`;
+    this.databases.set(key(database.id), database);
+  }
+
   deleteDatabase(id: string): boolean {
     return this.databases.delete(key(id));
   }

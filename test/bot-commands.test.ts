@@ -603,6 +603,9 @@ describe('help and what the bot does not understand', () => {
         'status',
         'restore points of web-01',
         'restore file /etc/nginx/nginx.conf from web-01',
+        'restore disks of web-01',
+        'restore vm web-01',
+        'restore databases of sql-contoso-weu',
         'my requests',
         'help',
       ]),
@@ -770,5 +773,199 @@ describe('with app credentials, tokens not from Bot Framework', () => {
     const response = await post(securedUrl, statusClick('a:other-app'), otherApp);
     expect(response.status).toBe(401);
     expect(await remembered('a:other-app')).toBeUndefined();
+  });
+});
+
+describe('a requester asks for disk, VM and SQL restores through forms', () => {
+  const serverId =
+    '/subscriptions/sub-contoso/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-weu';
+
+  beforeAll(async () => {
+    await handle.db
+      .insertInto('protected_items')
+      .values(
+        ['sales', 'inventory'].map((name) => ({
+          id: `item-sql-${name}`,
+          customer_id: 'contoso',
+          kind: 'sql_database' as const,
+          name: `sql-weu/${name}`,
+          resource_id: `${serverId}/databases/${name}`,
+        })),
+      )
+      .execute();
+    await handle.db
+      .insertInto('restore_points')
+      .values(
+        ['sales', 'inventory'].map((name) => ({
+          id: `rp-sql-${name}`,
+          customer_id: 'contoso',
+          item_id: `item-sql-${name}`,
+          created_at: '2026-12-02T03:00:00Z',
+          expires_at: '2027-01-15T03:00:00Z',
+          manifest_path: `manifests/rp-sql-${name}`,
+          disks: '[]',
+          size_bytes: 2 ** 20,
+          stored_bytes: 2 ** 19,
+        })),
+      )
+      .execute();
+  });
+
+  /** Every input of the card by id, wherever it sits. */
+  function inputsOf(card: any): Map<string, any> {
+    const inputs = new Map<string, any>();
+    const walk = (node: any) => {
+      if (Array.isArray(node)) return node.forEach(walk);
+      if (!node || typeof node !== 'object') return;
+      if (typeof node.type === 'string' && node.type.startsWith('Input.'))
+        inputs.set(node.id, node);
+      for (const value of Object.values(node)) walk(value);
+    };
+    walk(card.body);
+    return inputs;
+  }
+
+  /** Presses the form's button with these inputs, as Teams sends it, and returns the request written. */
+  async function submit(person: TeamsPerson, card: any, inputs: Record<string, unknown>) {
+    const action = card.actions[0];
+    const before = await handle.db.selectFrom('requests').select('id').execute();
+    const response = await post(
+      botUrl,
+      invokeActivity(person, personalChat(person), connector.serviceUrl, action.verb, {
+        ...action.data,
+        ...inputs,
+        reason: why,
+      }),
+    );
+    expect(response.status).toBe(200);
+    const written = await handle.db
+      .selectFrom('requests')
+      .selectAll()
+      .where(
+        'id',
+        'not in',
+        before.map((r) => r.id),
+      )
+      .execute();
+    return { answer: response.body, written };
+  }
+
+  it('fills the disk form from web-01’s restore points and disks, and posts a pending disk restore', async () => {
+    const form = await say(megan, 'restore disks of web-01');
+    const inputs = inputsOf(form.card);
+    expect(inputs.get('restorePointId').choices.map((c: any) => c.value)).toEqual([
+      'rp-web-2',
+      'rp-web-1',
+      'rp-web-0',
+    ]);
+    expect(inputs.get('disks').choices).toEqual([{ title: 'web-01-os (OS disk)', value: 'os' }]);
+
+    const { answer, written } = await submit(megan, form.card, {
+      restorePointId: 'rp-web-1',
+      disks: 'os',
+      placement: 'new',
+      resourceGroup: 'rg-restore',
+    });
+
+    expect(answer.type).toBe('application/vnd.microsoft.card.adaptive');
+    expect(JSON.stringify(answer.value)).toContain('Disk restore request: waiting for approval');
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ kind: 'disk_restore', status: 'pending' });
+    expect(written[0]!.target).toEqual({
+      itemId: 'item-web-01',
+      vmName: 'web-01',
+      restorePointId: 'rp-web-1',
+      disks: ['os'],
+      replaceOriginal: false,
+      resourceGroup: 'rg-restore',
+    });
+  });
+
+  it('posts a pending VM restore to a new VM from the VM form', async () => {
+    const form = await say(megan, 'restore vm web-01');
+    expect(
+      inputsOf(form.card)
+        .get('placement')
+        .choices.map((c: any) => c.value),
+    ).toEqual(['new', 'original']);
+
+    const subnetId =
+      '/subscriptions/sub-contoso/resourceGroups/rg-dr/providers/Microsoft.Network/virtualNetworks/vnet-dr/subnets/default';
+    const { written } = await submit(megan, form.card, {
+      restorePointId: 'rp-web-2',
+      placement: 'new',
+      newVmName: 'web-01-dr',
+      resourceGroup: 'rg-dr',
+      region: 'North Europe',
+      subnetId,
+      vmSize: 'Standard_D4s_v5',
+    });
+
+    expect(written[0]).toMatchObject({ kind: 'vm_restore', status: 'pending' });
+    expect(written[0]!.target).toEqual({
+      itemId: 'item-web-01',
+      vmName: 'web-01',
+      restorePointId: 'rp-web-2',
+      replaceOriginal: false,
+      newVmName: 'web-01-dr',
+      resourceGroup: 'rg-dr',
+      region: 'northeurope',
+      subnetId,
+      vmSize: 'Standard_D4s_v5',
+    });
+  });
+
+  it('posts a pending SQL restore of two databases over the originals from the SQL form', async () => {
+    const form = await say(megan, 'restore databases of sql-weu');
+    const inputs = inputsOf(form.card);
+    expect([...inputs.keys()].filter((id) => id.startsWith('point.'))).toEqual([
+      'point.inventory',
+      'point.sales',
+    ]);
+    expect(inputs.get('point.sales').choices.map((c: any) => c.value)).toEqual(['rp-sql-sales']);
+
+    const { written } = await submit(megan, form.card, {
+      'point.sales': 'rp-sql-sales',
+      'point.inventory': 'rp-sql-inventory',
+      placement: 'original',
+    });
+
+    expect(written[0]).toMatchObject({ kind: 'sql_restore', status: 'pending' });
+    expect(written[0]!.target).toEqual({
+      server: 'sql-weu',
+      databases: [
+        {
+          itemId: 'item-sql-sales',
+          database: 'sales',
+          restorePointId: 'rp-sql-sales',
+          newName: 'sales',
+        },
+        {
+          itemId: 'item-sql-inventory',
+          database: 'inventory',
+          restorePointId: 'rp-sql-inventory',
+          newName: 'inventory',
+        },
+      ],
+      replaceOriginal: true,
+    });
+  });
+
+  it('validates again what a form sends: another customer’s restore point is not found, and nothing is written', async () => {
+    const form = await say(megan, 'restore disks of web-01');
+    const { answer, written } = await submit(megan, form.card, {
+      restorePointId: 'rp-nw-0',
+      disks: 'os',
+    });
+
+    expect(answer.type).toBe('application/vnd.microsoft.activity.message');
+    expect(answer.value).toContain('Restore point rp-nw-0 of web-01 does not exist');
+    expect(written).toEqual([]);
+  });
+
+  it("does not offer another customer's VM", async () => {
+    const reply = await say(nora, 'restore vm web-01');
+    expect(reply.text).toContain('There is no VM named "web-01" with a current backup');
+    expect(reply.text).toContain('nw-app-01');
   });
 });

@@ -260,3 +260,79 @@ describe('nobody gets around segregation of duties in the portal or the API', ()
     expect(await statusOf(request.id)).toMatchObject({ status: 'pending' });
   });
 });
+
+describe('a requester asks for a restore in the portal', () => {
+  let subnetId: string;
+
+  beforeAll(async () => {
+    const contoso = await sandbox.database.db
+      .selectFrom('customers')
+      .select('subscription_id')
+      .where('id', '=', 'contoso')
+      .executeTakeFirstOrThrow();
+    subnetId = `/subscriptions/${contoso.subscription_id}/resourceGroups/rg-dr/providers/Microsoft.Network/virtualNetworks/vnet-dr/subnets/default`;
+  });
+
+  it('submits a VM restore from the form, which lands as a pending request with its target', async () => {
+    const alex = await portalAs('Alex Wilber');
+    const list = await (await alex.get('/portal/requests/new')).text();
+    expect(list).toContain('/portal/requests/new?kind=vm_restore&amp;item=web-01');
+    expect(list).not.toContain('nw-sql-01');
+
+    const formPage = '/portal/requests/new?kind=vm_restore&item=web-01';
+    const form = await (await alex.get(formPage)).text();
+    expect(form).toContain('<option value="rp-co"');
+
+    const res = await alex.postForm(
+      '/portal/requests/new',
+      {
+        kind: 'vm_restore',
+        vmName: 'web-01',
+        restorePointId: 'rp-co',
+        placement: 'new',
+        newVmName: 'web-01-dr',
+        resourceGroup: 'rg-dr',
+        subnetId,
+        reason,
+      },
+      formPage,
+    );
+
+    expect(res.status).toBe(303);
+    const id = /\/portal\/requests\/([^/]+)$/.exec(res.headers.get('location') ?? '')?.[1];
+    const row = await sandbox.database.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('id', '=', decodeURIComponent(id ?? ''))
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({
+      kind: 'vm_restore',
+      status: 'pending',
+      requester_name: 'Alex Wilber',
+    });
+    expect(row.target).toEqual({
+      itemId: 'item-co',
+      vmName: 'web-01',
+      restorePointId: 'rp-co',
+      replaceOriginal: false,
+      newVmName: 'web-01-dr',
+      resourceGroup: 'rg-dr',
+      subnetId,
+    });
+    const created = (await auditOf(row.id)).find((e) => e.action === 'request.create');
+    expect(created).toMatchObject({ outcome: 'success', channel: 'portal' });
+  });
+
+  it("shows the form again with the reason when the restore point is another customer's", async () => {
+    const alex = await portalAs('Alex Wilber');
+    const formPage = '/portal/requests/new?kind=vm_restore&item=web-01';
+    const res = await alex.postForm(
+      '/portal/requests/new',
+      { kind: 'vm_restore', vmName: 'web-01', restorePointId: 'rp-nw', subnetId, reason },
+      formPage,
+    );
+
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain('Restore point rp-nw of web-01 does not exist');
+  });
+});

@@ -183,11 +183,25 @@ export interface VmRestoreTarget {
   vmSize?: string;
 }
 
-export interface SqlRestoreTarget {
-  server: string;
+/** One database of a SQL restore: what is restored from which restore point, and under which name. */
+export interface SqlRestoreDatabase {
+  itemId: string;
+  /** The database's name on its server, without the server. */
   database: string;
   restorePointId: string;
+  /** The restored database's name; the original's own name when it replaces the original. */
+  newName: string;
+}
+
+export interface SqlRestoreTarget {
+  /** The logical server every database of the request was backed up from. */
+  server: string;
+  databases: SqlRestoreDatabase[];
+  /** Replace each original database once its import succeeded (the original kept under another name). */
   replaceOriginal: boolean;
+  /** Another logical server of the customer to import into; the original server when absent. */
+  targetServer?: string;
+  targetServerId?: string;
 }
 
 /** The provider's staff reading a customer's backup. */

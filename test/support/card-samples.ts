@@ -17,6 +17,8 @@ import {
   restorePointsCard,
   type Card,
 } from '../../bot/cards.ts';
+import { renderRestoreForm } from '../../bot/restore-forms.ts';
+import type { RestoreChoices } from '../../approvals/index.ts';
 import type {
   Customer,
   Decision,
@@ -75,6 +77,35 @@ const restorePoint = (id: string, takenAt: string, policy: string | null): Resto
 
 const newest = restorePoint('rp-2026-12-02', '2026-12-02T02:00:00Z', 'daily-30');
 const older = restorePoint('rp-2026-12-01', '2026-12-01T02:00:00Z', null);
+
+/** What the restore forms offer Contoso: web-01 with two restore points, two databases of one server. */
+const choices: RestoreChoices = {
+  vms: [
+    {
+      itemId: web01.id,
+      name: 'web-01',
+      points: [
+        { id: newest.id, label: '2026-12-02 02:00 UTC (rp-2026-12-02)' },
+        { id: older.id, label: '2026-12-01 02:00 UTC (rp-2026-12-01)' },
+      ],
+      disks: [
+        { role: 'os', label: 'web-01_OsDisk_1 (OS disk)' },
+        { role: '0', label: 'web-01_data_0 (data disk, LUN 0)' },
+      ],
+    },
+  ],
+  sqlServers: [
+    {
+      name: 'sql-contoso-weu',
+      databases: ['sales', 'inventory'].map((name) => ({
+        itemId: `item-sql-${name}`,
+        name,
+        points: [{ id: `rp-sql-${name}`, label: `2026-12-02 03:00 UTC (rp-sql-${name})` }],
+      })),
+    },
+    { name: 'sql-contoso-neu', databases: [] },
+  ],
+};
 
 const request = (
   status: RequestRow['status'],
@@ -200,6 +231,18 @@ export const cardSamples: Record<string, CardSample> = {
         path: '/etc/nginx/nginx.conf',
         askedFor: 'restore file /etc/nginx/nginx.conf from web-01',
       }),
+    buttons: ['Send for approval'],
+  },
+  'disk-restore-form': {
+    render: () => renderRestoreForm('disk_restore', choices, 'web-01', 'Contoso'),
+    buttons: ['Send for approval'],
+  },
+  'vm-restore-form': {
+    render: () => renderRestoreForm('vm_restore', choices, 'web-01', 'Contoso'),
+    buttons: ['Send for approval'],
+  },
+  'sql-restore-form': {
+    render: () => renderRestoreForm('sql_restore', choices, 'sql-contoso-weu', 'Contoso'),
     buttons: ['Send for approval'],
   },
   help: {
