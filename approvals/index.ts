@@ -39,7 +39,7 @@ export {
   REQUEST_KINDS,
 } from './approval-rules.ts';
 export type { ApprovalRule, RuleInput, RuleOutcome } from './approval-rules.ts';
-export { describeTarget, EXECUTABLE_KINDS, KIND_LABELS } from './request-kinds.ts';
+export { describeTarget, EXECUTABLE_KINDS, KIND_LABELS, resolveTarget } from './request-kinds.ts';
 export { formTarget } from './restore-forms.ts';
 export type { RestoreChoices, SqlServerChoice, VmChoice } from './restore-forms.ts';
 export { loadRoleMapping, parseRoleMapping, rolesFromClaims } from './roles.ts';

@@ -6,7 +6,9 @@
  * which createRequest validates again, whatever the card offered.
  */
 import { TurnContext } from 'botbuilder';
-import { formTarget, type Actor, type RestoreChoices } from '../approvals/index.ts';
+import { formTarget, resolveTarget, type Actor, type RestoreChoices } from '../approvals/index.ts';
+import { canonicalJson } from '../core/canonical-json.ts';
+import type { RequestRow } from '../core/db/schema.ts';
 import { clip, QUOTE_LENGTH } from '../core/clip.ts';
 import { badInput, notFound } from '../core/errors.ts';
 import { postApprovalCard } from './approvers.ts';
@@ -72,10 +74,18 @@ export async function submitRestoreForm(
     throw badInput(
       `This form asks for a "${clip(kind, QUOTE_LENGTH)}" restore, which I do not know. Type help to start again.`,
     );
+  const target = formTarget(kind, data);
+  const reason = typeof data.reason === 'string' ? data.reason : '';
+  const twin = await recentTwin(deps, actor, kind, target, reason);
+  if (twin)
+    return requestStatusCard(
+      twin,
+      'You sent this request a moment ago; it waits for the approvers. Nothing new was written.',
+    );
   const request = await deps.approvals.createRequest(actor, {
     kind,
-    target: formTarget(kind, data),
-    reason: typeof data.reason === 'string' ? data.reason : '',
+    target,
+    reason,
     ticket: typeof data.ticket === 'string' && data.ticket.trim() !== '' ? data.ticket : undefined,
   });
 
@@ -90,6 +100,43 @@ export async function submitRestoreForm(
     : "Saved. The provider's approvers will see it in the portal; I will write to you here when it is decided.";
   return requestStatusCard(request, note);
 }
+
+/**
+ * The same person's pending request of the same kind, target and reason from
+ * the last few minutes: the second click of a double click (Teams sends each
+ * click as its own activity, so the repeated-delivery guard does not see it).
+ */
+async function recentTwin(
+  deps: BotDeps,
+  actor: Actor,
+  kind: 'disk_restore' | 'vm_restore' | 'sql_restore',
+  input: unknown,
+  reason: string,
+): Promise<RequestRow | undefined> {
+  const customer = await deps.db
+    .selectFrom('customers')
+    .selectAll()
+    .where('tenant_id', '=', actor.tenantId)
+    .executeTakeFirst();
+  if (!customer || reason.trim() === '') return undefined;
+  // Input that does not resolve gets its refusal from createRequest, which audits it.
+  const resolved = await resolveTarget(deps.db, customer, kind, input).catch(() => undefined);
+  if (!resolved) return undefined;
+  const pending = await deps.approvals
+    .listRequests(actor, { status: 'pending', limit: 50 })
+    .catch(() => []);
+  return pending.find(
+    (r) =>
+      r.kind === kind &&
+      r.requester_object_id === actor.objectId &&
+      r.reason === reason.trim() &&
+      canonicalJson(r.target) === canonicalJson(resolved) &&
+      Date.now() - new Date(r.created_at as unknown as string).getTime() < TWIN_WINDOW_MS,
+  );
+}
+
+/** How long a repeated submission counts as the same click. */
+const TWIN_WINDOW_MS = 10 * 60_000;
 
 async function customerNameOf(deps: BotDeps, actor: Actor): Promise<string> {
   const customer = await deps.db

@@ -915,6 +915,26 @@ describe('a requester asks for disk, VM and SQL restores through forms', () => {
     });
   });
 
+  it('writes one request when the same form is sent twice (a double click)', async () => {
+    const form = await say(megan, 'restore vm web-01');
+    const inputs = {
+      restorePointId: 'rp-web-1',
+      placement: 'new',
+      newVmName: 'web-01-twice',
+      resourceGroup: 'rg-dr',
+      region: 'northeurope',
+      subnetId:
+        '/subscriptions/sub-contoso/resourceGroups/rg-dr/providers/Microsoft.Network/virtualNetworks/vnet-dr/subnets/default',
+    };
+    const first = await submit(megan, form.card, inputs);
+    const second = await submit(megan, form.card, inputs);
+
+    expect(first.written).toHaveLength(1);
+    expect(second.written).toHaveLength(0);
+    expect(JSON.stringify(second.answer)).toContain('You sent this request a moment ago');
+    expect(JSON.stringify(second.answer)).toContain(first.written[0]!.id);
+  });
+
   it('posts a pending SQL restore of two databases over the originals from the SQL form', async () => {
     const form = await say(megan, 'restore databases of sql-weu');
     const inputs = inputsOf(form.card);
