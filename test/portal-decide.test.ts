@@ -336,3 +336,56 @@ describe('a requester asks for a restore in the portal', () => {
     expect(await res.text()).toContain('Restore point rp-nw of web-01 does not exist');
   });
 });
+
+describe('a requester asks for a restore through the API', () => {
+  async function apiRequest(name: string, body: unknown): Promise<Response> {
+    return fetch(`${sandbox.portalUrl}/api/v1/requests`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await sandbox.accessToken(name)}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+    });
+  }
+
+  it('writes a pending file restore and a pending disk restore, audited on the API channel', async () => {
+    const file = await apiRequest('Alex Wilber', {
+      kind: 'file_restore',
+      target: { vmName: 'web-01', path: '/etc/hosts', restorePointId: 'rp-co' },
+      reason,
+      ticket: 'INC-77',
+    });
+    expect(file.status).toBe(201);
+    const { request } = await file.json();
+    expect(request).toMatchObject({ kind: 'file_restore', status: 'pending', ticket: 'INC-77' });
+    expect(request.target).toMatchObject({ vmName: 'web-01', path: '/etc/hosts' });
+    const created = (await auditOf(request.id)).find((e) => e.action === 'request.create');
+    expect(created).toMatchObject({ outcome: 'success', channel: 'api' });
+
+    const disk = await apiRequest('Alex Wilber', {
+      kind: 'disk_restore',
+      target: { vmName: 'web-01', restorePointId: 'rp-co', disk: 'os' },
+      reason,
+    });
+    expect(disk.status).toBe(201);
+    expect((await disk.json()).request).toMatchObject({ kind: 'disk_restore', status: 'pending' });
+  });
+
+  it("names what is wrong in a bad body, and answers 404 for another customer's restore point", async () => {
+    const bad = await apiRequest('Alex Wilber', {
+      kind: 'file_restore',
+      target: { vmName: 'web-01' },
+      reason,
+    });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).message).toMatch(/^The file restore is incomplete at target\.path/);
+
+    const other = await apiRequest('Alex Wilber', {
+      kind: 'disk_restore',
+      target: { vmName: 'web-01', restorePointId: 'rp-nw', disk: 'os' },
+      reason,
+    });
+    expect(other.status).toBe(404);
+  });
+});

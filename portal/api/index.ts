@@ -11,6 +11,7 @@
  * `unauthenticated`. The description is served at /api/v1/openapi.json.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
 import type { RoleMapping } from '../../approvals/index.ts';
 import type { Db } from '../../core/db/database.ts';
 import { isRequestStatus, REQUEST_STATUSES, type JobStatus } from '../../core/db/schema.ts';
@@ -20,6 +21,7 @@ import {
   httpStatusOf,
   notFound,
   publicMessageOf,
+  unavailable,
   type ErrorKind,
 } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
@@ -135,6 +137,30 @@ export function createApi(options: ApiOptions): express.Router {
     res.json({ requests: rows.map((r) => visibleRow(r, viewer)) });
   });
 
+  router.post('/requests', express.json({ limit: '64kb' }), async (req, res) => {
+    const viewer = viewerOf(res);
+    if (!options.decisions)
+      throw unavailable(
+        'This installation takes requests in Teams only; the API was started without the approval workflow.',
+      );
+    const input = requestInput(req.body);
+    const actor = {
+      objectId: viewer.objectId,
+      tenantId: viewer.tenantId,
+      name: viewer.name,
+      channel: 'api' as const,
+    };
+    const request =
+      input.kind === 'file_restore'
+        ? await options.decisions.approvals.requestFileRestore(actor, {
+            ...fileRestoreTarget(input.target),
+            reason: input.reason,
+            ticket: input.ticket,
+          })
+        : await options.decisions.approvals.createRequest(actor, input);
+    res.status(201).json({ request: visibleRow(request, viewer) });
+  });
+
   router.get('/requests/:id', async (req, res) => {
     const viewer = viewerOf(res);
     const { request, decisions } = await getRequestWithDecisions(
@@ -188,6 +214,50 @@ export function createApi(options: ApiOptions): express.Router {
   });
   router.use(errorResponse(log));
   return router;
+}
+
+const requestBody = z.strictObject({
+  kind: z.string().min(1).max(40),
+  target: z.record(z.string(), z.unknown()),
+  reason: z.string().max(4000),
+  ticket: z.string().max(100).optional(),
+});
+
+/** A request as the API takes it; bad_input names the wrong field. */
+function requestInput(body: unknown): z.infer<typeof requestBody> {
+  const parsed = requestBody.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw badInput(
+      `The request body is wrong at ${issue.path.join('.') || 'its top level'}: ${issue.message}. Send {"kind", "target", "reason", "ticket"?} as JSON.`,
+    );
+  }
+  return parsed.data;
+}
+
+const fileTarget = z.strictObject({
+  vmName: z.string().min(1).max(200),
+  path: z.string().min(1).max(4096),
+  restorePointId: z.string().min(1).max(100).optional(),
+  at: z.iso.datetime({ offset: true }).optional(),
+});
+
+/** A file restore's target: the VM, the path, and the restore point (by id, or the newest at or before `at`). */
+function fileRestoreTarget(target: unknown): {
+  vmName: string;
+  path: string;
+  restorePointId?: string;
+  at?: Date;
+} {
+  const parsed = fileTarget.safeParse(target);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw badInput(
+      `The file restore is incomplete at target.${issue.path.join('.')}: ${issue.message}. Give vmName, path and optionally restorePointId or at.`,
+    );
+  }
+  const { at, ...rest } = parsed.data;
+  return { ...rest, ...(at ? { at: new Date(at) } : {}) };
 }
 
 /** Sets res.locals.viewer from the bearer token, or answers 401. */

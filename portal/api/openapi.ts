@@ -4,6 +4,7 @@
  * since the rows are the database's own.
  */
 
+import { REQUEST_KINDS } from '../../approvals/index.ts';
 import { REQUEST_STATUSES } from '../../core/db/schema.ts';
 import { JOB_STATUSES } from '../../engine/job-catalog.ts';
 
@@ -233,6 +234,7 @@ export const openApiDocument = {
         properties: {
           id: { type: 'string' },
           customer_id: { type: 'string' },
+          kind: { type: 'string', enum: [...REQUEST_KINDS] },
           status: {
             type: 'string',
             enum: REQUEST_STATUSES,
@@ -463,6 +465,42 @@ export const openApiDocument = {
               requests: { type: 'array', items: { $ref: '#/components/schemas/Request' } },
             },
           }),
+          ...errors,
+        },
+      },
+      post: {
+        summary:
+          "A customer's staff write a restore request; it waits for the provider's approvers under the approval rules",
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['kind', 'target', 'reason'],
+                properties: {
+                  kind: { $ref: '#/components/schemas/Request/properties/kind' },
+                  target: {
+                    type: 'object',
+                    description:
+                      'file_restore: {vmName, path, restorePointId?, at?}; disk_restore, vm_restore, sql_restore, exit_export and the others: the fields the portal and bot forms send (see the README).',
+                  },
+                  reason: { type: 'string', description: 'Why, in writing; approvers read it.' },
+                  ticket: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '201': json(
+            {
+              type: 'object',
+              required: ['request'],
+              properties: { request: { $ref: '#/components/schemas/Request' } },
+            },
+            'The request, pending',
+          ),
           ...errors,
         },
       },
