@@ -1,5 +1,5 @@
 /**
- * The portal's simple forms for disk, VM and SQL restore requests. The page
+ * The portal's simple forms for file, disk, VM and SQL restore requests. The page
  * lists the customer's VMs and SQL servers that have current backups; each
  * opens its form, whose choices are that item's own restore points
  * (approvals/restore-forms.ts). A submitted form goes to createRequest, which
@@ -13,7 +13,7 @@ import { sendPage, viewerOf, type PortalContext } from './context.ts';
 import { checkFormToken } from './session.ts';
 import type { Viewer } from './viewer.ts';
 
-const FORM_KINDS = ['disk_restore', 'vm_restore', 'sql_restore'] as const;
+const FORM_KINDS = ['file_restore', 'disk_restore', 'vm_restore', 'sql_restore'] as const;
 type FormKind = (typeof FORM_KINDS)[number];
 
 function formKind(value: unknown): FormKind | undefined {
@@ -71,16 +71,31 @@ export function requestFormRoutes(ctx: PortalContext): express.Router {
     try {
       const kind = formKind(fields.kind);
       if (!kind)
-        throw badInput('Choose the kind of restore: disk_restore, vm_restore or sql_restore.');
-      const request = await ctx.decisions!.approvals.createRequest(actorOf(viewerOf(res)), {
-        kind,
-        target: formTarget(kind, fields),
-        reason: typeof fields.reason === 'string' ? fields.reason : '',
-        ticket:
-          typeof fields.ticket === 'string' && fields.ticket.trim() !== ''
-            ? fields.ticket
-            : undefined,
-      });
+        throw badInput(
+          'Choose the kind of restore: file_restore, disk_restore, vm_restore or sql_restore.',
+        );
+      const reason = typeof fields.reason === 'string' ? fields.reason : '';
+      const ticket =
+        typeof fields.ticket === 'string' && fields.ticket.trim() !== ''
+          ? fields.ticket
+          : undefined;
+      const actor = actorOf(viewerOf(res));
+      const request =
+        kind === 'file_restore'
+          ? await ctx.decisions!.approvals.requestFileRestore(actor, {
+              vmName: String(fields.vmName ?? ''),
+              path: String(fields.path ?? ''),
+              restorePointId:
+                typeof fields.restorePointId === 'string' ? fields.restorePointId : undefined,
+              reason,
+              ticket,
+            })
+          : await ctx.decisions!.approvals.createRequest(actor, {
+              kind,
+              target: formTarget(kind, fields),
+              reason,
+              ticket,
+            });
       res.redirect(303, `${req.baseUrl}/requests/${encodeURIComponent(request.id)}`);
     } catch (error) {
       if (!(error instanceof AcbaError) || !ctx.decisions) throw error;

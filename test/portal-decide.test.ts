@@ -323,6 +323,40 @@ describe('a requester asks for a restore in the portal', () => {
     expect(created).toMatchObject({ outcome: 'success', channel: 'portal' });
   });
 
+  it('submits a file restore from the form, which lands as a pending request for that file', async () => {
+    const alex = await portalAs('Alex Wilber');
+    const formPage = '/portal/requests/new?kind=file_restore&item=web-01';
+    const form = await (await alex.get(formPage)).text();
+    expect(form).toContain('Restore a file of web-01');
+    expect(form).toContain('name="path"');
+
+    const res = await alex.postForm(
+      '/portal/requests/new',
+      {
+        kind: 'file_restore',
+        vmName: 'web-01',
+        restorePointId: 'rp-co',
+        path: '/var/www/html/index.html',
+        reason,
+      },
+      formPage,
+    );
+
+    expect(res.status).toBe(303);
+    const id = /\/portal\/requests\/([^/]+)$/.exec(res.headers.get('location') ?? '')?.[1];
+    const row = await sandbox.database.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('id', '=', decodeURIComponent(id ?? ''))
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ kind: 'file_restore', status: 'pending' });
+    expect(row.target).toMatchObject({
+      vmName: 'web-01',
+      path: '/var/www/html/index.html',
+      restorePointId: 'rp-co',
+    });
+  });
+
   it("shows the form again with the reason when the restore point is another customer's", async () => {
     const alex = await portalAs('Alex Wilber');
     const formPage = '/portal/requests/new?kind=vm_restore&item=web-01';
