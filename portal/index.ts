@@ -130,8 +130,13 @@ function errorPage(ctx: PortalContext) {
     const status = httpStatusOf(error);
     const message = publicMessageOf(error);
     // The path only: a query may carry a sign-in code or state, which must not reach a log.
-    if (status >= 500) ctx.log.error({ err: error, path: req.path }, 'portal_request_failed');
-    else ctx.log.info({ status, path: req.path, reason: message }, 'portal_request_refused');
+    if (status >= 500)
+      ctx.log.error({ err: error, path: req.baseUrl + req.path }, 'portal_request_failed');
+    else
+      ctx.log.info(
+        { status, path: req.baseUrl + req.path, reason: message },
+        'portal_request_refused',
+      );
 
     if (wantsJson(req)) {
       res.status(status).json({ error: status, message });
