@@ -65,9 +65,25 @@ export async function fillManifest(env: NodeJS.ProcessEnv): Promise<Record<strin
     ACBA_PUBLIC_URL: publicUrl,
     ACBA_PUBLIC_HOST: new URL(publicUrl).host,
     PROVIDER_NAME: settings.ACBA_PROVIDER_NAME,
+    SSO_CLIENT_ID: ssoClientId(env, settings.MICROSOFT_APP_ID),
   };
   const template = JSON.parse(await fs.readFile(templatePath, 'utf8')) as unknown;
   return fill(template, values) as Record<string, unknown>;
+}
+
+/**
+ * The app registration Teams asks for the tab's single sign-on token: the
+ * portal's (ACBA_OIDC_CLIENT_ID), whose id the portal checks as the token's
+ * audience; the bot's own when the two share one registration.
+ */
+function ssoClientId(env: NodeJS.ProcessEnv, botAppId: string): string {
+  const portal = env.ACBA_OIDC_CLIENT_ID?.trim();
+  if (!portal) return botAppId.toLowerCase();
+  if (!guid.test(portal))
+    throw badInput(
+      `ACBA_OIDC_CLIENT_ID must be the portal's app registration id (a GUID) for the Teams tab's single sign-on; got "${portal.slice(0, 40)}".`,
+    );
+  return portal.toLowerCase();
 }
 
 function fill(node: unknown, values: Record<string, string>): unknown {

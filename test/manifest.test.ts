@@ -75,6 +75,24 @@ describe('Teams app package', () => {
     );
   });
 
+  it("asks Teams for the tab's sign-on token of the portal's app registration, whose id the portal checks", async () => {
+    const shared = await fillManifest(env);
+    expect(shared.webApplicationInfo).toEqual({
+      id: env.MICROSOFT_APP_ID,
+      resource: `api://backup.fabrikam.example/${env.MICROSOFT_APP_ID}`,
+    });
+
+    const portalId = '9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f';
+    const separate = await fillManifest({ ...env, ACBA_OIDC_CLIENT_ID: portalId });
+    expect(separate.webApplicationInfo).toEqual({
+      id: portalId,
+      resource: `api://backup.fabrikam.example/${portalId}`,
+    });
+    await expect(fillManifest({ ...env, ACBA_OIDC_CLIENT_ID: 'portal' })).rejects.toThrow(
+      'ACBA_OIDC_CLIENT_ID must be',
+    );
+  });
+
   it('has a schema check that fails for a broken manifest', async () => {
     const manifest = await fillManifest(env);
     const validate = await validator();
