@@ -65,8 +65,8 @@ const copyId = (item: ProtectedItem, name: string) =>
 
 describe('databases as protected instances', () => {
   it('an inventory sync adds databases by name only while the licence has room, and says which it skipped', async () => {
-    // Contoso's two VMs are protected already: four instances leave room for two databases.
-    await setLicence(world.database.db, 'contoso', { instances: 4 });
+    // Contoso's three VMs are protected already: five instances leave room for two databases.
+    await setLicence(world.database.db, 'contoso', { instances: 5 });
 
     const synced = await engine.syncSqlInventory(world.customer);
 
@@ -81,7 +81,7 @@ describe('databases as protected instances', () => {
         resource: 'sql/contoso/sql-contoso-weu/sales',
         outcome: 'refused',
         details: expect.objectContaining({
-          reason: 'the licence covers 4 protected instance(s)',
+          reason: 'the licence covers 5 protected instance(s)',
         }),
       },
     ]);
@@ -91,18 +91,18 @@ describe('databases as protected instances', () => {
       databases[item.name.split('/')[1]!] = item;
     expect(Object.keys(databases).sort()).toEqual(['hr', 'inventory', 'sales']);
     const [today] = await listUsage(world.database.db, { customerId: 'contoso', days: 1 });
-    expect(today!.protectedInstances).toBe(5);
+    expect(today!.protectedInstances).toBe(6);
   });
 
   it('refuses to back up a database beyond the licensed instances, recorded on its session, before anything is copied', async () => {
-    await setLicence(world.database.db, 'contoso', { instances: 4 });
+    await setLicence(world.database.db, 'contoso', { instances: 5 });
     const exportsBefore = world.sandbox.sql.exports().length;
 
     const refusal = engine.backup(databases.sales!.id, 'operator');
 
     await expect(refusal).rejects.toMatchObject({ kind: 'limit_reached' });
     await expect(refusal).rejects.toThrow(
-      'sql-contoso-weu/sales is beyond the 4 protected instance(s) licensed for customer Contoso, so it is not backed up; raise the licence with acba licence set contoso --instances N.',
+      'sql-contoso-weu/sales is beyond the 5 protected instance(s) licensed for customer Contoso, so it is not backed up; raise the licence with acba licence set contoso --instances N.',
     );
     const { session, tasks } = await latestSession(databases.sales!.id);
     expect(session).toMatchObject({ status: 'failed', error_kind: 'limit_reached' });
