@@ -103,13 +103,20 @@ describe('a file recovery session', () => {
   }, 120_000);
 });
 
-/** Pids of guestfish servers (`guestfish --listen`) running now. */
+/**
+ * Pids of guestfish servers (`guestfish --listen`) running now that this test
+ * file started: they inherit its vitest worker id, which tells them apart
+ * from the appliances other test files start at the same time.
+ */
 function guestfishServers(): number[] {
+  const ours = `VITEST_WORKER_ID=${process.env.VITEST_WORKER_ID ?? ''}`;
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes('--listen');
+        if (!readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes('--listen'))
+          return false;
+        return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(ours);
       } catch {
         return false;
       }
