@@ -20,6 +20,7 @@ import type { FileRestoreJob, JobQueue } from '../engine/queue.ts';
 import { addVm } from '../sandbox/added-vms.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { seedPeople } from './support/contoso.ts';
+import { insertSeededCustomer, sandboxActor } from './support/sandbox-engine.ts';
 import { openTestDatabase, tempDir, type TestDatabase } from './support/database.ts';
 
 const MIB = 1024 * 1024;
@@ -76,28 +77,10 @@ beforeAll(async () => {
 
   database = await openTestDatabase();
   const seeded = sandbox.seed.customers[0]!;
-  customer = await database.db
-    .insertInto('customers')
-    .values({
-      id: seeded.id,
-      name: seeded.name,
-      tenant_id: seeded.tenantId,
-      subscription_id: seeded.subscriptionId,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  customer = await insertSeededCustomer(database.db, sandbox);
   await seedPeople(database.db, sandbox.seed.users);
-  const person = (role: string): Actor => {
-    const user = sandbox.seed.users.find((u) => u.role === role)!;
-    return {
-      objectId: user.objectId,
-      tenantId: user.tenantId,
-      name: user.displayName,
-      channel: 'bot',
-    };
-  };
-  requester = person('requester');
-  approver = person('approver');
+  requester = sandboxActor(sandbox, 'requester');
+  approver = sandboxActor(sandbox, 'approver');
 
   const credential = new ClientSecretCredential(
     sandbox.servicePrincipal.tenantId,

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ClientSecretCredential } from '@azure/identity';
+import type { Actor } from '../../approvals/index.ts';
 import type { Db } from '../../core/db/database.ts';
 import type { Customer, ProtectedItem } from '../../core/db/schema.ts';
 import { silentLogger } from '../../core/log.ts';
@@ -43,17 +44,7 @@ export async function startSandboxEngine(): Promise<SandboxEngineWorld> {
     imageCacheDir: 'test/.cache/images',
   });
   const database = await openTestDatabase();
-  const seeded = sandbox.seed.customers[0]!;
-  const customer = await database.db
-    .insertInto('customers')
-    .values({
-      id: seeded.id,
-      name: seeded.name,
-      tenant_id: seeded.tenantId,
-      subscription_id: seeded.subscriptionId,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const customer = await insertSeededCustomer(database.db, sandbox);
 
   const kek = randomBytes(32);
   const signer = new LinkSigner(randomBytes(32));
@@ -114,5 +105,31 @@ export async function startSandboxEngine(): Promise<SandboxEngineWorld> {
       await sandbox.close();
       await fs.rm(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** The sandbox's first seeded customer (Contoso), as a row of the test database. */
+export async function insertSeededCustomer(db: Db, sandbox: Sandbox): Promise<Customer> {
+  const seeded = sandbox.seed.customers[0]!;
+  return db
+    .insertInto('customers')
+    .values({
+      id: seeded.id,
+      name: seeded.name,
+      tenant_id: seeded.tenantId,
+      subscription_id: seeded.subscriptionId,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** The first seeded sandbox user with `role`, as the approval workflow names an actor in the bot. */
+export function sandboxActor(sandbox: Sandbox, role: string): Actor {
+  const user = sandbox.seed.users.find((u) => u.role === role)!;
+  return {
+    objectId: user.objectId,
+    tenantId: user.tenantId,
+    name: user.displayName,
+    channel: 'bot',
   };
 }
